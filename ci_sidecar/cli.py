@@ -1,0 +1,128 @@
+"""The ``ci-sidecar`` command: ``serve``, ``call`` and the other subcommands.
+
+Every subcommand is a small function taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ci_sidecar import __version__
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("ci_sidecar.cli")
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the daemon on stdio or a Unix socket")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--stdio", action="store_true", help="serve one session on stdin/stdout (spawned by a runner)")
+    where.add_argument("--socket", metavar="PATH", nargs="?", const="", default=None,
+                       help="serve on a Unix socket (default: $CI_SIDECAR_SOCKET, else the user runtime dir)")
+    p.add_argument("--system", action="store_true",
+                   help="system-wide mode: site dirs, /etc/ci-sidecar/ci-sidecar.toml, /run/ci-sidecar socket")
+    p.add_argument("--state-dir", metavar="DIR", help="durable state (default: $CI_SIDECAR_STATE_DIR, "
+                   "$STATE_DIRECTORY, else the platform state dir)")
+    p.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
+                   help="exit after this long with no session (socket) or no message (stdio); 0 = never")
+    p.add_argument("--max-body-bytes", type=int, default=None, help="largest message body (default 16 MiB)")
+    p.add_argument("--max-header-bytes", type=int, default=None, help="largest header block (default 8 KiB)")
+    p.add_argument("--debug-methods", action="store_true", help="also serve sidecar/debug/* (for tests)")
+    p.add_argument("--log-level", default=os.environ.get("CI_SIDECAR_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-file", default=os.environ.get("CI_SIDECAR_LOG_FILE"))
+    p.set_defaults(func=_cmd_serve)
+
+
+def _add_call(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("call", help="send one request to a running daemon and print the result as JSON")
+    p.add_argument("method")
+    p.add_argument("params", nargs="?", default=None, help="JSON params, or - to read them from stdin")
+    p.add_argument("--socket", metavar="PATH", default=None, help="daemon socket (default: $CI_SIDECAR_SOCKET)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
+    p.set_defaults(func=_cmd_call)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ci-sidecar",
+        description="A JSON-RPC daemon that does CI work (test runs, results, comments, artifacts) for test runners.",
+    )
+    parser.add_argument("--version", action="version", version=f"ci-sidecar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(sub)
+    _add_call(sub)
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ci_sidecar.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_file)
+    from ci_sidecar import daemon_main
+
+    return daemon_main.run(args)
+
+
+# --- call --------------------------------------------------------------------------------------
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
+
+    params: Any = None
+    raw = sys.stdin.read() if args.params == "-" else args.params
+    if raw is not None and raw.strip():
+        try:
+            params = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            print(f"ci-sidecar call: params are not valid JSON: {exc}", file=sys.stderr)
+            return 2
+    try:
+        client = Client.connect(args.socket, timeout=args.timeout)
+    except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
+        print(f"ci-sidecar call: {exc}", file=sys.stderr)
+        return 1
+    try:
+        result = client.request(args.method, params, timeout=args.timeout)
+    except RpcError as exc:
+        err: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.data is not None:
+            err["data"] = exc.data
+        print(json.dumps({"error": err}), file=sys.stderr)
+        return 1
+    except (ConnectionLost, TimeoutError) as exc:
+        print(f"ci-sidecar call: {exc or 'timed out'}", file=sys.stderr)
+        return 1
+    finally:
+        client.close(timeout=args.timeout)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+_EXTRA_COMMANDS: list[Any] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ci-sidecar`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,115 @@
+"""Wires the layers together for ``ci-sidecar serve``: options → services → transport → trio.run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+import trio
+
+from ci_sidecar import paths
+from ci_sidecar.rpc.server import Daemon, DaemonOptions
+
+__all__ = ["run", "build_daemon"]
+
+log = logging.getLogger("ci_sidecar.daemon")
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    try:
+        return float(value) if value else None
+    except ValueError:
+        raise SystemExit(f"ci-sidecar: {name}={value!r} is not a number") from None
+
+
+def options_from_args(args: argparse.Namespace) -> DaemonOptions:
+    opts = DaemonOptions(debug_methods=args.debug_methods, system_mode=args.system, config_path=args.config)
+    idle = args.idle_timeout if args.idle_timeout is not None else _env_float("CI_SIDECAR_IDLE_TIMEOUT")
+    opts.idle_timeout_s = idle or 0.0
+    if args.max_body_bytes:
+        opts.max_body_bytes = args.max_body_bytes
+    if args.max_header_bytes:
+        opts.max_header_bytes = args.max_header_bytes
+    opts.state_dir = paths.state_dir(args.state_dir, system=args.system)
+    return opts
+
+
+def build_daemon(opts: DaemonOptions) -> Daemon:
+    """The daemon with every service layer this build has."""
+    services: list[Any] = []
+    try:
+        from ci_sidecar.service.app import build_services
+    except ImportError:  # pragma: no cover - only while the service layer is absent
+        build_services = None
+    if build_services is not None:
+        services = build_services(opts)
+    return Daemon(opts, services)
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = options_from_args(args)
+    if args.stdio:
+        return _run_stdio(opts)
+    return _run_socket(opts, args.socket or None)
+
+
+def _run_stdio(opts: DaemonOptions) -> int:
+    from ci_sidecar.transport.stdio import StdioUnavailable, open_stdio_stream
+
+    try:
+        stream = open_stdio_stream()
+    except StdioUnavailable as exc:
+        print(f"ci-sidecar: {exc}", file=sys.stderr)
+        return 2
+    daemon = build_daemon(opts)
+    log.info("serving on stdio (pid %d, state %s)", os.getpid(), opts.state_dir)
+    return trio.run(daemon.serve_stdio, stream)
+
+
+def _run_socket(opts: DaemonOptions, socket_path: str | None) -> int:
+    from ci_sidecar.transport import systemd
+    from ci_sidecar.transport.unix import AlreadyRunning, SocketPathError, bind_unix_listener, listener_from_fd_socket
+
+    activated = systemd.listen_fds()
+    notifier = systemd.Notifier.from_env()
+    daemon = build_daemon(opts)
+
+    async def main() -> int:
+        server_socket = None
+        if activated:
+            # systemd owns the socket: its mode and group decide who may connect
+            listeners = [listener_from_fd_socket(s) for s in activated]
+            daemon.options.check_peer_uid = False
+            where = f"{len(listeners)} socket(s) from systemd"
+        else:
+            path = socket_path or paths.default_socket_path(system=opts.system_mode)
+            try:
+                server_socket = await bind_unix_listener(path)
+            except (AlreadyRunning, SocketPathError) as exc:
+                print(f"ci-sidecar: {exc}", file=sys.stderr)
+                return 2
+            listeners = [server_socket.listener]
+            where = server_socket.path
+
+        def ready() -> None:
+            log.info("serving on %s (pid %d, state %s)", where, os.getpid(), opts.state_dir)
+            notifier.ready(f"serving on {where}")
+
+        try:
+            async with trio.open_nursery() as nursery:
+                interval = systemd.watchdog_interval()
+                if interval:
+                    nursery.start_soon(systemd.run_watchdog, notifier, interval)
+                code = await daemon.serve_listeners(listeners, on_ready=ready)
+                notifier.stopping()
+                nursery.cancel_scope.cancel()
+            return code
+        finally:
+            if server_socket is not None:
+                server_socket.close()
+
+    return trio.run(main)

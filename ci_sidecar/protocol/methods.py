@@ -1,0 +1,185 @@
+"""The method table: every method's name, kind, params Struct and result type, defined once.
+
+This table is the only place the protocol's methods are declared. The rpc layer validates params and
+encodes results from it, ``rpc.discover`` emits OpenRPC from it, and client typings are generated
+from that document. Handlers are bound to these names elsewhere (the rpc layer knows no provider).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from .records import Capabilities, CIContext, DeliverySummary, Wire
+
+__all__ = [
+    "MethodSpec",
+    "METHODS",
+    "register",
+    "NoParams",
+    "ClientInfo",
+    "InitializeParams",
+    "ServerInfo",
+    "InitializeResult",
+    "CancelParams",
+    "ProgressValue",
+    "ProgressParams",
+    "LogMessageParams",
+    "StatusResult",
+    "SleepParams",
+    "SleepResult",
+    "RaiseParams",
+]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One protocol method."""
+
+    name: str
+    params: type
+    result: Any  # a type, or None for notifications
+    summary: str
+    notification: bool = False
+    debug_only: bool = False
+    #: True when the params carry ``test_run_id`` and requests must apply in arrival order per run
+    run_scoped: bool = False
+    errors: tuple[int, ...] = field(default=())
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method to the table (each name once)."""
+    if spec.name in METHODS:
+        raise ValueError(f"method {spec.name} declared twice")
+    METHODS[spec.name] = spec
+    return spec
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+
+
+class NoParams(Wire):
+    """Methods that take no params accept an absent, empty or any object (unknown fields are ignored)."""
+
+
+class ClientInfo(Wire):
+    name: str
+    version: str | None = None
+
+
+class InitializeParams(Wire):
+    """``initialize``: who the client is and the environment it runs in (kept in memory only)."""
+
+    protocolVersion: int = 1
+    clientInfo: ClientInfo | None = None
+    processId: int | None = None
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+    config: dict[str, Any] | None = None
+
+
+class ServerInfo(Wire):
+    name: str
+    version: str
+
+
+class InitializeResult(Wire):
+    serverInfo: ServerInfo
+    protocolVersion: int
+    ci: CIContext
+    capabilities: Capabilities
+
+
+class CancelParams(Wire):
+    id: int | str
+
+
+class ProgressValue(Wire):
+    kind: Literal["begin", "report", "end"]
+    title: str | None = None
+    message: str | None = None
+    percentage: int | None = None
+
+
+class ProgressParams(Wire):
+    token: int | str
+    value: ProgressValue
+
+
+class LogMessageParams(Wire):
+    type: Literal[1, 2, 3, 4]
+    message: str
+
+
+register(MethodSpec("initialize", InitializeParams, InitializeResult,
+                    "Start a session: protocol version check, client environment, CI context and capabilities.",
+                    errors=(-32600,)))
+register(MethodSpec("initialized", NoParams, None, "The client received the initialize result.", notification=True))
+register(MethodSpec("shutdown", NoParams, DeliverySummary,
+                    "Flush this session's pending writes under a deadline; later requests answer -32600."))
+register(MethodSpec("exit", NoParams, None,
+                    "stdio: the daemon exits (0 after shutdown, else 1). Socket: this session ends.",
+                    notification=True))
+register(MethodSpec("$/cancelRequest", CancelParams, None,
+                    "Cancel an in-flight request; it answers -32800.", notification=True))
+
+
+# --- daemon --------------------------------------------------------------------------------------
+
+
+class OutboxStatus(Wire):
+    pending: int = 0
+    failed: int = 0
+
+
+class ProviderStatus(Wire):
+    rate_limit: dict[str, Any] | None = None
+
+
+class StatusResult(Wire):
+    """``sidecar/status``: what the daemon is doing."""
+
+    version: str
+    protocolVersion: int
+    pid: int
+    uptime: float
+    transport: str
+    sessions: int
+    runs: int
+    outbox: OutboxStatus
+    providers: dict[str, ProviderStatus] = {}
+    counters: dict[str, int] = {}
+    state_dir: str | None = None
+
+
+class SleepParams(Wire):
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 1.0
+    workDoneToken: int | str | None = None
+    #: also print() to the process's stdout, to prove stray output never reaches the protocol stream
+    print_stdout: bool = False
+
+
+class RaiseParams(Wire):
+    message: str = "debug failure"
+
+
+class SleepResult(Wire):
+    slept: float
+
+
+register(MethodSpec("sidecar/status", NoParams, StatusResult,
+                    "Version, uptime, sessions, runs, outbox depth, provider rate limits and request counters."))
+register(MethodSpec("sidecar/stop", NoParams, None,
+                    "Flush, then stop the daemon (the reply is sent first).",))
+register(MethodSpec("rpc.discover", NoParams, dict, "OpenRPC 1.x document of every method this daemon serves."))
+register(MethodSpec("sidecar/debug/sleep", SleepParams, SleepResult,
+                    "Sleep, reporting $/progress and a window/logMessage (only with --debug-methods).",
+                    debug_only=True))
+register(MethodSpec("sidecar/debug/raise", RaiseParams, None,
+                    "Raise an unexpected exception (only with --debug-methods): answers -32603 with an incident id.",
+                    debug_only=True))

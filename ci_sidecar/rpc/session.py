@@ -1,0 +1,377 @@
+"""One connection = one session: framing, lifecycle gate, concurrent dispatch, cancellation, replies.
+
+The reader decides everything that depends on arrival order (lifecycle state, cancellation scopes,
+per-run tickets) synchronously, then runs each request in its own task under a per-session limit.
+Replies and server notifications go through one bounded channel to a single writer task.
+Nothing raised here may escape the session: one bad client never affects another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from ci_sidecar.protocol import errors as E
+from ci_sidecar.protocol.methods import METHODS, LogMessageParams, MethodSpec, ProgressParams, ProgressValue
+from ci_sidecar.transport.framing import FrameParser, FrameReader, FramingError, encode_frame
+
+from .envelope import Invalid, Request, decode_message, encode_error, encode_result, params_error
+from .ordering import Ticket
+
+if TYPE_CHECKING:
+    from .server import Daemon
+
+__all__ = ["Session", "Call", "Handler"]
+
+log = logging.getLogger("ci_sidecar.rpc")
+
+Handler = Callable[["Call", Any], Awaitable[Any]]
+
+_MAX_IN_FLIGHT = 32
+_OUTBOX_FRAMES = 256
+_STOP_GRACE_S = 3.0
+
+
+class _RunKey(msgspec.Struct):
+    test_run_id: Any = None
+
+
+_decode_run_key = msgspec.json.Decoder(_RunKey).decode
+_encode = msgspec.json.encode
+
+
+class Call:
+    """What a handler knows about the request it serves: its session, id and progress token."""
+
+    __slots__ = ("session", "id", "token")
+
+    def __init__(self, session: Session, rid: Any, token: Any) -> None:
+        self.session = session
+        self.id = rid
+        self.token = token
+
+    @property
+    def daemon(self) -> Daemon:
+        return self.session.daemon
+
+    async def progress(self, kind: str, message: str | None = None, percentage: int | None = None,
+                       title: str | None = None) -> None:
+        """Send ``$/progress`` on the request's ``workDoneToken`` (nothing when it has none)."""
+        if self.token is None:
+            return
+        value = ProgressValue(kind=kind, message=message, percentage=percentage, title=title)  # type: ignore[arg-type]
+        await self.session.notify("$/progress", ProgressParams(token=self.token, value=value))
+
+    async def log(self, type_: int, message: str) -> None:
+        """Send ``window/logMessage`` to this session (1 error, 2 warning, 3 info, 4 log)."""
+        await self.session.notify("window/logMessage", LogMessageParams(type=type_, message=message))  # type: ignore[arg-type]
+
+
+def _incident(exc: BaseException, method: str) -> E.InternalError:
+    incident = uuid.uuid4().hex[:12]
+    log.error("incident %s in %s", incident, method, exc_info=(type(exc), exc, exc.__traceback__))
+    return E.InternalError(incident)
+
+
+def _as_protocol_error(exc: BaseException, method: str) -> E.SidecarError:
+    """Map any exception from a handler to an error object, never leaking internals."""
+    if isinstance(exc, E.SidecarError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [e for e in _leaves(exc)]
+        if len(leaves) == 1 and isinstance(leaves[0], E.SidecarError):
+            return leaves[0]
+    return _incident(exc, method)
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
+class Session:
+    """A client connection (stdio or one socket connection)."""
+
+    def __init__(self, daemon: Daemon, stream: trio.abc.HalfCloseableStream | trio.StapledStream,
+                 *, transport: str, peer: str = "") -> None:
+        self.daemon = daemon
+        self.stream = stream
+        self.transport = transport
+        self.peer = peer
+        self.id = uuid.uuid4().hex[:12]
+        self.state = "new"  # new → ready → shut
+        self.shutdown_received = False
+        self.exit_received = False
+        # set by initialize: the client's world, kept in memory only
+        self.client_name: str | None = None
+        self.env: dict[str, str] | None = None
+        self.cwd: str | None = None
+        self.config: dict[str, Any] | None = None
+        self.ci: Any = None
+        self.process_id: int | None = None
+        self.context: Any = None  # service-layer per-session object (set by initialize)
+        self._inflight: dict[Any, trio.CancelScope] = {}
+        self._limiter = trio.CapacityLimiter(_MAX_IN_FLIGHT)
+        self._send, self._recv = trio.open_memory_channel[bytes](_OUTBOX_FRAMES)
+        self._cancel_reader = trio.CancelScope()
+        self._background: list[trio.CancelScope] = []  # watchers that live as long as the session
+        self._nursery: trio.Nursery | None = None
+
+    # --- outgoing ---------------------------------------------------------------------------
+
+    async def send_raw(self, body: bytes) -> None:
+        try:
+            await self._send.send(body)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the connection is gone; the work it asked for is recorded anyway
+
+    async def notify(self, method: str, params: Any) -> None:
+        """Send a server→client notification."""
+        body = b'{"jsonrpc":"2.0","method":' + _encode(method) + b',"params":' + _encode(params) + b"}"
+        await self.send_raw(body)
+
+    async def _writer(self) -> None:
+        async with self._recv:
+            async for body in self._recv:
+                try:
+                    await self.stream.send_all(encode_frame(body))
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    self._cancel_reader.cancel()
+                    return
+
+    # --- main loop --------------------------------------------------------------------------
+
+    def end(self) -> None:
+        """Stop reading new messages; in-flight requests still get their answers."""
+        self._cancel_reader.cancel()
+
+    async def run(self) -> None:
+        """Serve the connection until EOF, ``exit``, a framing error or daemon stop."""
+        daemon = self.daemon
+        parser = FrameParser(max_header_bytes=daemon.options.max_header_bytes,
+                             max_body_bytes=daemon.options.max_body_bytes)
+        reader = FrameReader(self.stream, parser)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._writer)
+                with self._cancel_reader:
+                    try:
+                        while True:
+                            body = await reader.receive()
+                            if body is None:
+                                break
+                            daemon.touch()
+                            await self._on_message(body, nursery)
+                            if self.exit_received:
+                                break
+                    except FramingError as exc:
+                        log.warning("session %s: framing error: %s", self.id, exc.reason)
+                        await self.send_raw(encode_error(None, E.ParseError(exc.reason)))
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                        log.info("session %s: connection lost: %s", self.id, exc)
+                await self._drain_inflight()
+                await self._send.aclose()  # the writer sends what is queued, then ends
+                for scope in self._background:
+                    scope.cancel()
+        except Exception:  # never let one connection take the daemon down
+            log.exception("session %s crashed", self.id)
+        finally:
+            self._nursery = None
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.stream.aclose()
+                except Exception:
+                    pass
+
+    async def _drain_inflight(self) -> None:
+        """Let in-flight requests finish; on daemon stop, cancel what outlives the grace period."""
+        if not self._inflight:
+            return
+        grace = _STOP_GRACE_S if self.daemon.stopping else self.daemon.options.request_drain_s
+        with trio.move_on_after(grace):
+            while self._inflight:
+                await trio.sleep(0.01)
+        for scope in list(self._inflight.values()):
+            scope.cancel()
+        with trio.move_on_after(1.0):
+            while self._inflight:
+                await trio.sleep(0.01)
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    async def _on_message(self, body: bytes, nursery: trio.Nursery) -> None:
+        decoded = decode_message(body)
+        if isinstance(decoded, E.SidecarError):
+            await self.send_raw(encode_error(None, decoded))
+            return
+        is_batch, elements = decoded
+        if not is_batch:
+            await self._start(elements[0], nursery, into=None)
+            return
+        replies: list[bytes] = []
+        pending: list[Any] = []
+        for element in elements:
+            pending.append(await self._start(element, nursery, into=replies))
+        nursery.start_soon(self._finish_batch, [p for p in pending if p is not None], replies)
+
+    async def _finish_batch(self, events: list[trio.Event], replies: list[bytes]) -> None:
+        for ev in events:
+            await ev.wait()
+        if replies:  # an all-notification batch gets no reply at all
+            await self.send_raw(b"[" + b",".join(replies) + b"]")
+
+    async def _reply(self, body: bytes, into: list[bytes] | None) -> None:
+        if into is None:
+            await self.send_raw(body)
+        else:
+            into.append(body)
+
+    async def _start(self, element: Request | Invalid, nursery: trio.Nursery,
+                     into: list[bytes] | None) -> trio.Event | None:
+        """Gate one element in arrival order and start it; returns an event set when it replied."""
+        if isinstance(element, Invalid):
+            await self._reply(encode_error(element.id, element.error), into)
+            return None
+        req = element
+        spec = METHODS.get(req.method)
+        handler = self.daemon.handlers.get(req.method)
+        if spec is not None and spec.debug_only and not self.daemon.options.debug_methods:
+            spec = handler = None
+
+        if req.is_notification:
+            await self._on_notification(req, spec, handler)
+            return None
+
+        # lifecycle gate (arrival order)
+        refusal: E.SidecarError | None = None
+        if self.state == "new" and req.method != "initialize":
+            refusal = E.ServerNotInitialized()
+        elif self.state == "ready" and req.method == "initialize":
+            refusal = E.InvalidRequest("initialize was already received")
+        elif self.state == "shut":
+            refusal = E.InvalidRequest("request after shutdown")
+        elif spec is None or handler is None or spec.notification:
+            refusal = E.MethodNotFound(req.method)
+        if refusal is not None:
+            self.daemon.count("errors")
+            await self._reply(encode_error(req.id, refusal), into)
+            return None
+
+        try:
+            params = self.daemon.decoders[req.method](req.params or b"{}")
+        except msgspec.ValidationError as exc:
+            self.daemon.count("errors")
+            await self._reply(encode_error(req.id, params_error(exc)), into)
+            return None
+        except msgspec.DecodeError as exc:
+            await self._reply(encode_error(req.id, E.InvalidParams("$", str(exc))), into)
+            return None
+
+        if req.method == "initialize":
+            # run inline: every later message of this session depends on its outcome
+            await self._run(spec, handler, req, params, None, into, None)
+            return None
+        if req.method == "shutdown":
+            self.state = "shut"
+
+        ticket: Ticket | None = None
+        if spec.run_scoped:
+            run_id = getattr(params, "test_run_id", None)
+            if isinstance(run_id, str):
+                ticket = self.daemon.run_gate.ticket(run_id)
+
+        scope = trio.CancelScope()
+        self._inflight[req.id] = scope
+        done = trio.Event()
+        await self._limiter.acquire_on_behalf_of(done)
+        nursery.start_soon(self._run, spec, handler, req, params, scope, into, ticket, done)
+        return done
+
+    async def _run(self, spec: MethodSpec, handler: Handler, req: Request, params: Any,
+                   scope: trio.CancelScope | None, into: list[bytes] | None,
+                   ticket: Ticket | None, done: trio.Event | None = None) -> None:
+        token = getattr(params, "workDoneToken", None)
+        call = Call(self, req.id, token)
+        body: bytes
+        try:
+            with scope or trio.CancelScope():
+                if ticket is not None:
+                    async with ticket:
+                        result = await handler(call, params)
+                else:
+                    result = await handler(call, params)
+                body = encode_result(req.id, _encode(result))
+            if scope is not None and scope.cancelled_caught:
+                body = encode_error(req.id, E.RequestCancelled())
+            self.daemon.count("requests")
+        except Exception as exc:
+            self.daemon.count("errors")
+            body = encode_error(req.id, _as_protocol_error(exc, req.method))
+        finally:
+            if ticket is not None:
+                ticket.release()
+            if scope is not None and self._inflight.get(req.id) is scope:
+                del self._inflight[req.id]
+            if done is not None:
+                self._limiter.release_on_behalf_of(done)
+        if scope is not None and scope.cancelled_caught and token is not None:
+            await call.progress("end", "cancelled")
+        await self._reply(body, into)
+        if done is not None:
+            done.set()
+
+    async def _on_notification(self, req: Request, spec: MethodSpec | None, handler: Handler | None) -> None:
+        method = req.method
+        if method == "exit":
+            self.exit_received = True
+            return
+        if self.state == "new":
+            return  # LSP: notifications before initialize are dropped (except exit)
+        if method == "$/cancelRequest":
+            try:
+                rid = msgspec.json.decode(req.params or b"{}", type=dict).get("id")
+            except msgspec.DecodeError:
+                return
+            scope = self._inflight.get(rid)
+            if scope is not None:
+                scope.cancel()
+            return
+        if method == "initialized" or spec is None or handler is None or not spec.notification:
+            return  # unknown notifications, and $/… ones, may be ignored
+        try:
+            params = self.daemon.decoders[method](req.params or b"{}")
+            await handler(Call(self, None, None), params)
+        except Exception as exc:
+            log.warning("notification %s failed: %s", method, exc)
+
+    # --- helpers for handlers ---------------------------------------------------------------
+
+    def start_background(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` until the session ends (e.g. a watcher of the client's process)."""
+        if self._nursery is None:
+            return
+
+        scope = trio.CancelScope()
+        self._background.append(scope)
+
+        async def guarded() -> None:
+            with scope:
+                await fn(*args)
+
+        self._nursery.start_soon(guarded)
+
+    def effective_env(self) -> dict[str, str]:
+        """The client's environment when it sent one, else the daemon's own."""
+        return self.env if self.env is not None else dict(os.environ)
+
+    def effective_cwd(self) -> str:
+        return self.cwd or os.getcwd()

@@ -1,0 +1,51 @@
+"""Shared fixtures: a scrubbed environment (CI runs with CI=true and provider variables set), short
+socket paths (sun_path is 108 bytes), and real daemons spawned as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import DaemonProcess, scrubbed_env  # noqa: E402
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temp dir under /tmp with a short path, for Unix sockets."""
+    d = tempfile.mkdtemp(prefix="cs", dir="/tmp")
+    try:
+        yield Path(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A clean environment for a spawned daemon: no CI variables, private state/config/runtime dirs."""
+    return scrubbed_env(tmp_path)
+
+
+@pytest.fixture
+def daemon(short_tmp: Path, env: dict[str, str]) -> Iterator[DaemonProcess]:
+    """A socket daemon with debug methods, stopped after the test."""
+    d = DaemonProcess.start(short_tmp / "d.sock", env, extra=["--debug-methods"])
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_ci_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process code must not see the CI machine's own variables either."""
+    for name in list(os.environ):
+        if name in ("CI", "CI_SIDECAR_SOCKET", "CI_SIDECAR_RUN_ID") or name.startswith(("GITHUB_", "GITLAB_")):
+            monkeypatch.delenv(name, raising=False)

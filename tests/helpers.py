@@ -1,0 +1,160 @@
+"""Test helpers: spawning real daemons, a raw LSP-framed socket for malformed-input tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci_sidecar_client import Client
+
+CI_PREFIXES = (
+    "CI_", "GITHUB_", "GITLAB_", "JENKINS_", "BUILD_", "SYSTEM_", "TF_", "CIRCLE", "TEAMCITY_", "TRAVIS",
+    "BITBUCKET_", "RUNNER_", "ACTIONS_", "AGENT_", "CHANGE_", "GIT_", "ghprb", "gitlab",
+)
+CI_NAMES = {"CI", "JOB_NAME", "BUILD_NUMBER", "BUILD_URL", "BUILD_ID", "JOB_URL", "NOTIFY_SOCKET",
+            "LISTEN_FDS", "LISTEN_PID", "STATE_DIRECTORY", "RUNTIME_DIRECTORY", "CACHE_DIRECTORY",
+            "CREDENTIALS_DIRECTORY", "WATCHDOG_USEC", "WATCHDOG_PID"}
+
+
+def scrubbed_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The test process's environment without any CI/provider variables, with private dirs."""
+    env = {k: v for k, v in os.environ.items() if k not in CI_NAMES and not k.startswith(CI_PREFIXES)}
+    for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
+        d = tmp / name.lower()
+        d.mkdir(mode=0o700, exist_ok=True)
+        env[name] = str(d)
+    env["CI_SIDECAR_STATE_DIR"] = str(tmp / "state")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def daemon_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ci_sidecar", *args]
+
+
+@dataclass
+class DaemonProcess:
+    """A ``ci-sidecar serve --socket`` subprocess."""
+
+    path: Path
+    proc: subprocess.Popen
+    env: dict[str, str]
+    log_path: Path
+    clients: list[Client] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, path: Path, env: dict[str, str], extra: list[str] | None = None,
+              wait: bool = True) -> "DaemonProcess":
+        log_path = path.with_suffix(".log")
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(daemon_argv("serve", "--socket", str(path), *(extra or [])),
+                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        d = cls(path, proc, env, log_path)
+        if wait:
+            d.wait_ready()
+        return d
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}: {self.log()}")
+            if self.path.exists():
+                try:
+                    s = socket.socket(socket.AF_UNIX)
+                    s.connect(str(self.path))
+                    s.close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise RuntimeError(f"daemon not ready: {self.log()}")
+
+    def client(self, **kwargs: Any) -> Client:
+        c = Client.connect(str(self.path), **kwargs)
+        self.clients.append(c)
+        return c
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> int:
+        for c in self.clients:
+            try:
+                c.close(timeout=2)
+            except Exception:
+                pass
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class RawConnection:
+    """A bare socket speaking LSP framing, for sending whatever bytes a test wants."""
+
+    def __init__(self, path: Path, timeout: float = 5.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.buf = b""
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, message: Any) -> None:
+        body = json.dumps(message).encode()
+        self.send_raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def request(self, method: str, params: Any = None, rid: Any = 1) -> Any:
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+        return self.receive()
+
+    def initialize(self) -> Any:
+        return self.request("initialize", {"processId": None}, rid="init")
+
+    def receive(self) -> Any:
+        """Next message, or None when the daemon closed the connection."""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        header, _, rest = self.buf.partition(b"\r\n\r\n")
+        length = int(header.split(b":")[1])
+        while len(rest) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            rest += chunk
+        self.buf = rest[length:]
+        return json.loads(rest[:length])
+
+    def closed_by_peer(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
