@@ -54,7 +54,7 @@ class DaemonProcess:
     @classmethod
     def start(cls, path: Path, env: dict[str, str], extra: list[str] | None = None,
               wait: bool = True) -> "DaemonProcess":
-        log_path = path.with_suffix(".log")
+        log_path = path.parent.parent / (path.name + ".log") if not path.parent.exists() else path.with_suffix(".log")
         log = open(log_path, "wb")
         proc = subprocess.Popen(daemon_argv("serve", "--socket", str(path), *(extra or [])),
                                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
@@ -70,13 +70,12 @@ class DaemonProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}: {self.log()}")
             if self.path.exists():
-                try:
-                    s = socket.socket(socket.AF_UNIX)
-                    s.connect(str(self.path))
-                    s.close()
-                    return
-                except OSError:
-                    pass
+                with socket.socket(socket.AF_UNIX) as s:
+                    try:
+                        s.connect(str(self.path))
+                        return
+                    except OSError:
+                        pass
             time.sleep(0.02)
         raise RuntimeError(f"daemon not ready: {self.log()}")
 
