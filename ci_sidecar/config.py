@@ -1,0 +1,390 @@
+"""Configuration: one ``Config`` Struct merged from TOML files, ``CI_SIDECAR_*`` variables and the session.
+
+Sources in increasing precedence:
+1. ``/etc/ci-sidecar/ci-sidecar.toml`` (system mode only; ``SYSTEM_CONFIG_PATH``);
+2. ``ci-sidecar.toml`` in the platformdirs user config dir (``$XDG_CONFIG_HOME/ci-sidecar`` on Linux);
+3. ``[tool.ci-sidecar]`` in ``<cwd>/pyproject.toml``, then ``<cwd>/ci-sidecar.toml``;
+4. ``--config PATH``;
+5. ``CI_SIDECAR_*`` environment variables (``CI_SIDECAR_OUTPUT_DIR``, ``CI_SIDECAR_GITHUB_BASE_URL``,
+   ``CI_SIDECAR_CONTEXT_PR_NUMBER``...);
+6. ``initialize.config`` of the session.
+The standard ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are defaults below all of them.
+A session's ``initialize.config`` cannot set ``DAEMON_ONLY_KEYS`` (paths of the daemon, limits, source roots,
+proxy and CA bundle): those would let one client redirect or widen what the daemon does for everyone.
+
+Keys may be written ``snake_case`` or ``kebab-case``. Tables (``providers``, ``context``) merge key by key.
+Relative paths in a file are relative to that file's directory; elsewhere to *cwd*. Every layer is
+validated on its own, so an error names the file, the key and the reason (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import platformdirs
+
+from ci_sidecar.protocol.records import CIContext
+
+__all__ = [
+    "DAEMON_ONLY_KEYS",
+    "SYSTEM_CONFIG_PATH",
+    "Config",
+    "ConfigError",
+    "LoadedConfig",
+    "ProviderConfig",
+    "context_overrides",
+    "load_config",
+    "scm_hosts",
+    "user_config_file",
+]
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "ci-sidecar"
+SYSTEM_CONFIG_PATH = "/etc/ci-sidecar/ci-sidecar.toml"
+CONFIG_FILE_NAME = "ci-sidecar.toml"
+ENV_PREFIX = "CI_SIDECAR_"
+
+PROVIDER_NAMES = ("github", "gitlab", "jenkins", "azure", "circleci", "teamcity", "travis", "bitbucket", "local")
+CiProvider = Literal["github", "gitlab", "jenkins", "azure", "circleci", "teamcity", "travis", "bitbucket", "local"]
+ScmProvider = Literal["github", "gitlab", "azure", "bitbucket", "local"]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Per-provider settings: where its API lives and where its token comes from."""
+
+    base_url: str | None = None  # API base URL (GitHub Enterprise, self-managed GitLab, Azure DevOps Server...)
+    token_env: str | None = None  # env var holding the token, tried before the standard names
+    credential: str | None = None  # file name under $CREDENTIALS_DIRECTORY, tried before "<provider>-token"
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The daemon's and a session's settings, after merging every source."""
+
+    output_dir: str | None = None
+    state_dir: str | None = None
+    socket: str | None = None
+    provider: CiProvider | None = None  # CI provider override (else detected)
+    scm_provider: ScmProvider | None = None  # code host override (else detected)
+    comment_mode: Literal["upsert", "create", "replace", "off"] = "upsert"
+    idle_timeout_s: NonNegFloat = 0.0  # 0 = never exit when idle
+    abandon_timeout_s: PositiveFloat = 21600.0
+    max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    max_header_bytes: PositiveInt = 8 * 1024
+    source_roots: list[str] = []
+    system_mode: bool = False
+    proxy: str | None = None
+    no_proxy: str | None = None
+    ca_bundle: str | None = None
+    providers: dict[str, ProviderConfig] = {}
+    context: dict[str, Any] = {}
+
+
+class LoadedConfig(msgspec.Struct, kw_only=True):
+    """The merged Config, the files that were read (in order) and, per top-level key, the source that won."""
+
+    config: Config
+    files: list[str] = []
+    origins: dict[str, str] = {}
+
+
+class ConfigError(ValueError):
+    """Invalid configuration, naming the file (or env var / session), the key and the reason."""
+
+    def __init__(self, file: str, key: str | None, reason: str) -> None:
+        self.file, self.key, self.reason = file, key, reason
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"invalid configuration in {where}: {reason}")
+
+
+_FIELDS = Config.__struct_fields__
+#: Settings that shape the daemon itself or the trust placed in its network path: a session's
+#: ``initialize.config`` cannot change them (a proxy plus a CA bundle would expose every token).
+DAEMON_ONLY_KEYS = frozenset({
+    "state_dir", "socket", "system_mode", "source_roots", "idle_timeout_s", "abandon_timeout_s",
+    "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle",
+})
+_PATH_FIELDS = frozenset({"output_dir", "state_dir", "socket", "ca_bundle"})
+_CONTEXT_FIELDS = frozenset(CIContext.__struct_fields__) - {"provider", "sources"}
+_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
+
+
+# --- validation of one layer --------------------------------------------------------------------
+
+
+def _error_key(prefix: str, exc: msgspec.ValidationError) -> tuple[str, str]:
+    m = _AT.match(str(exc))
+    reason, path = (m["reason"], m["path"] or "") if m else (str(exc), "")
+    key = prefix + path.lstrip(".").split("[")[0] if path else prefix.rstrip(".")
+    if (u := _UNKNOWN.search(reason)) is not None:
+        key = f"{key}.{u['name']}" if key else u["name"]
+        reason = "unknown key"
+    return key, reason
+
+
+def _normalise(table: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k).replace("-", "_"): v for k, v in table.items()}
+
+
+def _validate_layer(
+    layer: Mapping[str, Any], origin: str, *, strict: bool = True, forbidden: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Check one layer's keys and types; return it normalised (snake_case keys). Raises ConfigError."""
+    if not isinstance(layer, Mapping):
+        raise ConfigError(origin, None, "expected a table of settings")
+    data = _normalise(layer)
+    for key, value in data.items():
+        if key not in _FIELDS:
+            raise ConfigError(origin, key, f"unknown key (known: {', '.join(_FIELDS)})")
+        if key in forbidden:
+            raise ConfigError(origin, key, "is a daemon setting and cannot be set by a session")
+        if key == "providers":
+            if not isinstance(value, Mapping):
+                raise ConfigError(origin, key, "expected a table of provider sections")
+            data[key] = {}
+            for name, section in value.items():
+                if name not in PROVIDER_NAMES:
+                    raise ConfigError(origin, f"providers.{name}", f"unknown provider (known: {', '.join(PROVIDER_NAMES)})")
+                if not isinstance(section, Mapping):
+                    raise ConfigError(origin, f"providers.{name}", "expected a table")
+                section = _normalise(section)
+                try:
+                    msgspec.convert(section, ProviderConfig, strict=strict)
+                except msgspec.ValidationError as exc:
+                    raise ConfigError(origin, *_error_key(f"providers.{name}.", exc)) from None
+                data[key][name] = section
+        elif key == "context":
+            if not isinstance(value, Mapping):
+                raise ConfigError(origin, key, "expected a table of CI context fields")
+            data[key] = {}
+            for field, item in value.items():
+                if field not in _CONTEXT_FIELDS:
+                    raise ConfigError(origin, f"context.{field}", "not a CI context field")
+                try:
+                    converted = msgspec.convert({"provider": "local", "sources": {}, field: item}, CIContext, strict=strict)
+                except msgspec.ValidationError as exc:
+                    raise ConfigError(origin, *_error_key("context.", exc)) from None
+                data[key][field] = msgspec.to_builtins(getattr(converted, field))
+        else:
+            try:
+                msgspec.convert({key: value}, Config, strict=strict)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(origin, *_error_key("", exc)) from None
+    return data
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    for key in _PATH_FIELDS & data.keys():
+        if isinstance(data[key], str) and data[key] and not os.path.isabs(os.path.expanduser(data[key])):
+            data[key] = str(base / data[key])
+        elif isinstance(data[key], str):
+            data[key] = os.path.expanduser(data[key])
+    if isinstance(data.get("source_roots"), list):
+        data["source_roots"] = [
+            str(base / p) if isinstance(p, str) and not os.path.isabs(os.path.expanduser(p)) else os.path.expanduser(p)
+            for p in data["source_roots"]
+        ]
+    return data
+
+
+# --- the sources ------------------------------------------------------------------------------
+
+
+def user_config_file(env: Mapping[str, str]) -> Path:
+    """``ci-sidecar.toml`` in the user config dir (``$XDG_CONFIG_HOME`` of *env* wins on Linux)."""
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    if sys.platform.startswith("linux") and xdg and os.path.isabs(xdg):
+        return Path(xdg) / APP_NAME / CONFIG_FILE_NAME
+    return platformdirs.user_config_path(APP_NAME, appauthor=False) / CONFIG_FILE_NAME
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), None, f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _file_layers(cwd: str, env: Mapping[str, str], config_path: str | None, system_mode: bool):  # noqa: ANN202
+    """(origin, table, base dir) for every config file that exists, lowest precedence first."""
+    candidates: list[tuple[Path, bool, bool]] = []  # (path, required, is_pyproject)
+    if system_mode:
+        candidates.append((Path(SYSTEM_CONFIG_PATH), False, False))
+    candidates.append((user_config_file(env), False, False))
+    candidates.append((Path(cwd) / "pyproject.toml", False, True))
+    candidates.append((Path(cwd) / CONFIG_FILE_NAME, False, False))
+    if config_path is not None:
+        p = Path(os.path.expanduser(config_path))
+        candidates.append((p if p.is_absolute() else Path(cwd) / p, True, False))
+    for path, required, is_pyproject in candidates:
+        if not required and not path.is_file():
+            continue
+        doc = _read_toml(path)
+        if is_pyproject:
+            table = doc.get("tool", {}).get(APP_NAME) if isinstance(doc.get("tool"), dict) else None
+            if table is None:
+                continue  # a pyproject.toml without our table is not a config file we read
+            yield f"{path} [tool.{APP_NAME}]", str(path), table, path.parent
+        else:
+            yield str(path), str(path), doc, path.parent
+
+
+def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``CI_SIDECAR_*`` variables as a config table, and which variable set each key."""
+    data: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    providers_upper = {p.upper(): p for p in PROVIDER_NAMES}
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        rest = var[len(ENV_PREFIX) :]
+        field = rest.lower()
+        if field in _FIELDS and field not in {"providers", "context"}:
+            if field == "source_roots":
+                data[field] = [p for p in value.split(os.pathsep) if p]
+            else:
+                data[field] = value
+            names[field] = var
+            continue
+        if rest.startswith("CONTEXT_"):
+            ctx_field = rest[len("CONTEXT_") :].lower()
+            data.setdefault("context", {})[ctx_field] = value
+            names[f"context.{ctx_field}"] = var
+            continue
+        head, _, tail = rest.partition("_")
+        if head in providers_upper and tail.lower() in ProviderConfig.__struct_fields__:
+            data.setdefault("providers", {}).setdefault(providers_upper[head], {})[tail.lower()] = value
+            names[f"providers.{providers_upper[head]}.{tail.lower()}"] = var
+            continue
+        log.debug("ignoring %s: not a configuration variable", var)
+    return data, names
+
+
+def _standard_defaults(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Proxy and CA settings from the variables every HTTP client honours, and their names."""
+    data: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for key, candidates in (("proxy", ("HTTPS_PROXY", "https_proxy")), ("no_proxy", ("NO_PROXY", "no_proxy")),
+                       ("ca_bundle", ("SSL_CERT_FILE",))):
+        for name in candidates:
+            if env.get(name):
+                data[key] = env[name]
+                names[key] = name
+                break
+    return data, names
+
+
+def _merge(into: dict[str, Any], layer: Mapping[str, Any], origin: str, origins: dict[str, str]) -> None:
+    for key, value in layer.items():
+        if key == "providers":
+            merged = into.setdefault("providers", {})
+            for name, section in value.items():
+                merged.setdefault(name, {}).update(section)
+                for field in section:
+                    origins[f"providers.{name}.{field}"] = origin
+        elif key == "context":
+            into.setdefault("context", {}).update(value)
+            for field in value:
+                origins[f"context.{field}"] = origin
+        else:
+            into[key] = value
+            origins[key] = origin
+
+
+def load_config(
+    *,
+    env: Mapping[str, str],
+    cwd: str,
+    config_path: str | None = None,
+    session_config: Mapping[str, Any] | None = None,
+    system_mode: bool = False,
+) -> LoadedConfig:
+    """Merge every configuration source (see the module docstring) into a ``Config``.
+
+    Args:
+        env: the environment to read ``CI_SIDECAR_*``, proxy variables and ``XDG_CONFIG_HOME`` from.
+        cwd: the working tree holding ``pyproject.toml`` / ``ci-sidecar.toml``.
+        config_path: ``--config PATH``; it must exist.
+        session_config: ``initialize.config`` of a session (``DAEMON_ONLY_KEYS`` are refused).
+        system_mode: read ``SYSTEM_CONFIG_PATH`` too (the daemon runs as a system service).
+
+    Raises:
+        ConfigError: a file is unreadable or not TOML, or a key is unknown or has an invalid value.
+    """
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    files: list[str] = []
+    defaults, default_names = _standard_defaults(env)
+    _merge(merged, _validate_layer(defaults, "environment"), "", {})
+    origins.update({key: f"env:{var}" for key, var in default_names.items()})
+
+    for origin, file, table, base in _file_layers(cwd, env, config_path, system_mode):
+        files.append(file)
+        _merge(merged, _resolve_paths(_validate_layer(table, origin), base), origin, origins)
+
+    env_data, env_names = _env_layer(env)
+    try:
+        env_data = _validate_layer(env_data, "environment", strict=False)
+    except ConfigError as exc:
+        raise ConfigError("environment", env_names.get(exc.key or "", exc.key), exc.reason) from None
+    _merge(merged, _resolve_paths(env_data, Path(cwd)), "", {})
+    origins.update({key: f"env:{var}" for key, var in env_names.items()})
+
+    if session_config:
+        _merge(merged, _resolve_paths(_validate_layer(session_config, "initialize.config", forbidden=DAEMON_ONLY_KEYS), Path(cwd)),
+               "initialize.config", origins)
+    if system_mode:
+        merged["system_mode"] = True
+    try:
+        config = msgspec.convert(merged, Config, strict=False)
+    except msgspec.ValidationError as exc:  # layers are valid one by one; this is a safety net
+        raise ConfigError("merged configuration", *_error_key("", exc)) from None
+    return LoadedConfig(config=config, files=files, origins=origins)
+
+
+# --- helpers for the rest of the daemon ----------------------------------------------------------
+
+
+def context_overrides(config: Config) -> dict[str, Any]:
+    """The ``overrides`` argument of ``ci_sidecar.cienv.detect`` for this configuration."""
+    overrides: dict[str, Any] = dict(config.context)
+    if config.provider is not None:
+        overrides["provider"] = config.provider
+    if config.scm_provider is not None:
+        overrides["scm_provider"] = config.scm_provider
+    return overrides
+
+
+def scm_hosts(config: Config) -> dict[str, str]:
+    """Hostname -> code host for every configured ``base_url`` (so self-hosted servers are recognised)."""
+    from urllib.parse import urlsplit
+
+    hosts: dict[str, str] = {}
+    for name, section in config.providers.items():
+        if name in {"github", "gitlab", "bitbucket", "azure"} and section.base_url:
+            try:
+                host = urlsplit(section.base_url).hostname
+            except ValueError:
+                continue
+            if host:
+                hosts[host.lower()] = name
+                if name == "github" and host.startswith("api."):
+                    hosts[host[4:].lower()] = name  # api.github.example -> github.example
+                if name == "bitbucket" and host == "api.bitbucket.org":
+                    hosts["bitbucket.org"] = name
+    return hosts
