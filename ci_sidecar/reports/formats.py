@@ -1,0 +1,66 @@
+"""Pick a renderer by the wire's format name (``render_report``'s ``format`` parameter) and write it to a file."""
+
+from __future__ import annotations
+
+from typing import Literal, TextIO, get_args
+
+from ._text import clip_utf8
+from .annotations import iter_annotations
+from .degrade import fit_markdown
+from .html import write_html
+from .json_report import write_json
+from .markdown import render_markdown
+from .junit_out import write_junit
+from .model import ReportData
+
+__all__ = ["FILE_NAMES", "FORMATS", "ReportFormat", "write_report"]
+
+ReportFormat = Literal["markdown", "html", "json", "junit", "github-annotations"]
+FORMATS: tuple[str, ...] = get_args(ReportFormat)
+
+#: File names the local provider uses in a run's output folder.
+FILE_NAMES: dict[str, str] = {
+    "markdown": "report.md",
+    "html": "report.html",
+    "json": "report.json",
+    "junit": "junit.xml",
+    "github-annotations": "annotations.txt",
+}
+
+
+def write_report(data: ReportData, fmt: ReportFormat, fp: TextIO, *, max_bytes: int | None = None) -> bool:
+    """Write ``data`` in ``fmt`` to ``fp``; returns whether the output was shortened.
+
+    ``max_bytes`` applies to ``markdown`` (through the degrade ladder) and ``github-annotations`` (whole lines
+    are dropped from the end). The other formats are complete documents and ignore it: cutting them would make
+    them invalid.
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    if fmt == "markdown":
+        if max_bytes is None:
+            fp.write(render_markdown(data))
+            return False
+        fitted = fit_markdown(data, max_bytes)
+        fp.write(fitted.text)
+        return fitted.shortened
+    if fmt == "html":
+        write_html(data, fp)
+    elif fmt == "json":
+        write_json(data, fp)
+    elif fmt == "junit":
+        write_junit(data, fp)
+    elif fmt == "github-annotations":
+        used = 0
+        for line in iter_annotations(data):
+            size = len(line.encode("utf-8")) + 1
+            if max_bytes is not None and used + size > max_bytes:
+                if used == 0:
+                    fp.write(clip_utf8(line, max_bytes - 1) + "\n")
+                return True
+            fp.write(line + "\n")
+            used += size
+    else:
+        raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return False

@@ -1,0 +1,1 @@
+"""Tests of ci_sidecar.reports."""
