@@ -40,32 +40,35 @@ def options_from_args(args: argparse.Namespace) -> DaemonOptions:
 
 def build_daemon(opts: DaemonOptions) -> Daemon:
     """The daemon with every service layer this build has."""
-    services: list[Any] = []
-    try:
-        from ci_sidecar.service.app import build_services
-    except ImportError:  # pragma: no cover - only while the service layer is absent
-        build_services = None
-    if build_services is not None:
-        services = build_services(opts)
-    return Daemon(opts, services)
+    from ci_sidecar.service.app import build_services
+
+    return Daemon(opts, build_services(opts))
 
 
 def run(args: argparse.Namespace) -> int:
+    from ci_sidecar.config import ConfigError
+    from ci_sidecar.service.store import StateLocked
+    from ci_sidecar.state import StateError
+
     opts = options_from_args(args)
-    if args.stdio:
-        return _run_stdio(opts)
-    return _run_socket(opts, args.socket or None)
+    try:
+        if args.stdio:
+            return _run_stdio(opts)
+        return _run_socket(opts, args.socket or None)
+    except (ConfigError, StateLocked, StateError) as exc:
+        print(f"ci-sidecar: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_stdio(opts: DaemonOptions) -> int:
     from ci_sidecar.transport.stdio import StdioUnavailable, open_stdio_stream
 
+    daemon = build_daemon(opts)  # first, so config/state errors are reported before stdio is taken
     try:
         stream = open_stdio_stream()
     except StdioUnavailable as exc:
         print(f"ci-sidecar: {exc}", file=sys.stderr)
         return 2
-    daemon = build_daemon(opts)
     log.info("serving on stdio (pid %d, state %s)", os.getpid(), opts.state_dir)
     return trio.run(daemon.serve_stdio, stream)
 
@@ -75,15 +78,14 @@ def _run_socket(opts: DaemonOptions, socket_path: str | None) -> int:
     from ci_sidecar.transport.unix import AlreadyRunning, SocketPathError, bind_unix_listener, listener_from_fd_socket
 
     activated = systemd.listen_fds()
-    notifier = systemd.Notifier.from_env()
-    daemon = build_daemon(opts)
+    notifier = systemd.Notifier.from_env(unset=True)  # children must not inherit NOTIFY_SOCKET
 
     async def main() -> int:
         server_socket = None
         if activated:
             # systemd owns the socket: its mode and group decide who may connect
             listeners = [listener_from_fd_socket(s) for s in activated]
-            daemon.options.check_peer_uid = False
+            opts.check_peer_uid = False
             where = f"{len(listeners)} socket(s) from systemd"
         else:
             path = socket_path or paths.default_socket_path(system=opts.system_mode)
@@ -94,6 +96,13 @@ def _run_socket(opts: DaemonOptions, socket_path: str | None) -> int:
                 return 2
             listeners = [server_socket.listener]
             where = server_socket.path
+        try:
+            # after the socket lock: a second daemon on the same path hears about the socket first
+            daemon = build_daemon(opts)
+        except BaseException:
+            if server_socket is not None:
+                server_socket.close()
+            raise
 
         def ready() -> None:
             log.info("serving on %s (pid %d, state %s)", where, os.getpid(), opts.state_dir)

@@ -183,3 +183,130 @@ register(MethodSpec("sidecar/debug/sleep", SleepParams, SleepResult,
 register(MethodSpec("sidecar/debug/raise", RaiseParams, None,
                     "Raise an unexpected exception (only with --debug-methods): answers -32603 with an incident id.",
                     debug_only=True))
+
+
+# --- test runs -----------------------------------------------------------------------------------
+
+from .records import (  # noqa: E402  (kept next to the methods that use them)
+    Conclusion,
+    DeliveryState,
+    Summary,
+    TestResult,
+    TestRun,
+)
+
+WaitS = Annotated[float, msgspec.Meta(gt=0, le=3600)]
+
+
+class CreateTestRunParams(Wire):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    commit_sha: str | None = None
+    head_sha: str | None = None
+    branch: str | None = None
+    pr_number: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    build_id: str | None = None
+    details_url: str | None = None
+    external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
+    provider: str | None = None
+    wait: bool = False
+    wait_s: WaitS = 30.0
+
+
+class UpdateTestRunParams(Wire):
+    test_run_id: str
+    status: Literal["running", "completed", "failed", "cancelled"] | None = None
+    summary: Summary | None = None
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
+    wait: bool = False
+    wait_s: WaitS = 30.0
+
+
+class ReportResultsParams(Wire):
+    test_run_id: str
+    results: list[TestResult]
+
+
+class ReportResultsResult(Wire):
+    accepted: int
+    total: int
+
+
+class CompleteTestRunParams(Wire):
+    test_run_id: str
+    conclusion: Conclusion | None = None
+    wait: bool = False
+    wait_s: WaitS = 30.0
+
+
+class TestRunIdParams(Wire):
+    test_run_id: str
+
+
+class ListTestRunsParams(Wire):
+    status: Literal["running", "finished"] | None = None
+    since: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
+    cursor: str | None = None
+
+
+class ListTestRunsResult(Wire):
+    runs: list[TestRun]
+    next_cursor: str | None = None
+
+
+class SetBuildStatusParams(Wire):
+    state: Literal["pending", "running", "success", "failure", "error"]
+    description: str | None = None
+    context: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] = "ci-sidecar"
+    target_url: str | None = None
+    sha: str | None = None
+    test_run_id: str | None = None
+    wait: bool = False
+    wait_s: WaitS = 30.0
+
+
+class SetBuildStatusResult(Wire):
+    delivery: DeliveryState
+    ref: str | None = None
+
+
+class AddPrCommentParams(Wire):
+    body: str
+    pr_number: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    mode: Literal["create", "upsert", "replace", "delete"] | None = None
+    test_run_id: str | None = None
+    wait: bool = False
+    wait_s: WaitS = 30.0
+
+
+class AddPrCommentResult(Wire):
+    action: Literal["pending", "created", "updated", "deleted", "skipped"]
+    truncated: bool
+    delivery: DeliveryState
+    id: str | None = None
+    url: str | None = None
+
+
+_RUN_ERRORS = (-31001, -31008, -31003, -31004)
+register(MethodSpec("create_test_run", CreateTestRunParams, TestRun,
+                    "Create a test run (idempotent on external_id); published to the run's providers.",
+                    errors=(-31003, -31004)))
+register(MethodSpec("update_test_run", UpdateTestRunParams, TestRun,
+                    "Rename a run, set counts for runs without per-test results, or finalize it by status.",
+                    run_scoped=True, errors=_RUN_ERRORS))
+register(MethodSpec("report_results", ReportResultsParams, ReportResultsResult,
+                    "Add or replace per-test results, keyed by (suite, classname, name, attempt).",
+                    run_scoped=True, errors=(-31001, -31008)))
+register(MethodSpec("complete_test_run", CompleteTestRunParams, TestRun,
+                    "Finish a run; without a conclusion it is derived from the results.",
+                    run_scoped=True, errors=_RUN_ERRORS))
+register(MethodSpec("get_test_run_status", TestRunIdParams, TestRun, "A run as it stands.",
+                    run_scoped=True, errors=(-31001,)))
+register(MethodSpec("list_test_runs", ListTestRunsParams, ListTestRunsResult,
+                    "Runs, newest first, filtered by status and start time, paged by an opaque cursor."))
+register(MethodSpec("set_build_status", SetBuildStatusParams, SetBuildStatusResult,
+                    "Set the build/commit status for a context.", errors=(-31001, -31003, -31004, -31007)))
+register(MethodSpec("add_pr_comment", AddPrCommentParams, AddPrCommentResult,
+                    "Post a PR comment; a key makes it sticky (edited in place).",
+                    errors=(-31001, -31003, -31004, -31007)))

@@ -207,6 +207,10 @@ class Target(Wire):
     provider: str
     kind: str
     url: str | None = None
+    #: why a target is a fallback or absent (e.g. "no GITHUB_TOKEN in the job's environment")
+    note: str | None = None
+    #: whether the latest publication reached it
+    delivery: DeliveryState | None = None
 
 
 class CommentRef(Wire):
@@ -240,6 +244,10 @@ class TestRun(Wire):
     end_time: str | None = None
     duration: float | None = None
     external_id: str | None = None
+    #: why the daemon finished a run itself (e.g. abandoned: nobody wrote to it for 6 h)
+    note: str | None = None
+    #: where the run's local output (reports, results, comments) is written (a daemon-side path)
+    output_dir: str | None = None
 
 
 # --- artifacts ----------------------------------------------------------------------------------

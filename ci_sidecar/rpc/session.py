@@ -138,6 +138,15 @@ class Session:
         body = b'{"jsonrpc":"2.0","method":' + _encode(method) + b',"params":' + _encode(params) + b"}"
         await self.send_raw(body)
 
+    def log_nowait(self, type_: int, message: str) -> None:
+        """``window/logMessage`` from outside a request (e.g. the outbox); dropped if the client lags."""
+        params = LogMessageParams(type=type_, message=message)  # type: ignore[arg-type]
+        body = b'{"jsonrpc":"2.0","method":"window/logMessage","params":' + _encode(params) + b"}"
+        try:
+            self._send.send_nowait(body)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
     async def _writer(self) -> None:
         async with self._recv:
             async for body in self._recv:

@@ -1,0 +1,397 @@
+"""The delivery outbox: every provider write is journaled before it is sent and removed when acknowledged.
+
+* ``put`` records a write (the caller commits the journal before answering its client);
+* a dispatcher task attempts due writes — never two at once for the same target, in arrival order
+  per target — through the provider's single-attempt ``deliver``;
+* outcomes go through :class:`~ci_sidecar.delivery.policy.RetryPolicy` (the only retry logic);
+* writes of the same coalescible target (a run's state, a status context, a sticky comment) that are
+  still waiting are merged: only the latest state is sent, under the first write's idempotency key;
+* a write that needs a credential waits, after a restart, until a session or the daemon's own
+  config supplies a token with the same fingerprint (the journal holds only the reference).
+
+Nothing is reported delivered that was not: an entry leaves the outbox only on a delivered outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import trio
+
+from ci_sidecar.protocol.records import CIContext, DeliveryState, DeliverySummary, ErrorInfo
+from ci_sidecar.providers.base import (
+    CredentialRef,
+    Operation,
+    Outcome,
+    PostComment,
+    Provider,
+    ProviderEnv,
+    PublishRun,
+    SetStatus,
+)
+
+from .policy import RetryPolicy
+
+__all__ = ["Entry", "OutboxPut", "OutboxDone", "OutboxFailed", "OutboxRemote", "OutboxImage", "Outbox", "CredentialPool"]
+
+log = logging.getLogger("ci_sidecar.delivery")
+
+_FINISHED_KEPT = 10_000
+_PER_PROVIDER_CONCURRENCY = 4
+
+
+class Entry(msgspec.Struct, kw_only=True):
+    """One logical write. ``id`` doubles as its idempotency key across retries and restarts."""
+
+    id: str
+    provider: str
+    target: str
+    op: Operation
+    run_id: str | None = None
+    session_id: str | None = None
+    ci: CIContext | None = None
+    credential: CredentialRef | None = None
+    config: dict[str, Any] = {}
+    created: float = 0.0
+    not_before: float = 0.0
+    attempts: int = 0
+    error: ErrorInfo | None = None
+
+
+class OutboxPut(msgspec.Struct, tag="outbox_put"):
+    entry: Entry
+
+
+class OutboxDone(msgspec.Struct, tag="outbox_done", kw_only=True):
+    id: str
+    provider: str
+    target: str
+    remote: dict[str, Any] | None = None
+
+
+class OutboxRemote(msgspec.Struct, tag="outbox_remote", kw_only=True):
+    """What a provider learned about a target during an attempt that is not finished (e.g. a PATCH
+    in flight): kept so the next attempt does not redo what reached the provider."""
+
+    provider: str
+    target: str
+    remote: dict[str, Any]
+
+
+class OutboxFailed(msgspec.Struct, tag="outbox_failed", kw_only=True):
+    id: str
+    error: ErrorInfo
+
+
+class OutboxImage(msgspec.Struct, kw_only=True):
+    """The outbox in a snapshot."""
+
+    pending: list[Entry] = []
+    failed: list[Entry] = []
+    remote: list[tuple[str, str, dict[str, Any]]] = []
+
+
+class CredentialPool:
+    """Secrets in memory only, by fingerprint; writes reference them, never contain them."""
+
+    def __init__(self) -> None:
+        self._secrets: dict[str, str] = {}
+        self.changed: Callable[[], None] = lambda: None
+
+    def add(self, fingerprint: str, secret: str) -> None:
+        if self._secrets.get(fingerprint) != secret:
+            self._secrets[fingerprint] = secret
+            self.changed()
+
+    def get(self, ref: CredentialRef) -> str | None:
+        return self._secrets.get(ref.fingerprint)
+
+
+def _coalescible(op: Operation) -> bool:
+    return isinstance(op, (PublishRun, SetStatus)) or (isinstance(op, PostComment) and op.key is not None)
+
+
+def _merge(old: Operation, new: Operation) -> Operation:
+    if isinstance(old, PublishRun) and isinstance(new, PublishRun):
+        return msgspec.structs.replace(new, final=old.final or new.final)
+    return new
+
+
+class Outbox:
+    """Pending provider writes, their dispatcher, and what is known about delivered targets."""
+
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        *,
+        append: Callable[[Any], None],
+        commit: Callable[[], Awaitable[None]],
+        env_for: Callable[[Entry, str | None], ProviderEnv],
+        policy: RetryPolicy | None = None,
+        on_outcome: Callable[[Entry, Outcome | None, ErrorInfo | None], None] | None = None,
+        on_log: Callable[[Entry, str], None] | None = None,
+    ) -> None:
+        self.providers = providers
+        self.policy = policy or RetryPolicy()
+        self.credentials = CredentialPool()
+        self.credentials.changed = self.wake
+        self._append = append
+        self._commit = commit
+        self._env_for = env_for
+        self._on_outcome = on_outcome or (lambda e, o, err: None)
+        self._on_log = on_log or (lambda e, m: None)
+        self._pending: OrderedDict[str, Entry] = OrderedDict()
+        self._failed: OrderedDict[str, Entry] = OrderedDict()
+        self._remote: dict[tuple[str, str], dict[str, Any]] = {}
+        self._finished: OrderedDict[str, DeliveryState] = OrderedDict()
+        self._events: dict[str, trio.Event] = {}
+        self._inflight: set[str] = set()
+        self._busy_targets: set[tuple[str, str]] = set()
+        self._per_provider: dict[str, int] = {}
+        self._wake = trio.Event()
+        self.attempts_total = 0
+
+    # --- recording writes --------------------------------------------------------------------
+
+    def put(self, *, provider: str, target: str, op: Operation, run_id: str | None = None,
+            session_id: str | None = None, ci: CIContext | None = None,
+            credential: CredentialRef | None = None, config: dict[str, Any] | None = None,
+            delay_s: float = 0.0) -> str:
+        """Record a write (journal append; the caller commits). Returns the id that will carry it."""
+        now = time.time()
+        if _coalescible(op):
+            for existing in reversed(self._pending.values()):
+                if existing.provider == provider and existing.target == target:
+                    if existing.id in self._inflight or type(existing.op) is not type(op):
+                        break
+                    existing.op = _merge(existing.op, op)
+                    existing.not_before = min(existing.not_before, now + delay_s)
+                    existing.session_id = session_id or existing.session_id
+                    existing.credential = credential or existing.credential
+                    existing.ci = ci or existing.ci
+                    self._append(OutboxPut(existing))
+                    self.wake()
+                    return existing.id
+        entry = Entry(id=uuid.uuid4().hex, provider=provider, target=target, op=op, run_id=run_id,
+                      session_id=session_id, ci=ci, credential=credential, config=config or {},
+                      created=now, not_before=now + delay_s)
+        self._pending[entry.id] = entry
+        self._append(OutboxPut(entry))
+        self.wake()
+        return entry.id
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- observing ----------------------------------------------------------------------------
+
+    def state(self, entry_id: str) -> DeliveryState:
+        if entry_id in self._pending:
+            return DeliveryState(state="pending")
+        if entry_id in self._failed:
+            return DeliveryState(state="failed", error=self._failed[entry_id].error)
+        return self._finished.get(entry_id, DeliveryState(state="delivered"))
+
+    async def wait(self, entry_id: str, timeout_s: float) -> DeliveryState:
+        """Wait until the write is delivered or failed, or the deadline passes (then: pending)."""
+        if entry_id in self._pending:
+            event = self._events.setdefault(entry_id, trio.Event())
+            with trio.move_on_after(timeout_s):
+                await event.wait()
+        return self.state(entry_id)
+
+    def summary(self, *, run_id: str | None = None, session_id: str | None = None) -> DeliverySummary:
+        def match(e: Entry) -> bool:
+            return (run_id is None or e.run_id == run_id) and (session_id is None or e.session_id == session_id)
+
+        pending = sum(1 for e in self._pending.values() if match(e))
+        failed = [e for e in self._failed.values() if match(e)]
+        last = failed[-1].error.message if failed and failed[-1].error else None
+        return DeliverySummary(pending=pending, failed=len(failed), last_error=last)
+
+    def depth(self) -> dict[str, int]:
+        return {"pending": len(self._pending), "failed": len(self._failed)}
+
+    def remote(self, provider: str, target: str) -> dict[str, Any]:
+        return self._remote.get((provider, target), {})
+
+    async def flush_session(self, session_id: str, timeout_s: float) -> DeliverySummary:
+        """Wait (bounded) until the session's writes are delivered or failed."""
+        with trio.move_on_after(timeout_s):
+            while any(e.session_id == session_id for e in self._pending.values()):
+                ids = [e.id for e in self._pending.values() if e.session_id == session_id]
+                for entry_id in ids:
+                    await self.wait(entry_id, timeout_s)
+        return self.summary(session_id=session_id)
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    def apply(self, record: Any) -> None:
+        """Replay one journaled record (at start-up)."""
+        if isinstance(record, OutboxPut):
+            e = record.entry
+            if e.id in self._pending:
+                self._pending[e.id] = e
+            else:
+                self._pending[e.id] = e
+        elif isinstance(record, OutboxDone):
+            self._pending.pop(record.id, None)
+            self._drop_failed_for(record.provider, record.target)
+            if record.remote is not None:
+                self._remote[(record.provider, record.target)] = record.remote
+        elif isinstance(record, OutboxRemote):
+            self._remote[(record.provider, record.target)] = record.remote
+        elif isinstance(record, OutboxFailed):
+            e = self._pending.pop(record.id, None)
+            if e is not None:
+                e.error = record.error
+                self._failed[e.id] = e
+
+    def image(self) -> OutboxImage:
+        return OutboxImage(pending=list(self._pending.values()), failed=list(self._failed.values()),
+                           remote=[(p, t, r) for (p, t), r in self._remote.items()])
+
+    def load(self, image: OutboxImage) -> None:
+        self._pending = OrderedDict((e.id, e) for e in image.pending)
+        self._failed = OrderedDict((e.id, e) for e in image.failed)
+        self._remote = {(p, t): r for p, t, r in image.remote}
+
+    def _drop_failed_for(self, provider: str, target: str) -> None:
+        for fid in [i for i, e in self._failed.items() if e.provider == provider and e.target == target]:
+            del self._failed[fid]
+
+    # --- dispatching ------------------------------------------------------------------------------
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The dispatcher: attempts due writes until cancelled (pending ones resume after restart)."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                self._wake = trio.Event()
+                next_due = self._dispatch_due(nursery)
+                timeout = max(0.0, next_due - time.time()) if next_due is not None else math.inf
+                with trio.move_on_after(timeout):
+                    await self._wake.wait()
+
+    def _dispatch_due(self, nursery: trio.Nursery) -> float | None:
+        now = time.time()
+        next_due: float | None = None
+        blocked: set[tuple[str, str]] = set()
+        for entry in self._pending.values():
+            key = (entry.provider, entry.target)
+            if entry.id in self._inflight or key in self._busy_targets or key in blocked:
+                blocked.add(key)  # later writes to the same target wait for this one
+                continue
+            if entry.not_before > now:
+                next_due = entry.not_before if next_due is None else min(next_due, entry.not_before)
+                blocked.add(key)
+                continue
+            token = None
+            if entry.credential is not None:
+                token = self.credentials.get(entry.credential)
+                if token is None:
+                    blocked.add(key)  # waits for a session or config with a matching credential
+                    continue
+            if self._per_provider.get(entry.provider, 0) >= _PER_PROVIDER_CONCURRENCY:
+                blocked.add(key)
+                continue
+            self._inflight.add(entry.id)
+            self._busy_targets.add(key)
+            self._per_provider[entry.provider] = self._per_provider.get(entry.provider, 0) + 1
+            nursery.start_soon(self._attempt, entry, token)
+        return next_due
+
+    async def _attempt(self, entry: Entry, token: str | None) -> None:
+        key = (entry.provider, entry.target)
+        provider = self.providers.get(entry.provider)
+        outcome: Outcome
+        try:
+            if provider is None:
+                outcome = Outcome.unsupported(f"provider {entry.provider} is not available in this build")
+            else:
+                entry.attempts += 1
+                self.attempts_total += 1
+                env = self._env_for(entry, token)
+                outcome = await provider.deliver(entry.op, env, dict(self._remote.get(key, {})))
+        except Exception as exc:  # a provider bug must not lose the write: retry it like an outage
+            incident = uuid.uuid4().hex[:12]
+            log.error("incident %s delivering %s to %s", incident, type(entry.op).__name__, entry.provider,
+                      exc_info=True)
+            outcome = Outcome.retry(f"internal error (incident {incident})")
+        finally:
+            self._inflight.discard(entry.id)
+            self._busy_targets.discard(key)
+            self._per_provider[entry.provider] -= 1
+        with trio.CancelScope(shield=True):
+            await self._settle(entry, outcome)
+        self.wake()
+
+    async def _settle(self, entry: Entry, outcome: Outcome) -> None:
+        """Record the outcome (journal, then the service's view), and only then tell waiters."""
+        key = (entry.provider, entry.target)
+        if entry.id not in self._pending:
+            return
+        error: ErrorInfo | None = None
+        if outcome.kind == "retry":
+            if outcome.remote is not None:
+                self._remote[key] = outcome.remote
+                self._append(OutboxRemote(provider=entry.provider, target=entry.target, remote=outcome.remote))
+            delay = self.policy.next_delay(entry.attempts, outcome.retry_after, time.time() - entry.created)
+            if delay is not None:
+                entry.not_before = time.time() + delay
+                if delay >= 5:
+                    self._on_log(entry, f"{entry.provider}: {outcome.message}; retrying in {delay:.0f} s")
+                log.info("%s %s: %s; retry %d in %.1f s", entry.provider, entry.target, outcome.message,
+                         entry.attempts, delay)
+                if outcome.remote is not None:
+                    await self._commit_quietly()
+                return
+            error = ErrorInfo(code=-31004, message=f"{entry.provider} unreachable after {entry.attempts} attempts: "
+                              f"{outcome.message}", data={"provider": entry.provider, "attempts": entry.attempts,
+                                                          "last_error": outcome.message})
+        elif outcome.kind == "refused":
+            error = ErrorInfo(code=-31003, message=f"{entry.provider} refused: {outcome.message}",
+                              data={"provider": entry.provider, "status": outcome.status, "message": outcome.message})
+        elif outcome.kind == "unsupported":
+            error = ErrorInfo(code=-31007, message=outcome.message or f"{entry.provider} cannot do this",
+                              data={"provider": entry.provider, "operation": type(entry.op).__name__,
+                                    "tier": outcome.tier or "none"})
+        del self._pending[entry.id]
+        if error is None:
+            if outcome.remote is not None:
+                self._remote[key] = outcome.remote
+            self._drop_failed_for(*key)
+            self._append(OutboxDone(id=entry.id, provider=entry.provider, target=entry.target,
+                                    remote=outcome.remote))
+            final = DeliveryState(state="delivered")
+        else:
+            entry.error = error
+            self._failed[entry.id] = entry
+            self._append(OutboxFailed(id=entry.id, error=error))
+            final = DeliveryState(state="failed", error=error)
+            self._on_log(entry, error.message)
+            log.warning("%s %s failed: %s", entry.provider, entry.target, error.message)
+        self._on_outcome(entry, outcome, error)
+        await self._commit_quietly()
+        self._finish(entry.id, final)
+
+    async def _commit_quietly(self) -> None:
+        try:
+            await self._commit()
+        except Exception:
+            log.exception("could not journal a delivery outcome; it will be retried after restart")
+
+    def _finish(self, entry_id: str, state: DeliveryState) -> None:
+        self._finished[entry_id] = state
+        while len(self._finished) > _FINISHED_KEPT:
+            self._finished.popitem(last=False)
+        event = self._events.pop(entry_id, None)
+        if event is not None:
+            event.set()

@@ -1,0 +1,140 @@
+"""The ``local`` provider: publishes into an output folder, needs no token.
+
+Layout under a run's output dir (default ``<cwd>/ci-sidecar-out/<run id>/``):
+``run.json`` (the run as it stands), ``results.json`` (every test's latest result, at completion),
+``build-status.json`` (one entry per context), ``comments/<key>.md`` (sticky by key),
+``artifacts/<name>``. Every write is atomic (temp file + rename), so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import msgspec
+import trio
+
+from ci_sidecar.protocol.records import ProviderCaps, TestResult, Tier
+from ci_sidecar.state.atomic import atomic_write_bytes
+
+from .base import Operation, Outcome, PostComment, ProviderEnv, PublishRun, SetStatus, UploadArtifact
+
+__all__ = ["LocalProvider"]
+
+_decode_result = msgspec.msgpack.Decoder(TestResult).decode
+_OUTPUT_MODE = 0o644  # reports are for people (and the CI group under systemd) to read
+
+
+def file_url(path: str | os.PathLike[str]) -> str:
+    return Path(path).resolve().as_uri()
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n", mode=_OUTPUT_MODE)
+
+
+def _comment_name(key: str) -> str:
+    # keys are free text: keep them readable but confined to one file name
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key).strip(".") or "comment"
+    return safe[:120] + ".md"
+
+
+class LocalProvider:
+    """Writes runs, statuses, comments and artifacts as files."""
+
+    name: ClassVar[str] = "local"
+
+    def capabilities(self, env: ProviderEnv) -> ProviderCaps:
+        local = Tier(kind="local", via="output folder")
+        return ProviderCaps(provider="local", test_run=local, build_status=local, pr_comment=local,
+                            artifacts=local, limits={})
+
+    async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
+        try:
+            if isinstance(op, PublishRun):
+                return await self._publish(op, env)
+            if isinstance(op, SetStatus):
+                return await trio.to_thread.run_sync(self._status, op)
+            if isinstance(op, PostComment):
+                return await trio.to_thread.run_sync(self._comment, op, remote)
+            if isinstance(op, UploadArtifact):
+                return await trio.to_thread.run_sync(self._artifact, op)
+        except OSError as exc:
+            # a full disk or a vanished mount may recover; a permission problem will not
+            if exc.errno in (13, 1, 30):  # EACCES, EPERM, EROFS
+                return Outcome.refused(f"cannot write: {exc}")
+            return Outcome.retry(f"cannot write: {exc}")
+        return Outcome.unsupported(f"local provider: unknown operation {type(op).__name__}")
+
+    async def _publish(self, op: PublishRun, env: ProviderEnv) -> Outcome:
+        run = op.run
+        out = Path(run.output_dir)
+        doc = msgspec.to_builtins(run)
+        await trio.to_thread.run_sync(_write_json, out / "run.json", doc)
+        if op.final and env.read_results is not None:
+            results: list[Any] = []
+            async for raw in env.read_results(run.id, 0, run.results_end):
+                results.append(msgspec.to_builtins(_decode_result(raw)) if isinstance(raw, bytes) else raw)
+            await trio.to_thread.run_sync(_write_json, out / "results.json", {"run": doc, "results": results})
+        return Outcome.delivered(url=file_url(out / "run.json"), tier="local")
+
+    def _status(self, op: SetStatus) -> Outcome:
+        out = Path(op.output_dir or ".")
+        path = out / "build-status.json"
+        try:
+            current = json.loads(path.read_text()) if path.exists() else {}
+        except (ValueError, OSError):
+            current = {}
+        current[op.context] = {
+            "state": op.state, "description": op.description, "target_url": op.target_url, "sha": op.sha,
+            "run_id": op.run_id, "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _write_json(path, current)
+        return Outcome.delivered(url=file_url(path), remote={"path": str(path)}, tier="local")
+
+    def _comment(self, op: PostComment, remote: dict[str, Any]) -> Outcome:
+        directory = Path(op.output_dir or ".") / "comments"
+        if op.key:
+            path = directory / _comment_name(op.key)
+        elif remote.get("path"):
+            path = Path(remote["path"])  # a retry of the same unkeyed comment: same file
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            n = 1 + sum(1 for p in directory.glob("comment-*.md"))
+            path = directory / f"comment-{n}.md"
+        existed = path.exists()
+        if op.mode == "delete":
+            if existed:
+                path.unlink()
+                return Outcome.delivered(action="deleted", remote={}, tier="local")
+            return Outcome.delivered(action="skipped", remote={}, tier="local")
+        if op.mode == "create" and op.key and existed:
+            return Outcome.delivered(action="skipped", url=file_url(path), remote={"path": str(path)}, tier="local")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, op.body.encode(), mode=_OUTPUT_MODE)
+        url = file_url(path)
+        return Outcome.delivered(action="updated" if existed else "created", url=url,
+                                 remote={"path": str(path), "url": url}, tier="local")
+
+    def _artifact(self, op: UploadArtifact) -> Outcome:
+        out = Path(op.output_dir or ".") / "artifacts" / op.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp-link")
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        try:
+            os.link(op.stored_path, tmp)  # same bytes, no copy
+        except OSError:  # another filesystem: copy instead
+            shutil.copyfile(op.stored_path, tmp)
+        os.replace(tmp, out)
+        return Outcome.delivered(url=file_url(out), remote={"path": str(out)}, tier="local")
+
+    async def aclose(self) -> None:
+        return None

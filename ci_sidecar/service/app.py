@@ -1,0 +1,216 @@
+"""The service layer as the daemon sees it: handlers for the run methods, session set-up at
+``initialize``, the outbox dispatcher and maintenance (checkpoints, abandoned runs, retention)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ci_sidecar import cienv
+from ci_sidecar.config import Config, ConfigError, context_overrides, load_config, scm_hosts
+from ci_sidecar.credentials import find_credentials
+from ci_sidecar.delivery.outbox import Entry, Outbox
+from ci_sidecar.logs import register_secret
+from ci_sidecar.protocol import errors as E
+from ci_sidecar.protocol.methods import (
+    AddPrCommentParams,
+    CompleteTestRunParams,
+    CreateTestRunParams,
+    ListTestRunsParams,
+    ReportResultsParams,
+    SetBuildStatusParams,
+    TestRunIdParams,
+    UpdateTestRunParams,
+)
+from ci_sidecar.protocol.records import Capabilities, CIContext, DeliverySummary
+from ci_sidecar.providers import REGISTRY
+from ci_sidecar.providers.base import Provider, ProviderEnv
+
+from .runs import RunService
+from .session_context import SessionContext, output_root, trim_env
+from .store import StateStore
+
+if TYPE_CHECKING:
+    from ci_sidecar.rpc.server import DaemonOptions
+    from ci_sidecar.rpc.session import Call, Session
+
+__all__ = ["CoreService", "build_services"]
+
+log = logging.getLogger("ci_sidecar.service")
+
+MAINTENANCE_INTERVAL_S = 30.0
+SHUTDOWN_FLUSH_S = 20.0  # under systemd's TimeoutStopSec with room to spare
+
+
+class CoreService:
+    """Runs, statuses, comments and their delivery, for every session of the daemon."""
+
+    def __init__(self, options: DaemonOptions, daemon_config: Config) -> None:
+        self.options = options
+        self.daemon_config = daemon_config
+        self.providers: dict[str, Provider] = {name: factory() for name, factory in REGISTRY.items()}
+        self.store = StateStore(options.state_dir or ".")
+        self.outbox = Outbox(self.providers, append=self.store.append, commit=self.store.commit,
+                             env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log)
+        self.runs = RunService(self.store, self.outbox, abandon_timeout_s=daemon_config.abandon_timeout_s)
+        self._sessions: dict[str, Session] = {}
+        self._daemon_ctx: SessionContext | None = None
+
+    # --- Service protocol ---------------------------------------------------------------------
+
+    def handlers(self) -> dict[str, Any]:
+        runs = self.runs
+
+        def ctx(call: Call) -> SessionContext:
+            return call.session.context  # set by session_started before any of these can run
+
+        async def create(call: Call, p: CreateTestRunParams) -> Any:
+            return await runs.create(ctx(call), p)
+
+        async def update(call: Call, p: UpdateTestRunParams) -> Any:
+            return await runs.update(ctx(call), p)
+
+        async def report(call: Call, p: ReportResultsParams) -> Any:
+            return await runs.report(ctx(call), p)
+
+        async def complete(call: Call, p: CompleteTestRunParams) -> Any:
+            return await runs.complete(ctx(call), p)
+
+        async def get(call: Call, p: TestRunIdParams) -> Any:
+            return runs.get(p.test_run_id)
+
+        async def list_runs(call: Call, p: ListTestRunsParams) -> Any:
+            return runs.list(p)
+
+        async def build_status(call: Call, p: SetBuildStatusParams) -> Any:
+            return await runs.set_build_status(ctx(call), p)
+
+        async def comment(call: Call, p: AddPrCommentParams) -> Any:
+            return await runs.add_comment(ctx(call), p)
+
+        return {
+            "create_test_run": create,
+            "update_test_run": update,
+            "report_results": report,
+            "complete_test_run": complete,
+            "get_test_run_status": get,
+            "list_test_runs": list_runs,
+            "set_build_status": build_status,
+            "add_pr_comment": comment,
+        }
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.to_thread.run_sync(self.runs.recover)
+        self._daemon_ctx = self._context_for(None, dict(os.environ), os.getcwd(), self.daemon_config)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.outbox.run)
+            nursery.start_soon(self._maintenance)
+            task_status.started()
+
+    async def close(self) -> None:
+        with trio.CancelScope(shield=True):
+            try:
+                await self.store.checkpoint(self.runs.image)  # a fast restart next time
+            except Exception:
+                log.exception("final checkpoint failed (the journal still has everything)")
+            await self.store.aclose()
+
+    def status(self) -> dict[str, Any]:
+        providers: dict[str, Any] = {}
+        for name, provider in self.providers.items():
+            status = getattr(provider, "status", None)
+            providers[name] = status() if callable(status) else {}
+        return {"runs": len(self.runs.runs), "outbox": self.outbox.depth(), "providers": providers}
+
+    # --- sessions -------------------------------------------------------------------------------
+
+    async def session_started(self, session: Session, ci: CIContext, caps: Capabilities) -> tuple[CIContext, Capabilities]:
+        env = session.env if session.env is not None else dict(os.environ)
+        cwd = session.cwd or os.getcwd()
+        try:
+            loaded = await trio.to_thread.run_sync(lambda: load_config(
+                env=env, cwd=cwd, config_path=self.options.config_path, session_config=session.config,
+                system_mode=self.options.system_mode))
+        except ConfigError as exc:
+            path = f"$.config.{exc.key}" if exc.file == "initialize.config" and exc.key else f"{exc.file}:{exc.key or ''}"
+            raise E.InvalidParams(path, exc.reason) from None
+        ctx = await trio.to_thread.run_sync(self._context_for, session.id, env, cwd, loaded.config)
+        session.env = ctx.env  # only what detection and token lookup need, in memory
+        session.context = ctx
+        self._sessions[session.id] = session
+        roles = {"ci": ctx.caps(ctx.ci_provider)}
+        if ctx.scm_provider and ctx.scm_provider != ctx.ci_provider:
+            roles["scm"] = ctx.caps(ctx.scm_provider)
+        caps.roles = roles
+        return ctx.ci, caps
+
+    def _context_for(self, session_id: str | None, env: dict[str, str], cwd: str, config: Config) -> SessionContext:
+        try:
+            ci = cienv.detect(env, cwd, context_overrides(config), hosts=scm_hosts(config))
+        except ValueError as exc:
+            raise E.InvalidParams("$.config.context", str(exc)) from None
+        ctx = SessionContext(
+            session_id=session_id or "daemon", ci=ci, config=config, cwd=cwd,
+            output_root=output_root(config, cwd, system_mode=self.options.system_mode,
+                                    state_dir=self.options.state_dir),
+            env=trim_env(env, config), providers=self.providers,
+        )
+        credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+        wanted = {ci.provider} | ({ci.scm.provider} if ci.scm else set())
+        for provider in wanted - {"local"}:
+            for cred in find_credentials(provider, env, config, credentials_dir, daemon_config=self.daemon_config):
+                if cred.base_url:  # an unbound token is never sent anywhere
+                    ctx.credentials[provider] = cred
+                    secret = cred.secret.reveal()
+                    register_secret(secret)
+                    self.outbox.credentials.add(cred.fingerprint, secret)
+                    break
+        return ctx
+
+    async def flush_session(self, session: Session) -> DeliverySummary:
+        return await self.outbox.flush_session(session.id, SHUTDOWN_FLUSH_S)
+
+    def session_ended(self, session: Session) -> None:
+        self._sessions.pop(session.id, None)
+
+    # --- delivery plumbing ------------------------------------------------------------------
+
+    def _env_for(self, entry: Entry, token: str | None) -> ProviderEnv:
+        cfg = dict(entry.config)
+        return ProviderEnv(
+            ci=entry.ci or CIContext(provider="local", sources={}), config=cfg, base_url=cfg.get("base_url"),
+            token=token, read_results=self.runs.read_results, log=lambda msg: self._on_log(entry, msg),
+            idempotency_key=entry.id, username=entry.credential.username if entry.credential else None,
+        )
+
+    def _on_outcome(self, entry: Entry, outcome: Any, error: Any) -> None:
+        self.runs.on_outcome(entry, outcome, error)
+
+    def _on_log(self, entry: Entry, message: str) -> None:
+        session = self._sessions.get(entry.session_id or "")
+        if session is not None:
+            session.log_nowait(2, message)
+
+    async def _maintenance(self) -> None:
+        interval = min(MAINTENANCE_INTERVAL_S, max(0.2, self.daemon_config.abandon_timeout_s / 4))
+        while True:
+            await trio.sleep(interval if not self.store.wants_checkpoint() else 0.1)
+            try:
+                if self.store.wants_checkpoint():
+                    await self.store.checkpoint(self.runs.image)
+                await self.runs.cancel_abandoned()
+                await self.runs.apply_retention()
+            except Exception:
+                log.exception("maintenance failed; will try again")
+
+
+def build_services(options: DaemonOptions) -> list[Any]:
+    """The daemon's service layers (the CLI reports a config or state error and exits)."""
+    loaded = load_config(env=os.environ, cwd=os.getcwd(), config_path=options.config_path,
+                         system_mode=options.system_mode)
+    Path(options.state_dir or ".").mkdir(parents=True, exist_ok=True, mode=0o700)
+    return [CoreService(options, loaded.config)]

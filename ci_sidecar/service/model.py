@@ -1,0 +1,89 @@
+"""What the service persists: run metadata, journal records, and the snapshot image.
+
+Journal records are tagged msgspec Structs encoded with msgpack; the same Structs make up the
+snapshot image, so there is one definition of every persisted shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ci_sidecar.delivery.outbox import OutboxDone, OutboxFailed, OutboxImage, OutboxPut, OutboxRemote
+from ci_sidecar.protocol.records import CIContext, CommentRef, Counts, Target
+
+from .tally import Tally
+
+__all__ = ["RunMeta", "RunSaved", "ResultsAdded", "RunDeleted", "Record", "RunImage", "StateImage",
+           "encode_record", "decode_record"]
+
+
+class RunMeta(msgspec.Struct, kw_only=True):
+    """Everything about a run except its per-test records and counting state."""
+
+    id: str
+    seq: int
+    name: str
+    status: str = "running"
+    conclusion: str | None = None
+    start_time: str
+    end_time: str | None = None
+    start_wall: float
+    last_write: float
+    external_id: str | None = None
+    commit_sha: str | None = None
+    head_sha: str | None = None
+    branch: str | None = None
+    pr_number: int | None = None
+    build_id: str | None = None
+    details_url: str | None = None
+    repository: str | None = None
+    ci_provider: str = "local"
+    scm_provider: str | None = None
+    output_dir: str
+    summary: Counts | None = None
+    summary_duration: float | None = None
+    note: str | None = None
+    targets: list[Target] = []
+    comments: list[CommentRef] = []
+    junit_hashes: list[str] = []
+    ci: CIContext | None = None
+    results_count: int = 0
+    session_config: dict[str, Any] = {}
+
+
+class RunSaved(msgspec.Struct, tag="run_saved"):
+    meta: RunMeta
+
+
+class ResultsAdded(msgspec.Struct, tag="results_added"):
+    run_id: str
+    items: list[bytes]  # each a msgpack-encoded TestResult
+
+
+class RunDeleted(msgspec.Struct, tag="run_deleted"):
+    run_id: str
+
+
+Record = RunSaved | ResultsAdded | RunDeleted | OutboxPut | OutboxDone | OutboxFailed | OutboxRemote
+
+
+class RunImage(msgspec.Struct, kw_only=True):
+    meta: RunMeta
+    tally: Tally
+    results_size: int
+
+
+class StateImage(msgspec.Struct, kw_only=True):
+    runs: list[RunImage] = []
+    outbox: OutboxImage = msgspec.field(default_factory=OutboxImage)
+    next_seq: int = 1
+
+
+_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(Record)
+encode_record = _encoder.encode
+decode_record = _record_decoder.decode
+encode_image = _encoder.encode
+decode_image = msgspec.msgpack.Decoder(StateImage).decode

@@ -1,0 +1,134 @@
+"""What the service knows about one session: its CI context, configuration, credentials and output folder.
+
+Built once at ``initialize`` from the client's ``cwd``/``env`` (never the daemon's own when the client
+sent them). The environment is trimmed to what detection, provider settings and token lookup need,
+kept in memory only; tokens go to the outbox's credential pool, and writes carry only a reference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci_sidecar.config import Config
+from ci_sidecar.credentials import STANDARD_ENV, Credential, CredentialRef
+from ci_sidecar.protocol.records import CIContext, ProviderCaps, Target, Tier
+from ci_sidecar.providers import REGISTRY
+from ci_sidecar.providers.base import Provider, ProviderEnv
+
+__all__ = ["SessionContext", "trim_env", "no_caps", "output_root"]
+
+_KEEP_PREFIXES = (
+    "CI", "GITHUB_", "GITLAB_", "JENKINS_", "BUILD_", "SYSTEM_", "TF_", "CIRCLE", "TEAMCITY_", "TRAVIS",
+    "BITBUCKET_", "RUNNER_", "ACTIONS_", "AGENT_", "CHANGE_", "GIT_", "ghprb", "gitlab", "AZURE_", "JOB_",
+    "BRANCH_", "TAG_NAME", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
+    "SSL_CERT_FILE", "CIRCLE_", "BUILD_VCS_", "HOME", "PATH", "GH_",
+)
+
+
+def trim_env(env: Mapping[str, str], config: Config) -> dict[str, str]:
+    """Keep only what detection, provider settings and the configured token names need."""
+    token_names = {n for names in STANDARD_ENV.values() for n in names}
+    token_names |= {p.token_env for p in config.providers.values() if p.token_env}
+    return {k: v for k, v in env.items() if k in token_names or k.startswith(_KEEP_PREFIXES)}
+
+
+def no_caps(provider: str, note: str) -> ProviderCaps:
+    none = Tier(kind="none", note=note)
+    return ProviderCaps(provider=provider, test_run=none, build_status=none, pr_comment=none, artifacts=none,
+                        limits={})
+
+
+@dataclass
+class SessionContext:
+    session_id: str
+    ci: CIContext
+    config: Config
+    cwd: str
+    output_root: str
+    env: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, Credential] = field(default_factory=dict)
+    providers: dict[str, Provider] = field(default_factory=dict)
+
+    @property
+    def ci_provider(self) -> str:
+        return self.ci.provider
+
+    @property
+    def scm_provider(self) -> str | None:
+        return self.ci.scm.provider if self.ci.scm is not None else None
+
+    # --- routing ------------------------------------------------------------------------------
+
+    def available(self, provider: str | None) -> bool:
+        return provider is not None and provider in self.providers
+
+    def status_provider(self, run_provider: str | None) -> str:
+        """Build/commit statuses go to the code host when it differs from the CI."""
+        for candidate in (self.scm_provider, run_provider or self.ci_provider):
+            if self.available(candidate):
+                return candidate  # type: ignore[return-value]
+        return run_provider or self.ci_provider
+
+    def comment_provider(self, run_provider: str | None) -> str:
+        """PR comments live on the code host."""
+        return self.status_provider(run_provider)
+
+    # --- credentials and settings -----------------------------------------------------------
+
+    def credential_ref(self, provider: str) -> CredentialRef | None:
+        cred = self.credentials.get(provider)
+        return cred.ref() if cred is not None else None
+
+    def provider_config(self, provider: str) -> dict[str, Any]:
+        """Non-secret settings a provider needs for this session's writes (journaled with them)."""
+        out: dict[str, Any] = {}
+        section = self.config.providers.get(provider)
+        if section and section.base_url:
+            out["base_url"] = section.base_url
+        cred = self.credentials.get(provider)
+        if cred is not None and cred.base_url and "base_url" not in out:
+            out["base_url"] = cred.base_url
+        if provider == "github":
+            for name in ("GITHUB_STEP_SUMMARY", "GITHUB_API_URL", "ACTIONS_RUNTIME_TOKEN_PRESENT"):
+                if self.env.get(name):
+                    out[name.lower() if name != "GITHUB_STEP_SUMMARY" else "step_summary_path"] = self.env[name]
+        if self.config.ca_bundle:
+            out["ca_bundle"] = self.config.ca_bundle
+        return out
+
+    def provider_env(self, provider: str) -> ProviderEnv:
+        cred = self.credentials.get(provider)
+        return ProviderEnv(ci=self.ci, config=self.provider_config(provider),
+                           base_url=self.provider_config(provider).get("base_url"),
+                           token=cred.secret.reveal() if cred else None)
+
+    def caps(self, provider: str) -> ProviderCaps:
+        impl = self.providers.get(provider)
+        if impl is None:
+            return no_caps(provider, f"the {provider} provider is not available in this version; "
+                                     "results are written to the local output folder only")
+        return impl.capabilities(self.provider_env(provider))
+
+    def targets_for(self, provider: str) -> list[Target]:
+        """Where a new run is published: the local output folder always, plus the CI provider."""
+        targets = [Target(role="ci", provider="local", kind="local")]
+        if provider != "local":
+            caps = self.caps(provider)
+            targets.append(Target(role="ci", provider=provider, kind=caps.test_run.kind,
+                                  note=caps.test_run.note or (f"via {caps.test_run.via}" if caps.test_run.via else None)))
+        return targets
+
+
+def output_root(config: Config, cwd: str, *, system_mode: bool, state_dir: str | None) -> str:
+    """Where local output goes: ``output_dir`` (relative to the session's cwd), else ``<cwd>/ci-sidecar-out``;
+    in system mode, under the daemon's state dir unless configured (a job's cwd is not the service's)."""
+    if config.output_dir:
+        return str(Path(cwd, os.path.expanduser(config.output_dir)).resolve())
+    if system_mode and state_dir:
+        return str(Path(state_dir, "output"))
+    return str(Path(cwd, "ci-sidecar-out").resolve())
+
