@@ -1,0 +1,231 @@
+"""Load an official OpenAPI 3.0 description and validate requests against it (for provider fakes).
+
+The specs live outside the repository (``$CI_SIDECAR_SPECS``, default ``<repo>/../shared/specs``). OpenAPI 3.0
+schemas are JSON Schema draft 4 plus ``nullable``; ``nullable`` is rewritten into a ``null`` type once at load
+time, then ``jsonschema``'s Draft4 validator checks bodies and parameters, resolving ``$ref`` into the document.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from jsonschema import Draft4Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+__all__ = ["OpenApiSpec", "Route", "spec_path", "require_spec"]
+
+_DOC_URI = "urn:openapi-spec"
+_METHODS = ("get", "put", "post", "patch", "delete", "head", "options")
+
+
+def spec_root() -> Path:
+    """Where the shared specs are: ``$CI_SIDECAR_SPECS``, else ``../shared/specs`` next to the repository."""
+    env = os.environ.get("CI_SIDECAR_SPECS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "specs"
+
+
+def spec_path(relative: str) -> Path | None:
+    """The spec file, or ``None`` when it is not there."""
+    path = spec_root() / relative
+    return path if path.is_file() else None
+
+
+def require_spec(relative: str) -> OpenApiSpec:
+    """Load a spec, or skip the test (fail it when ``CI_SIDECAR_REQUIRE_ALL=1``) when it is absent."""
+    path = spec_path(relative)
+    if path is None:
+        msg = (f"official spec {relative} not found under {spec_root()} "
+               "(set CI_SIDECAR_SPECS to the shared/specs directory)")
+        if os.environ.get("CI_SIDECAR_REQUIRE_ALL") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return load_spec(str(path))
+
+
+@functools.lru_cache(maxsize=4)
+def load_spec(path: str) -> OpenApiSpec:
+    """Parse once per process (the GitHub subset is 1 MB)."""
+    return OpenApiSpec(json.loads(Path(path).read_text(encoding="utf-8-sig")))
+
+
+def _nullable_to_jsonschema(node: Any) -> Any:
+    """Rewrite OpenAPI's ``nullable: true`` into draft-4 terms, recursively."""
+    if isinstance(node, list):
+        return [_nullable_to_jsonschema(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable_to_jsonschema(v) for k, v in node.items()}
+    if out.pop("nullable", False) is True:
+        if "type" in out and isinstance(out["type"], str):
+            out["type"] = [out["type"], "null"]
+            if "enum" in out and None not in out["enum"]:
+                out["enum"] = [*out["enum"], None]
+        else:
+            return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def _pointer(*parts: str) -> str:
+    escaped = "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+    return "#/" + quote(escaped, safe="/~")
+
+
+class Route:
+    """One operation: method, path template, compiled regex, its parameters and body schema pointer."""
+
+    def __init__(self, spec: OpenApiSpec, method: str, template: str, op: dict[str, Any]) -> None:
+        self.method = method.upper()
+        self.template = template
+        self.operation_id = op.get("operationId", f"{method} {template}")
+        self.op = op
+        pattern = ""
+        for piece in re.split(r"(\{[^}]+\})", template):
+            if piece.startswith("{"):
+                name = piece[1:-1]
+                param = spec.param(op, name, "path")
+                multi = bool(param and param.get("x-multi-segment"))
+                pattern += f"(?P<{name}>{'.+' if multi else '[^/]+'})"
+            else:
+                pattern += re.escape(piece)
+        self.regex = re.compile(f"^{pattern}$")
+        self.params = [spec.resolve(p) for p in op.get("parameters", [])]
+        self.body_pointer: str | None = None
+        self.body_required = False
+        body = op.get("requestBody")
+        if body:
+            body = spec.resolve(body)
+            self.body_required = bool(body.get("required"))
+            if "application/json" in body.get("content", {}):
+                self.body_pointer = _pointer("paths", template, method, "requestBody", "content",
+                                             "application/json", "schema")
+        self.specificity = (template.count("{"), -len(template))
+
+
+class OpenApiSpec:
+    """Routes and validators of one OpenAPI 3.0 document."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = _nullable_to_jsonschema(copy.deepcopy(doc))
+        resource = Resource.from_contents(self.doc, default_specification=DRAFT4)
+        self._registry = Registry().with_resource(_DOC_URI, resource)
+        self.routes: list[Route] = []
+        for template, item in self.doc.get("paths", {}).items():
+            for method, op in item.items():
+                if method in _METHODS:
+                    self.routes.append(Route(self, method, template, op))
+        self.routes.sort(key=lambda r: r.specificity)
+        self._validators: dict[str, Draft4Validator] = {}
+
+    def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        """Follow a local ``$ref`` (parameters, request bodies)."""
+        seen = 0
+        while "$ref" in node and seen < 20:
+            ref = node["$ref"]
+            assert ref.startswith("#/"), ref
+            target: Any = self.doc
+            for part in ref[2:].split("/"):
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            node = target
+            seen += 1
+        return node
+
+    def param(self, op: dict[str, Any], name: str, where: str) -> dict[str, Any] | None:
+        for p in op.get("parameters", []):
+            p = self.resolve(p)
+            if p.get("name") == name and p.get("in") == where:
+                return p
+        return None
+
+    def validator(self, pointer: str) -> Draft4Validator:
+        v = self._validators.get(pointer)
+        if v is None:
+            v = self._validators[pointer] = Draft4Validator({"$ref": _DOC_URI + pointer}, registry=self._registry)
+        return v
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The operation for a request path (already stripped of any base prefix)."""
+        for route in self.routes:
+            if route.method != method.upper():
+                continue
+            m = route.regex.match(path)
+            if m:
+                return route, m.groupdict()
+        return None
+
+    @staticmethod
+    def _coerce(value: str, schema: dict[str, Any]) -> Any:
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), None)
+        try:
+            if kind == "integer":
+                return int(value)
+            if kind == "number":
+                return float(value)
+        except ValueError:
+            return value
+        if kind == "boolean":
+            return {"true": True, "false": False}.get(value, value)
+        return value
+
+    def validate(
+        self, route: Route, path_params: dict[str, str], query: dict[str, list[str]], body: bytes | None
+    ) -> list[str]:
+        """Every way this request breaks the spec (an empty list when it is valid)."""
+        errors: list[str] = []
+        known_query: set[str] = set()
+        for param in route.params:
+            name, where = param.get("name"), param.get("in")
+            schema = param.get("schema", {})
+            if where == "path":
+                raw = path_params.get(name)
+                if raw is None:
+                    errors.append(f"path parameter {name} missing")
+                    continue
+                values = [raw]
+            elif where == "query":
+                known_query.add(name)
+                values = query.get(name, [])
+                if not values:
+                    if param.get("required"):
+                        errors.append(f"query parameter {name} is required")
+                    continue
+                if len(values) > 1 and schema.get("type") != "array":
+                    errors.append(f"query parameter {name} given {len(values)} times")
+            else:
+                continue
+            for raw in values:
+                value = self._coerce(raw, schema)
+                v = Draft4Validator(schema)
+                for err in v.iter_errors(value):
+                    errors.append(f"{where} parameter {name}={raw!r}: {err.message}")
+        for name in query:
+            if name not in known_query:
+                errors.append(f"query parameter {name} is not defined for {route.operation_id}")
+        if route.body_pointer is None:
+            if body:
+                errors.append(f"{route.operation_id} takes no request body")
+            return errors
+        if not body:
+            if route.body_required:
+                errors.append("request body is required")
+            return errors
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            return [*errors, f"request body is not JSON: {exc}"]
+        for err in sorted(self.validator(route.body_pointer).iter_errors(data), key=lambda e: list(e.path)):
+            where = "/".join(str(p) for p in err.absolute_path) or "(body)"
+            errors.append(f"body {where}: {err.message[:300]}")
+        return errors
