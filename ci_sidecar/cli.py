@@ -112,7 +112,77 @@ def _cmd_call(args: argparse.Namespace) -> int:
     return 0
 
 
-_EXTRA_COMMANDS: list[Any] = []
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run a small bundled test suite through `exec` on the local provider")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ci_sidecar.exec_cmd import run_exec
+
+    with tempfile.TemporaryDirectory(prefix="cis-demo-") as tmp:
+        junit = os.path.join(tmp, "demo-junit.xml")
+        ns = argparse.Namespace(junit=[junit], name="ci-sidecar demo", fail_on_undelivered=True, wait_s=30.0,
+                                cmd=["--", sys.executable, "-m", "ci_sidecar.demo_suite", junit])
+        status = run_exec(ns)
+    if status == 1:
+        print("ci-sidecar: demo done; the failing test (0.1 + 0.2) fails on purpose. Open the report above.",
+              file=sys.stderr)
+        return 0
+    return status or 0
+
+
+def _add_env(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("env", help="print the detected CI context as JSON")
+    p.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    p.set_defaults(func=lambda a: _cienv_cli().run_env(a))
+
+
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="show the detected context, providers, credentials found and config files")
+    p.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=lambda a: _cienv_cli().run_doctor(a))
+
+
+def _cienv_cli() -> Any:
+    from ci_sidecar.cienv import cli
+
+    return cli
+
+
+def _add_install_units(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("install-units", help="write the systemd service and socket units")
+    p.add_argument("--user", action="store_true", help="per-user units (systemctl --user)")
+    p.add_argument("--prefix", help="install prefix of ci-sidecar (ExecStart=<prefix>/bin/ci-sidecar)")
+    p.add_argument("--root", help="where to write (default: / for system units, $HOME for user units)")
+    p.add_argument("--group", default="ci", help="group allowed to connect to the system socket (default: ci)")
+    p.set_defaults(func=_cmd_install_units)
+
+
+def _cmd_install_units(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ci_sidecar.units import install_units
+
+    root = Path(args.root) if args.root else (Path.home() if args.user else Path("/"))
+    written = install_units(root, user_mode=args.user, prefix=args.prefix, system_group=args.group)
+    for path in written:
+        print(f"wrote {path}")
+    scope = "--user " if args.user else ""
+    print(f"next: systemctl {scope}daemon-reload && systemctl {scope}enable --now ci-sidecar.socket")
+    return 0
+
+
+def _add_exec(sub: argparse._SubParsersAction) -> None:
+    from ci_sidecar.exec_cmd import add_exec_command
+
+    add_exec_command(sub)
+
+
+_EXTRA_COMMANDS: list[Any] = [_add_exec, _add_demo, _add_env, _add_doctor, _add_install_units]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -310,3 +310,61 @@ register(MethodSpec("set_build_status", SetBuildStatusParams, SetBuildStatusResu
 register(MethodSpec("add_pr_comment", AddPrCommentParams, AddPrCommentResult,
                     "Post a PR comment; a key makes it sticky (edited in place).",
                     errors=(-31001, -31003, -31004, -31007)))
+
+
+class IngestJunitParams(Wire):
+    test_run_id: str
+    path: Annotated[str, msgspec.Meta(min_length=1)]
+    workDoneToken: int | str | None = None
+
+
+class IngestError(Wire):
+    file: str
+    message: str
+    line: int | None = None
+
+
+class IngestJunitResult(Wire):
+    accepted: int
+    files: int
+    skipped_files: int
+    errors: list[IngestError]
+
+
+class RenderReportParams(Wire):
+    test_run_id: str
+    format: Literal["markdown", "html", "json", "junit", "github-annotations"]
+    max_bytes: Annotated[int, msgspec.Meta(ge=64)] | None = None
+
+
+class RenderReportResult(Wire):
+    path: str
+    bytes: int
+    #: the rendering was shortened to fit max_bytes (markdown, annotations)
+    truncated: bool = False
+
+
+class RenderBadgeParams(Wire):
+    label: Annotated[str, msgspec.Meta(max_length=100)] = "tests"
+    test_run_id: str | None = None
+    status: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    style: Literal["flat", "flat-square", "for-the-badge"] = "flat"
+
+
+class RenderBadgeResult(Wire):
+    svg: str
+    path: str | None = None
+
+
+register(MethodSpec("ingest_junit", IngestJunitParams, IngestJunitResult,
+                    "Parse JUnit/xUnit files (a path or a glob, within the source roots) into a run; "
+                    "a file already ingested (same sha256) is skipped.", run_scoped=True,
+                    errors=(-31001, -31005, -31008)))
+register(MethodSpec("render_report", RenderReportParams, RenderReportResult,
+                    "Write a report of the run into its output folder.", errors=(-31001,)))
+register(MethodSpec("render_badge", RenderBadgeParams, RenderBadgeResult,
+                    "A shields-style SVG badge for a run (or a given status); written beside the run's reports."))
+
+
+# Artifact methods live in their own module (same table, registered on import).
+from . import artifact_methods as _artifact_methods  # noqa: E402,F401

@@ -163,6 +163,8 @@ class ProviderEnv:
     idempotency_key: str | None = None
     #: Basic-auth user name where the provider needs one (Jenkins)
     username: str | None = None
+    #: writes every report format of a run into its output dir (blocking: call in a worker thread)
+    render_reports: Callable[[str], Any] | None = None
 
 
 class Provider(Protocol):

@@ -81,6 +81,8 @@ class LocalProvider:
             async for raw in env.read_results(run.id, 0, run.results_end):
                 results.append(msgspec.to_builtins(_decode_result(raw)) if isinstance(raw, bytes) else raw)
             await trio.to_thread.run_sync(_write_json, out / "results.json", {"run": doc, "results": results})
+            if env.render_reports is not None:
+                await trio.to_thread.run_sync(env.render_reports, run.id)
         return Outcome.delivered(url=file_url(out / "run.json"), tier="local")
 
     def _status(self, op: SetStatus) -> Outcome:

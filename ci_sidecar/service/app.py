@@ -20,7 +20,10 @@ from ci_sidecar.protocol.methods import (
     AddPrCommentParams,
     CompleteTestRunParams,
     CreateTestRunParams,
+    IngestJunitParams,
     ListTestRunsParams,
+    RenderBadgeParams,
+    RenderReportParams,
     ReportResultsParams,
     SetBuildStatusParams,
     TestRunIdParams,
@@ -30,8 +33,10 @@ from ci_sidecar.protocol.records import Capabilities, CIContext, DeliverySummary
 from ci_sidecar.providers import REGISTRY
 from ci_sidecar.providers.base import Provider, ProviderEnv
 
+from .reporting import Reporting
 from .runs import RunService
 from .session_context import SessionContext, output_root, trim_env
+from .source_paths import SourcePolicy
 from .store import StateStore
 
 if TYPE_CHECKING:
@@ -57,6 +62,7 @@ class CoreService:
         self.outbox = Outbox(self.providers, append=self.store.append, commit=self.store.commit,
                              env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log)
         self.runs = RunService(self.store, self.outbox, abandon_timeout_s=daemon_config.abandon_timeout_s)
+        self.reporting = Reporting(self.runs)
         self._sessions: dict[str, Session] = {}
         self._daemon_ctx: SessionContext | None = None
 
@@ -92,7 +98,21 @@ class CoreService:
         async def comment(call: Call, p: AddPrCommentParams) -> Any:
             return await runs.add_comment(ctx(call), p)
 
+        reporting = self.reporting
+
+        async def ingest(call: Call, p: IngestJunitParams) -> Any:
+            return await reporting.ingest_junit(call, ctx(call), p.test_run_id, p.path)
+
+        async def render_report(call: Call, p: RenderReportParams) -> Any:
+            return await reporting.render_report(p.test_run_id, p.format, p.max_bytes)
+
+        async def render_badge(call: Call, p: RenderBadgeParams) -> Any:
+            return await reporting.render_badge(ctx(call), p.test_run_id, p.label, p.status, p.style)
+
         return {
+            "ingest_junit": ingest,
+            "render_report": render_report,
+            "render_badge": render_badge,
             "create_test_run": create,
             "update_test_run": update,
             "report_results": report,
@@ -159,6 +179,9 @@ class CoreService:
                                     state_dir=self.options.state_dir),
             env=trim_env(env, config), providers=self.providers,
         )
+        ctx.sources = SourcePolicy.for_session(
+            cwd, config.source_roots,
+            forbidden=[self.options.state_dir, os.environ.get("CREDENTIALS_DIRECTORY")])
         credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         wanted = {ci.provider} | ({ci.scm.provider} if ci.scm else set())
         for provider in wanted - {"local"}:
@@ -185,7 +208,12 @@ class CoreService:
             ci=entry.ci or CIContext(provider="local", sources={}), config=cfg, base_url=cfg.get("base_url"),
             token=token, read_results=self.runs.read_results, log=lambda msg: self._on_log(entry, msg),
             idempotency_key=entry.id, username=entry.credential.username if entry.credential else None,
+            render_reports=self._render_reports,
         )
+
+    def _render_reports(self, run_id: str) -> Any:
+        state = self.runs.runs.get(run_id)
+        return self.reporting.write_all(state) if state is not None else None
 
     def _on_outcome(self, entry: Entry, outcome: Any, error: Any) -> None:
         self.runs.on_outcome(entry, outcome, error)

@@ -301,21 +301,25 @@ class RunService:
 
     async def report(self, ctx: SessionContext, p: ReportResultsParams) -> ReportResultsResult:
         state = self._require_open(p.test_run_id)
-        results = p.results
-        if results:
-            tally = state.tally
-            items = []
-            for r in results:
-                tally.add(r, test_key(r))
-                items.append(_encode_result(r))
-            self.store.records(state.meta.id).append_many(items)
-            state.meta.results_count += len(items)
-            state.meta.last_write = time.time()
-            self.store.append(ResultsAdded(state.meta.id, items))
-            # a live summary, debounced: a stream of batches becomes one update every couple of seconds
-            self._publish(state, ctx, final=False, delay_s=RESULTS_DEBOUNCE_S)
-            await self.store.commit()
-        return ReportResultsResult(accepted=len(results), total=state.tally.total)
+        if p.results:
+            await self.add_results(ctx, state, p.results)
+        return ReportResultsResult(accepted=len(p.results), total=state.tally.total)
+
+    async def add_results(self, ctx: SessionContext | None, state: RunState, results: list[TestResult]) -> int:
+        """Count, store and journal results, schedule a (debounced) live update; durable on return."""
+        tally = state.tally
+        items = []
+        for r in results:
+            tally.add(r, test_key(r))
+            items.append(_encode_result(r))
+        self.store.records(state.meta.id).append_many(items)
+        state.meta.results_count += len(items)
+        state.meta.last_write = time.time()
+        self.store.append(ResultsAdded(state.meta.id, items))
+        # a live summary, debounced: a stream of batches becomes one update every couple of seconds
+        self._publish(state, ctx, final=False, delay_s=RESULTS_DEBOUNCE_S)
+        await self.store.commit()
+        return len(items)
 
     async def complete(self, ctx: SessionContext, p: CompleteTestRunParams) -> TestRun:
         state = self._require_open(p.test_run_id)

@@ -19,6 +19,8 @@ from ci_sidecar.protocol.records import CIContext, ProviderCaps, Target, Tier
 from ci_sidecar.providers import REGISTRY
 from ci_sidecar.providers.base import Provider, ProviderEnv
 
+from .source_paths import SourcePolicy
+
 __all__ = ["SessionContext", "trim_env", "no_caps", "output_root"]
 
 _KEEP_PREFIXES = (
@@ -52,6 +54,8 @@ class SessionContext:
     env: dict[str, str] = field(default_factory=dict)
     credentials: dict[str, Credential] = field(default_factory=dict)
     providers: dict[str, Provider] = field(default_factory=dict)
+    #: which client files this session may make the daemon read (ingest_junit, artifacts by path)
+    sources: SourcePolicy | None = None
 
     @property
     def ci_provider(self) -> str:

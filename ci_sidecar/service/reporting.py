@@ -1,0 +1,207 @@
+"""Reports, badges and JUnit ingestion for runs: the glue between the run state and ``ci_sidecar.reports``.
+
+Rendering streams a run's per-test records from disk (one pass for failures, slowest tests and the
+duration histogram, one per renderer), so a run of a million tests renders in flat memory. Blocking
+file work runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+
+from ci_sidecar.protocol.records import TestResult
+from ci_sidecar.reports import (
+    FILE_NAMES,
+    DurationHistogram,
+    ParseIssue,
+    ReportData,
+    SlowestTests,
+    badge_svg,
+    iter_junit,
+    run_badge_message,
+    sha256_file,
+    shields_endpoint_json,
+    write_report,
+)
+from ci_sidecar.state.atomic import atomic_write_bytes
+
+from .runs import RunService, RunState
+from .session_context import SessionContext
+from .tally import test_key
+
+__all__ = ["Reporting"]
+
+log = logging.getLogger("ci_sidecar.reports")
+
+_decode_result = msgspec.msgpack.Decoder(TestResult).decode
+_OUTPUT_MODE = 0o644
+_INGEST_BATCH = 1000
+ALL_FORMATS = ("markdown", "html", "json", "junit", "github-annotations")
+
+
+class Reporting:
+    """render_report, render_badge, ingest_junit, and the report files written at completion."""
+
+    def __init__(self, runs: RunService) -> None:
+        self.runs = runs
+
+    # --- reading a run back -------------------------------------------------------------------
+
+    def iter_results(self, state: RunState) -> Iterator[TestResult]:
+        """Every stored result in order; a resent (test, attempt) appears once, at its last version.
+
+        Blocking: call from a worker thread. Memory stays flat unless the run has resends, when one
+        int per record is kept to know which version is the last.
+        """
+        store = self.runs.store.records(state.meta.id)
+        store.commit_sync(fsync=False)
+        count = state.meta.results_count
+        dedupe = count > state.tally.total  # more records than tests: retries or resends
+        last: dict[tuple[int, int], int] | None = None
+        if dedupe:
+            last = {}
+            for i, raw in enumerate(itertools.islice(store.iter_records(), count)):
+                r = _decode_result(raw)
+                last[(test_key(r), r.attempt or 1)] = i
+        for i, raw in enumerate(itertools.islice(store.iter_records(), count)):
+            r = _decode_result(raw)
+            if last is not None and last.get((test_key(r), r.attempt or 1)) != i:
+                continue
+            yield r
+
+    def report_data(self, state: RunState) -> ReportData:
+        """Everything the renderers need (blocking: one pass over the records)."""
+        hist = DurationHistogram()
+        slowest = SlowestTests(10)
+        latest_failures: dict[int, TestResult] = {}
+        for r in self.iter_results(state):
+            hist.add(r.duration)
+            slowest.add(r)
+            key = test_key(r)
+            packed = state.tally.index.get(key)
+            is_latest = packed is None or (r.attempt or 1) >= ((packed >> 2) & 63)
+            if not is_latest:
+                continue
+            if r.status in ("failed", "error"):
+                latest_failures[key] = r
+            else:
+                latest_failures.pop(key, None)
+        return ReportData(run=self.runs.view(state), ci=state.meta.ci, failures=list(latest_failures.values()),
+                          slowest=slowest.results(), histogram=hist.buckets(),
+                          results=lambda: self.iter_results(state))
+
+    def write_all(self, state: RunState) -> dict[str, Path]:
+        """Every report format plus the badge into the run's output dir (blocking). Used at completion."""
+        data = self.report_data(state)
+        out = Path(state.meta.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for fmt in ALL_FORMATS:
+            written[fmt] = self._write_one(data, fmt, out / FILE_NAMES[fmt], None)[0]
+        self._write_badge(state, out, "tests", "flat")
+        return written
+
+    @staticmethod
+    def _write_one(data: ReportData, fmt: str, path: Path, max_bytes: int | None) -> tuple[Path, int, bool]:
+        buf = io.StringIO()
+        shortened = write_report(data, fmt, buf, max_bytes=max_bytes)  # type: ignore[arg-type]
+        payload = buf.getvalue().encode("utf-8")
+        atomic_write_bytes(path, payload, mode=_OUTPUT_MODE)
+        return path, len(payload), shortened
+
+    def _write_badge(self, state: RunState | None, out: Path | None, label: str, style: str,
+                     status: str | None = None) -> tuple[str, Path | None]:
+        if status is not None:
+            message, color = status, status
+        else:
+            message, color = run_badge_message(self.runs.view(state) if state else None)
+        svg = badge_svg(label, message, color, style)  # type: ignore[arg-type]
+        if out is None:
+            return svg, None
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "badge.svg"
+        atomic_write_bytes(path, svg.encode(), mode=_OUTPUT_MODE)
+        atomic_write_bytes(out / "badge.json", shields_endpoint_json(label, message, color).encode(), mode=_OUTPUT_MODE)
+        return svg, path
+
+    # --- methods --------------------------------------------------------------------------------
+
+    async def render_report(self, run_id: str, fmt: str, max_bytes: int | None) -> dict[str, Any]:
+        state = self.runs._require(run_id)
+        out = Path(state.meta.output_dir)
+
+        def render() -> tuple[Path, int, bool]:
+            out.mkdir(parents=True, exist_ok=True)
+            data = self.report_data(state)
+            return self._write_one(data, fmt, out / FILE_NAMES[fmt], max_bytes)
+
+        path, size, shortened = await trio.to_thread.run_sync(render)
+        return {"path": str(path), "bytes": size, "truncated": shortened}
+
+    async def render_badge(self, ctx: SessionContext, run_id: str | None, label: str, status: str | None,
+                           style: str) -> dict[str, Any]:
+        state = self.runs._require(run_id) if run_id else None
+        out = Path(state.meta.output_dir) if state else None
+        svg, path = await trio.to_thread.run_sync(self._write_badge, state, out, label, style, status)
+        return {"svg": svg, "path": str(path) if path else None}
+
+    async def ingest_junit(self, call: Any, ctx: SessionContext, run_id: str, pattern: str) -> dict[str, Any]:
+        """Parse JUnit files (a path or a glob) into the run; files already ingested are skipped."""
+        state = self.runs._require_open(run_id)
+        assert ctx.sources is not None
+        has_magic = any(ch in pattern for ch in "*?[")
+        files = ctx.sources.glob(pattern) if has_magic else [ctx.sources.resolve(pattern)]
+        accepted = skipped = 0
+        errors: list[dict[str, Any]] = []
+        await call.progress("begin", title="ingest_junit", message=f"{len(files)} file(s)", percentage=0)
+        for n, path in enumerate(files, 1):
+            digest = await trio.to_thread.run_sync(sha256_file, path)
+            if digest in state.meta.junit_hashes:
+                skipped += 1
+                continue
+            count, issues = await self._ingest_file(ctx, state, path)
+            accepted += count
+            errors += [{"file": str(path), **({"line": i.line} if i.line else {}), "message": i.message}
+                       for i in issues]
+            state.meta.junit_hashes.append(digest)
+            self.runs._save(state)
+            await self.runs.store.commit()
+            await call.progress("report", message=f"{path.name}: {count} result(s)",
+                                percentage=int(100 * n / max(1, len(files))))
+        await call.progress("end", message=f"{accepted} result(s)")
+        return {"accepted": accepted, "files": len(files) - skipped, "skipped_files": skipped, "errors": errors}
+
+    async def _ingest_file(self, ctx: SessionContext, state: RunState, path: Path) -> tuple[int, list[ParseIssue]]:
+        parser = iter_junit(str(path))
+        issues: list[ParseIssue] = []
+
+        def next_batch() -> list[TestResult]:
+            batch: list[TestResult] = []
+            for item in parser:
+                if isinstance(item, ParseIssue):
+                    issues.append(item)
+                    continue
+                batch.append(item)
+                if len(batch) >= _INGEST_BATCH:
+                    break
+            return batch
+
+        total = 0
+        try:
+            while True:
+                batch = await trio.to_thread.run_sync(next_batch)
+                if not batch:
+                    break
+                total += await self.runs.add_results(ctx, state, batch)
+        except OSError as exc:
+            issues.append(ParseIssue(file=str(path), message=f"cannot read: {exc.strerror or exc}"))
+        return total, issues
+
