@@ -232,8 +232,13 @@ def _file_layers(cwd: str, env: Mapping[str, str], config_path: str | None, syst
         p = Path(os.path.expanduser(config_path))
         candidates.append((p if p.is_absolute() else Path(cwd) / p, True, False))
     for path, required, is_pyproject in candidates:
-        if not required and not path.is_file():
-            continue
+        if not required:
+            try:
+                if not path.is_file():
+                    continue
+            except OSError as exc:  # e.g. a service user whose HOME is another user's 0700 directory
+                log.warning("skipping config file %s: %s", path, exc.strerror or exc)
+                continue
         doc = _read_toml(path)
         if is_pyproject:
             table = doc.get("tool", {}).get(APP_NAME) if isinstance(doc.get("tool"), dict) else None

@@ -32,18 +32,36 @@ def test_activated_daemon_notifies_answers_initialize_and_stops_cleanly(activati
     assert "Traceback" not in daemon.stderr, daemon.stderr
 
 
-def test_daemon_activates_again_on_the_state_it_left(activation_scenario):
-    first = activation_scenario(DAEMON)
-    state = first.dirs["STATE_DIRECTORY"]
-    before = sorted(p.relative_to(state) for p in state.rglob("*"))
-    activation_scenario(DAEMON)  # READY, initialize, watchdog, STOPPING once more on the same dirs
-    after = sorted(p.relative_to(state) for p in state.rglob("*"))
-    assert set(before) <= set(after), "a restart must not lose state files"
+def test_a_run_survives_a_restart_of_the_activated_service(activate, lsp):
+    """A client completes a run over the inherited socket; its state in STATE_DIRECTORY outlives a restart."""
+
+    def session(daemon, *requests):
+        with daemon.connect() as client:
+            lsp(client, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}})
+            return [lsp(client, {"jsonrpc": "2.0", "id": i, "method": m, "params": p})
+                    for i, (m, p) in enumerate(requests, 1)]
+
+    first = activate(DAEMON)
+    (created,) = session(first, ("create_test_run", {"name": "on a test machine"}))
+    run_id = created["result"]["id"]
+    results = [{"name": f"t{i}", "status": "passed"} for i in range(3)]
+    (reported,) = session(first, ("report_results", {"test_run_id": run_id, "results": results}))
+    assert reported["result"]["total"] == 3, reported
+    assert first.terminate() == 0, first.stderr
+
+    second = activate(DAEMON)  # same STATE_DIRECTORY, new process
+    status, done = session(second, ("get_test_run_status", {"test_run_id": run_id}),
+                           ("complete_test_run", {"test_run_id": run_id}))
+    assert status["result"]["counts"]["total"] == 3, status
+    assert done["result"]["conclusion"] == "success", done
+    assert second.terminate() == 0, second.stderr
 
 
 def test_daemon_runs_as_an_unprivileged_service_user(activation_scenario, service_uid):
     """As under User=: not root, writing into the state directory it owns."""
-    daemon = activation_scenario(DAEMON, run_as=service_uid)
+    from conftest import SERVICE_PYTHON
+
+    daemon = activation_scenario([SERVICE_PYTHON, *DAEMON[1:]], run_as=service_uid)
     assert "Traceback" not in daemon.stderr, daemon.stderr
     state = daemon.dirs["STATE_DIRECTORY"]
     assert all(p.stat().st_uid == service_uid for p in state.rglob("*")), "files written as the service user"

@@ -29,5 +29,7 @@ def test_a_second_activation_sees_the_first_ones_state(activation_scenario):
 
 
 def test_stub_server_runs_as_an_unprivileged_service_user(activation_scenario, service_uid):
-    daemon = activation_scenario([sys.executable, str(STUB)], run_as=service_uid)
+    from conftest import SERVICE_PYTHON
+
+    daemon = activation_scenario([SERVICE_PYTHON, str(STUB)], run_as=service_uid)
     assert (daemon.dirs["STATE_DIRECTORY"] / "starts").stat().st_uid == service_uid
