@@ -49,12 +49,19 @@ _encode = msgspec.json.encode
 class Call:
     """What a handler knows about the request it serves: its session, id and progress token."""
 
-    __slots__ = ("session", "id", "token")
+    __slots__ = ("session", "id", "token", "ticket")
 
-    def __init__(self, session: Session, rid: Any, token: Any) -> None:
+    def __init__(self, session: Session, rid: Any, token: Any, ticket: Ticket | None = None) -> None:
         self.session = session
         self.id = rid
         self.token = token
+        self.ticket = ticket
+
+    def ordered_part_done(self) -> None:
+        """The request's effect on its run is applied in memory: later requests for the same run may
+        proceed while this one waits for durability (its answer still waits for the commit)."""
+        if self.ticket is not None:
+            self.ticket.release()
 
     @property
     def daemon(self) -> Daemon:
@@ -309,7 +316,7 @@ class Session:
                    scope: trio.CancelScope | None, into: list[bytes] | None,
                    ticket: Ticket | None, done: trio.Event | None = None) -> None:
         token = getattr(params, "workDoneToken", None)
-        call = Call(self, req.id, token)
+        call = Call(self, req.id, token, ticket)
         body: bytes
         try:
             with scope or trio.CancelScope():

@@ -34,6 +34,7 @@ from ci_sidecar.providers import REGISTRY
 from ci_sidecar.providers.base import Provider, ProviderEnv
 
 from .reporting import Reporting
+from .artifacts import ArtifactService, ArtifactSettings
 from .runs import RunService
 from .session_context import SessionContext, output_root, trim_env
 from .source_paths import SourcePolicy
@@ -62,6 +63,8 @@ class CoreService:
         self.outbox = Outbox(self.providers, append=self.store.append, commit=self.store.commit,
                              env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log)
         self.runs = RunService(self.store, self.outbox, abandon_timeout_s=daemon_config.abandon_timeout_s)
+        self.artifacts = ArtifactService(self.store, self.outbox, self.runs,
+                                         ArtifactSettings.from_config(daemon_config, os.environ))
         self.reporting = Reporting(self.runs)
         self._sessions: dict[str, Session] = {}
         self._daemon_ctx: SessionContext | None = None
@@ -81,7 +84,7 @@ class CoreService:
             return await runs.update(ctx(call), p)
 
         async def report(call: Call, p: ReportResultsParams) -> Any:
-            return await runs.report(ctx(call), p)
+            return await runs.report(ctx(call), p, applied=call.ordered_part_done)
 
         async def complete(call: Call, p: CompleteTestRunParams) -> Any:
             return await runs.complete(ctx(call), p)
@@ -121,7 +124,7 @@ class CoreService:
             "list_test_runs": list_runs,
             "set_build_status": build_status,
             "add_pr_comment": comment,
-        }
+        } | self.artifacts.handlers()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.runs.recover)
@@ -129,6 +132,7 @@ class CoreService:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.outbox.run)
             nursery.start_soon(self._maintenance)
+            nursery.start_soon(self.artifacts.run)
             task_status.started()
 
     async def close(self) -> None:
@@ -199,6 +203,7 @@ class CoreService:
 
     def session_ended(self, session: Session) -> None:
         self._sessions.pop(session.id, None)
+        self.artifacts.session_ended(session.id)
 
     # --- delivery plumbing ------------------------------------------------------------------
 
@@ -217,6 +222,7 @@ class CoreService:
 
     def _on_outcome(self, entry: Entry, outcome: Any, error: Any) -> None:
         self.runs.on_outcome(entry, outcome, error)
+        self.artifacts.on_outcome(entry, outcome, error)
 
     def _on_log(self, entry: Entry, message: str) -> None:
         session = self._sessions.get(entry.session_id or "")
@@ -226,7 +232,9 @@ class CoreService:
     async def _maintenance(self) -> None:
         interval = min(MAINTENANCE_INTERVAL_S, max(0.2, self.daemon_config.abandon_timeout_s / 4))
         while True:
-            await trio.sleep(interval if not self.store.wants_checkpoint() else 0.1)
+            with trio.move_on_after(interval):
+                await self.runs.checkpoint_wanted.wait()
+            self.runs.checkpoint_wanted = trio.Event()
             try:
                 if self.store.wants_checkpoint():
                     await self.store.checkpoint(self.runs.image)

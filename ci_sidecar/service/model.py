@@ -11,11 +11,12 @@ from typing import Any
 import msgspec
 
 from ci_sidecar.delivery.outbox import OutboxDone, OutboxFailed, OutboxImage, OutboxPut, OutboxRemote
-from ci_sidecar.protocol.records import CIContext, CommentRef, Counts, Target
+from ci_sidecar.protocol.records import CIContext, CommentRef, Counts, ErrorInfo, Target
 
 from .tally import Tally
 
-__all__ = ["RunMeta", "RunSaved", "ResultsAdded", "RunDeleted", "Record", "RunImage", "StateImage",
+__all__ = ["RunMeta", "RunSaved", "ResultsAdded", "RunDeleted", "ArtifactUpload", "ArtifactMeta",
+           "ArtifactSaved", "ArtifactsRemoved", "Record", "RunImage", "StateImage",
            "encode_record", "decode_record"]
 
 
@@ -66,7 +67,48 @@ class RunDeleted(msgspec.Struct, tag="run_deleted"):
     run_id: str
 
 
-Record = RunSaved | ResultsAdded | RunDeleted | OutboxPut | OutboxDone | OutboxFailed | OutboxRemote
+class ArtifactUpload(msgspec.Struct, kw_only=True):
+    """One provider's copy of an artifact: the outbox entry carrying it and what came of it."""
+
+    provider: str
+    entry_id: str | None = None
+    state: str = "pending"  # pending | delivered | failed
+    error: ErrorInfo | None = None
+    url: str | None = None
+    url_expires_at: str | None = None
+    tier: str | None = None
+
+
+class ArtifactMeta(msgspec.Struct, kw_only=True):
+    """An artifact of a run as persisted (the content itself is a blob in the artifact store)."""
+
+    run_id: str
+    name: str
+    type: str
+    size: int
+    sha256: str
+    mime_type: str
+    created_at: str
+    created_wall: float
+    labels: list[str] = []
+    metadata: dict[str, Any] = {}
+    action: str = "created"
+    #: the provider whose copy the artifact's ``upload`` and URL report
+    primary: str = "local"
+    uploads: list[ArtifactUpload] = []
+
+
+class ArtifactSaved(msgspec.Struct, tag="artifact_saved"):
+    meta: ArtifactMeta
+
+
+class ArtifactsRemoved(msgspec.Struct, tag="artifacts_removed"):
+    run_id: str
+    names: list[str]
+
+
+Record = (RunSaved | ResultsAdded | RunDeleted | OutboxPut | OutboxDone | OutboxFailed | OutboxRemote
+          | ArtifactSaved | ArtifactsRemoved)
 
 
 class RunImage(msgspec.Struct, kw_only=True):
@@ -79,6 +121,7 @@ class StateImage(msgspec.Struct, kw_only=True):
     runs: list[RunImage] = []
     outbox: OutboxImage = msgspec.field(default_factory=OutboxImage)
     next_seq: int = 1
+    artifacts: list[ArtifactMeta] = []
 
 
 _encoder = msgspec.msgpack.Encoder()

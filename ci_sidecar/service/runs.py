@@ -12,11 +12,11 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import trio
@@ -75,6 +75,16 @@ class DeliveryFailed(E.SidecarError):
         super().__init__(error.message, error.data)
 
 
+class StateHook(Protocol):
+    """A service that keeps its own records in the run journal and snapshot (artifacts)."""
+
+    def load_image(self, image: StateImage) -> None: ...
+    def replay(self, record: Any) -> bool: ...  # True when the record was the hook's
+    def recovered(self) -> None: ...
+    def fill_image(self, image: StateImage) -> None: ...
+    def run_deleted(self, run_id: str) -> None: ...
+
+
 @dataclass
 class RunState:
     meta: RunMeta
@@ -96,8 +106,12 @@ class RunService:
         self.retention_max_runs = retention_max_runs
         self.retention_max_age_s = retention_max_age_s
         self._seq = itertools.count(1)
+        #: set when the journal has grown enough for a checkpoint (the maintenance task waits on it)
+        self.checkpoint_wanted = trio.Event()
         #: outcomes of comment writes, for answering a caller that waited (bounded by _remember)
         self._comment_outcomes: dict[str, CommentRef] = {}
+        #: other services' persisted state (artifacts): see :class:`StateHook`
+        self.hooks: list[StateHook] = []
 
     # --- persistence ------------------------------------------------------------------------
 
@@ -111,6 +125,8 @@ class RunService:
                 self.runs[ri.meta.id] = RunState(ri.meta, ri.tally)
                 self.store.open_records(ri.meta.id, ri.results_size)
             self.outbox.load(image.outbox)
+            for hook in self.hooks:
+                hook.load_image(image)
         fresh: set[str] = set()
         for record in records:
             if isinstance(record, RunSaved):
@@ -131,12 +147,14 @@ class RunService:
             elif isinstance(record, RunDeleted):
                 self.runs.pop(record.run_id, None)
                 self.store.drop_records(record.run_id)
-            else:
+            elif not any(hook.replay(record) for hook in self.hooks):
                 self.outbox.apply(record)
         self._seq = itertools.count(next_seq)
         self.by_external = {s.meta.external_id: rid for rid, s in self.runs.items() if s.meta.external_id}
         if self.runs:
             log.info("recovered %d run(s), %d pending delivery(ies)", len(self.runs), self.outbox.depth()["pending"])
+        for hook in self.hooks:
+            hook.recovered()
 
     @staticmethod
     def _empty_size() -> int:
@@ -148,7 +166,10 @@ class RunService:
         runs = []
         for rid, state in self.runs.items():
             runs.append(RunImage(meta=state.meta, tally=state.tally, results_size=self.store.records(rid).size))
-        return StateImage(runs=runs, outbox=self.outbox.image(), next_seq=next(self._seq_peek()))
+        image = StateImage(runs=runs, outbox=self.outbox.image(), next_seq=next(self._seq_peek()))
+        for hook in self.hooks:
+            hook.fill_image(image)
+        return image
 
     def _seq_peek(self) -> Any:
         value = next(self._seq)
@@ -292,33 +313,53 @@ class RunService:
         return self.view(state)
 
     def _apply_results(self, state: RunState, items: list[bytes]) -> None:
+        """Replay of journaled results (blocking, at start-up)."""
         store = self.store.records(state.meta.id)
         tally = state.tally
         for raw in items:
             tally.add(_decode_result(raw))
         store.append_many(items)
+        store.commit_sync(fsync=False)  # to the OS as we go: recovery memory stays flat
         state.meta.results_count += len(items)
 
-    async def report(self, ctx: SessionContext, p: ReportResultsParams) -> ReportResultsResult:
+    async def report(self, ctx: SessionContext, p: ReportResultsParams,
+                     applied: Callable[[], None] | None = None) -> ReportResultsResult:
         state = self._require_open(p.test_run_id)
+        total = state.tally.total
         if p.results:
-            await self.add_results(ctx, state, p.results)
-        return ReportResultsResult(accepted=len(p.results), total=state.tally.total)
+            await self.add_results(ctx, state, p.results, applied)
+            total = state.tally.total
+        return ReportResultsResult(accepted=len(p.results), total=total)
 
-    async def add_results(self, ctx: SessionContext | None, state: RunState, results: list[TestResult]) -> int:
+    async def add_results(self, ctx: SessionContext | None, state: RunState, results: list[TestResult],
+                          applied: Callable[[], None] | None = None) -> int:
+        """Count, store and journal results, schedule a (debounced) live update; durable on return.
+
+        ``applied`` is called once the results are in memory and in the journal buffer, before the
+        commit: the next request for the run may go ahead while this one waits for its fsync, so a
+        stream of batches shares fsyncs (group commit) instead of paying one each in turn.
+        """
         """Count, store and journal results, schedule a (debounced) live update; durable on return."""
         tally = state.tally
         items = []
         for r in results:
             tally.add(r, test_key(r))
             items.append(_encode_result(r))
-        self.store.records(state.meta.id).append_many(items)
+        records = self.store.records(state.meta.id)
+        records.append_many(items)
         state.meta.results_count += len(items)
         state.meta.last_write = time.time()
         self.store.append(ResultsAdded(state.meta.id, items))
         # a live summary, debounced: a stream of batches becomes one update every couple of seconds
         self._publish(state, ctx, final=False, delay_s=RESULTS_DEBOUNCE_S)
+        if applied is not None:
+            applied()
         await self.store.commit()
+        if self.store.wants_checkpoint():
+            self.checkpoint_wanted.set()
+        # hand the records to the OS now (no fsync: the journal has them until a checkpoint), so
+        # memory stays flat however many results a run gets
+        await records.commit(fsync=False)
         return len(items)
 
     async def complete(self, ctx: SessionContext, p: CompleteTestRunParams) -> TestRun:
@@ -494,6 +535,8 @@ class RunService:
                 self.by_external.pop(s.meta.external_id, None)
             self.store.append(RunDeleted(s.meta.id))
             self.store.drop_records(s.meta.id)
+            for hook in self.hooks:
+                hook.run_deleted(s.meta.id)
         if doomed:
             await self.store.commit()
         return len(doomed)
