@@ -124,8 +124,18 @@ class LocalProvider:
                                  remote={"path": str(path), "url": url}, tier="local")
 
     def _artifact(self, op: UploadArtifact) -> Outcome:
-        out = Path(op.output_dir or ".") / "artifacts" / op.name
+        root = Path(op.output_dir or ".") / "artifacts"
+        out = root / op.name
+        # a folder on the way may be a symlink (put there by anyone): never write outside the artifacts folder
+        root.mkdir(parents=True, exist_ok=True)
+        real_root, real_parent = root.resolve(), out.parent.resolve()
+        if real_parent != real_root and real_root not in real_parent.parents:
+            return Outcome.refused(f"artifact name {op.name!r} resolves outside {root}")
+        if not os.path.isfile(op.stored_path):
+            return Outcome.refused(f"the stored content of artifact {op.name!r} is gone (purged or replaced)")
         out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir() and not out.is_symlink():
+            return Outcome.refused(f"{out} is a folder")
         tmp = out.with_name(out.name + ".tmp-link")
         try:
             os.unlink(tmp)

@@ -71,8 +71,8 @@ class DeliveryFailed(E.SidecarError):
     """A write with ``wait: true`` failed: carries the delivery error's own code (-31003/-31004/-31007)."""
 
     def __init__(self, error: ErrorInfo) -> None:
-        self.code = error.code  # type: ignore[misc]
         super().__init__(error.message, error.data)
+        self.code = error.code  # after the base class, which sets the class default
 
 
 class StateHook(Protocol):
