@@ -44,8 +44,10 @@ def daemon(short_tmp: Path, env: dict[str, str]) -> Iterator[DaemonProcess]:
 
 
 @pytest.fixture(autouse=True)
-def _no_ci_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process code must not see the CI machine's own variables either."""
+def _no_ci_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """In-process code must not see the CI machine's own variables either; clients send this
+    environment to daemons, so their local output goes to a temp dir, not the checkout."""
+    monkeypatch.setenv("CI_SIDECAR_OUTPUT_DIR", str(tmp_path / "ci-sidecar-out"))
     for name in list(os.environ):
         if name in ("CI", "CI_SIDECAR_SOCKET", "CI_SIDECAR_RUN_ID") or name.startswith(("GITHUB_", "GITLAB_")):
             monkeypatch.delenv(name, raising=False)

@@ -284,8 +284,10 @@ class Client:
         summary = None
         try:
             if self._lost is None:
-                summary = self.request("shutdown", timeout=timeout)
-                self.notify("exit")
+                try:
+                    summary = self.request("shutdown", timeout=timeout)
+                finally:
+                    self.notify("exit")  # even when shutdown was refused (e.g. never initialized)
         except (ConnectionLost, RpcError, TimeoutError):
             pass
         finally:

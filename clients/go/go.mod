@@ -1,0 +1,3 @@
+module github.com/ci-sidecar/ci-sidecar/clients/go
+
+go 1.19

@@ -1,0 +1,169 @@
+package cisidecar
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+)
+
+// TestResult is one test's outcome (PROTOCOL.md "Test runs").
+type TestResult struct {
+	Name       string            `json:"name"`
+	Suite      string            `json:"suite,omitempty"`
+	Classname  string            `json:"classname,omitempty"`
+	File       string            `json:"file,omitempty"`
+	Line       int               `json:"line,omitempty"`
+	Status     string            `json:"status"` // passed | failed | error | skipped
+	Duration   *float64          `json:"duration,omitempty"`
+	Message    string            `json:"message,omitempty"`
+	Details    string            `json:"details,omitempty"`
+	Stdout     string            `json:"stdout,omitempty"`
+	Stderr     string            `json:"stderr,omitempty"`
+	Attempt    int               `json:"attempt,omitempty"`
+	Properties map[string]string `json:"properties,omitempty"`
+}
+
+// Counts are a run's per-test totals.
+type Counts struct {
+	Total   int `json:"total"`
+	Passed  int `json:"passed"`
+	Failed  int `json:"failed"`
+	Errors  int `json:"errors"`
+	Skipped int `json:"skipped"`
+	Flaky   int `json:"flaky"`
+}
+
+// TestRun is a run as the daemon reports it; fields this client does not model stay in Raw.
+type TestRun struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	Status     string          `json:"status"`
+	Conclusion string          `json:"conclusion,omitempty"`
+	StartTime  string          `json:"start_time"`
+	EndTime    string          `json:"end_time,omitempty"`
+	ExternalID string          `json:"external_id,omitempty"`
+	Counts     Counts          `json:"counts"`
+	Delivery   DeliverySummary `json:"delivery"`
+	Raw        json.RawMessage `json:"-"`
+}
+
+// Artifact is a stored artifact (the fields most callers need; the rest stay in Raw).
+type Artifact struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	TestRunID  string          `json:"test_run_id"`
+	Size       int64           `json:"size"`
+	Sha256     string          `json:"sha256"`
+	MimeType   string          `json:"mime_type"`
+	StoredPath string          `json:"stored_path"`
+	URL        *string         `json:"url,omitempty"`
+	Raw        json.RawMessage `json:"-"`
+}
+
+// ReportAnswer is report_results' answer.
+type ReportAnswer struct {
+	Accepted int `json:"accepted"`
+	Total    int `json:"total"`
+}
+
+// ArtifactURL is get_artifact_url's answer; URL is nil when the artifact has none.
+type ArtifactURL struct {
+	URL       *string `json:"url"`
+	ExpiresAt string  `json:"expires_at,omitempty"`
+}
+
+func (c *Client) callRun(ctx context.Context, method string, params any) (*TestRun, error) {
+	var raw json.RawMessage
+	if err := c.Call(ctx, method, params, &raw); err != nil {
+		return nil, err
+	}
+	run := &TestRun{}
+	if err := json.Unmarshal(raw, run); err != nil {
+		return nil, err
+	}
+	run.Raw = raw
+	return run, nil
+}
+
+// CreateTestRun calls create_test_run; params holds the optional fields (commit_sha, external_id …).
+func (c *Client) CreateTestRun(ctx context.Context, name string, params map[string]any) (*TestRun, error) {
+	p := map[string]any{"name": name}
+	for k, v := range params {
+		p[k] = v
+	}
+	return c.callRun(ctx, "create_test_run", p)
+}
+
+// GetTestRunStatus calls get_test_run_status.
+func (c *Client) GetTestRunStatus(ctx context.Context, runID string) (*TestRun, error) {
+	return c.callRun(ctx, "get_test_run_status", map[string]any{"test_run_id": runID})
+}
+
+// JoinOrCreateRun joins RunID (CI_SIDECAR_RUN_ID) when set (joined=true), else creates a run named name.
+func (c *Client) JoinOrCreateRun(ctx context.Context, name string) (run *TestRun, joined bool, err error) {
+	if c.RunID != "" {
+		run, err = c.GetTestRunStatus(ctx, c.RunID)
+		return run, true, err
+	}
+	run, err = c.CreateTestRun(ctx, name, nil)
+	return run, false, err
+}
+
+// ReportResults calls report_results.
+func (c *Client) ReportResults(ctx context.Context, runID string, results []TestResult) (*ReportAnswer, error) {
+	var a ReportAnswer
+	err := c.Call(ctx, "report_results", map[string]any{"test_run_id": runID, "results": results}, &a)
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// CompleteTestRun calls complete_test_run; an empty conclusion lets the daemon derive it.
+func (c *Client) CompleteTestRun(ctx context.Context, runID, conclusion string) (*TestRun, error) {
+	p := map[string]any{"test_run_id": runID}
+	if conclusion != "" {
+		p["conclusion"] = conclusion
+	}
+	return c.callRun(ctx, "complete_test_run", p)
+}
+
+// UploadArtifact uploads a file by its daemon-side path; extra holds name, type, labels, metadata.
+func (c *Client) UploadArtifact(ctx context.Context, runID, path string, extra map[string]any) (*Artifact, error) {
+	p := map[string]any{"test_run_id": runID, "path": path}
+	for k, v := range extra {
+		p[k] = v
+	}
+	return c.callArtifact(ctx, p)
+}
+
+// UploadArtifactContent uploads bytes (sent as content_base64) under name.
+func (c *Client) UploadArtifactContent(ctx context.Context, runID, name string, content []byte, extra map[string]any) (*Artifact, error) {
+	p := map[string]any{"test_run_id": runID, "name": name, "content_base64": base64.StdEncoding.EncodeToString(content)}
+	for k, v := range extra {
+		p[k] = v
+	}
+	return c.callArtifact(ctx, p)
+}
+
+func (c *Client) callArtifact(ctx context.Context, p map[string]any) (*Artifact, error) {
+	var raw json.RawMessage
+	if err := c.Call(ctx, "upload_artifact", p, &raw); err != nil {
+		return nil, err
+	}
+	a := &Artifact{}
+	if err := json.Unmarshal(raw, a); err != nil {
+		return nil, err
+	}
+	a.Raw = raw
+	return a, nil
+}
+
+// GetArtifactURL calls get_artifact_url.
+func (c *Client) GetArtifactURL(ctx context.Context, runID, name string) (*ArtifactURL, error) {
+	var u ArtifactURL
+	if err := c.Call(ctx, "get_artifact_url", map[string]any{"test_run_id": runID, "name": name}, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
