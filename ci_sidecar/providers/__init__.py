@@ -1,27 +1,62 @@
 """Providers: one module each behind :class:`ci_sidecar.providers.base.Provider`.
 
-``REGISTRY`` maps a provider name to its factory, one line per provider.
+``REGISTRY`` maps a provider name to its class, one line per provider, as ``"module:Class"`` so a
+provider's module (and its HTTP stack) is imported only when a session first needs it: a daemon that
+only ever serves ``local`` starts without importing httpx.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Iterator, Mapping
 
 from .base import Provider
-from .github import GitHubProvider
-from .local import LocalProvider
 
-__all__ = ["REGISTRY", "make_provider", "KNOWN_PROVIDERS"]
+__all__ = ["REGISTRY", "KNOWN_PROVIDERS", "Providers", "make_provider"]
 
-REGISTRY: dict[str, Callable[[], Provider]] = {
-    "local": LocalProvider,
-    "github": GitHubProvider,
+REGISTRY: dict[str, str] = {
+    "local": "ci_sidecar.providers.local:LocalProvider",
+    "github": "ci_sidecar.providers.github:GitHubProvider",
 }
 
-#: every provider the protocol names (PROTOCOL.md §CIContext); those not in REGISTRY yet answer -31007
+#: every provider the protocol names (PROTOCOL.md §CIContext); those not in REGISTRY answer -31007
 KNOWN_PROVIDERS = ("github", "gitlab", "jenkins", "azure", "circleci", "teamcity", "travis", "bitbucket", "local")
 
 
 def make_provider(name: str) -> Provider | None:
-    factory = REGISTRY.get(name)
-    return factory() if factory else None
+    """A new instance of the named provider, or None when this build has none by that name."""
+    target = REGISTRY.get(name)
+    if target is None:
+        return None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+class Providers(Mapping[str, Provider]):
+    """The daemon's provider instances, created on first use (one per name, shared by all sessions)."""
+
+    def __init__(self, names: Mapping[str, str] = REGISTRY) -> None:
+        self._names = names
+        self._instances: dict[str, Provider] = {}
+
+    def __getitem__(self, name: str) -> Provider:
+        instance = self._instances.get(name)
+        if instance is None:
+            made = make_provider(name) if name in self._names else None
+            if made is None:
+                raise KeyError(name)
+            instance = self._instances[name] = made
+        return instance
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def loaded(self) -> dict[str, Provider]:
+        """Only the providers already in use (for status and shutdown: nothing gets imported for them)."""
+        return dict(self._instances)

@@ -128,6 +128,7 @@ class Session:
         self._inflight: dict[Any, trio.CancelScope] = {}
         self._limiter = trio.CapacityLimiter(_MAX_IN_FLIGHT)
         self._send, self._recv = trio.open_memory_channel[bytes](_OUTBOX_FRAMES)
+        self._write_lock = trio.StrictFIFOLock()
         self._cancel_reader = trio.CancelScope()
         self._background: list[trio.CancelScope] = []  # watchers that live as long as the session
         self._nursery: trio.Nursery | None = None
@@ -135,10 +136,13 @@ class Session:
     # --- outgoing ---------------------------------------------------------------------------
 
     async def send_raw(self, body: bytes) -> None:
-        try:
-            await self._send.send(body)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass  # the connection is gone; the work it asked for is recorded anyway
+        """Write one message. Handlers write directly (under a FIFO lock, one frame at a time): no
+        hand-off to a writer task on the hot path."""
+        async with self._write_lock:
+            try:
+                await self.stream.send_all(encode_frame(body))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                self._cancel_reader.cancel()  # the connection is gone; the work it asked for is recorded
 
     async def notify(self, method: str, params: Any) -> None:
         """Send a server→client notification."""
@@ -155,13 +159,10 @@ class Session:
             pass
 
     async def _writer(self) -> None:
+        """Sends what was queued without waiting (``log_nowait``)."""
         async with self._recv:
             async for body in self._recv:
-                try:
-                    await self.stream.send_all(encode_frame(body))
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    self._cancel_reader.cancel()
-                    return
+                await self.send_raw(body)
 
     # --- main loop --------------------------------------------------------------------------
 

@@ -30,8 +30,8 @@ from ci_sidecar.protocol.methods import (
     UpdateTestRunParams,
 )
 from ci_sidecar.protocol.records import Capabilities, CIContext, DeliverySummary
-from ci_sidecar.providers import REGISTRY
-from ci_sidecar.providers.base import Provider, ProviderEnv
+from ci_sidecar.providers import KNOWN_PROVIDERS, Providers
+from ci_sidecar.providers.base import ProviderEnv
 
 from .reporting import Reporting
 from .artifacts import ArtifactService, ArtifactSettings
@@ -58,7 +58,7 @@ class CoreService:
     def __init__(self, options: DaemonOptions, daemon_config: Config) -> None:
         self.options = options
         self.daemon_config = daemon_config
-        self.providers: dict[str, Provider] = {name: factory() for name, factory in REGISTRY.items()}
+        self.providers = Providers()
         self.store = StateStore(options.state_dir or ".")
         self.outbox = Outbox(self.providers, append=self.store.append, commit=self.store.commit,
                              env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log)
@@ -67,7 +67,6 @@ class CoreService:
                                          ArtifactSettings.from_config(daemon_config, os.environ))
         self.reporting = Reporting(self.runs)
         self._sessions: dict[str, Session] = {}
-        self._daemon_ctx: SessionContext | None = None
 
     # --- Service protocol ---------------------------------------------------------------------
 
@@ -128,7 +127,7 @@ class CoreService:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.runs.recover)
-        self._daemon_ctx = self._context_for(None, dict(os.environ), os.getcwd(), self.daemon_config)
+        await trio.to_thread.run_sync(self._load_daemon_credentials)
         async with trio.open_nursery() as nursery:
             await nursery.start(self.outbox.run)
             nursery.start_soon(self._maintenance)
@@ -142,10 +141,13 @@ class CoreService:
             except Exception:
                 log.exception("final checkpoint failed (the journal still has everything)")
             await self.store.aclose()
+            for provider in self.providers.loaded().values():
+                with trio.move_on_after(1):
+                    await provider.aclose()
 
     def status(self) -> dict[str, Any]:
         providers: dict[str, Any] = {}
-        for name, provider in self.providers.items():
+        for name, provider in self.providers.loaded().items():
             status = getattr(provider, "status", None)
             providers[name] = status() if callable(status) else {}
         return {"runs": len(self.runs.runs), "outbox": self.outbox.depth(), "providers": providers}
@@ -163,6 +165,9 @@ class CoreService:
             path = f"$.config.{exc.key}" if exc.file == "initialize.config" and exc.key else f"{exc.file}:{exc.key or ''}"
             raise E.InvalidParams(path, exc.reason) from None
         ctx = await trio.to_thread.run_sync(self._context_for, session.id, env, cwd, loaded.config)
+        for cred in ctx.credentials.values():
+            # here, not in the worker thread: adding wakes the outbox dispatcher (a trio Event)
+            self.outbox.credentials.add(cred.fingerprint, cred.secret.reveal())
         session.env = ctx.env  # only what detection and token lookup need, in memory
         session.context = ctx
         self._sessions[session.id] = session
@@ -193,10 +198,22 @@ class CoreService:
                 if cred.base_url:  # an unbound token is never sent anywhere
                     ctx.credentials[provider] = cred
                     secret = cred.secret.reveal()
-                    register_secret(secret)
-                    self.outbox.credentials.add(cred.fingerprint, secret)
+                    register_secret(secret)  # the caller adds it to the outbox's pool (trio context)
                     break
         return ctx
+
+    def _load_daemon_credentials(self) -> None:
+        """The daemon's own tokens (its environment, config, ``$CREDENTIALS_DIRECTORY``): writes journaled
+        before a restart can resume with them even before any session connects."""
+        credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+        for provider in KNOWN_PROVIDERS:
+            if provider == "local":
+                continue
+            for cred in find_credentials(provider, os.environ, self.daemon_config, credentials_dir):
+                if cred.base_url:
+                    secret = cred.secret.reveal()
+                    register_secret(secret)
+                    self.outbox.credentials.add(cred.fingerprint, secret)
 
     async def flush_session(self, session: Session) -> DeliverySummary:
         return await self.outbox.flush_session(session.id, SHUTDOWN_FLUSH_S)

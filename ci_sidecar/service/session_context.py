@@ -16,7 +16,6 @@ from typing import Any
 from ci_sidecar.config import Config
 from ci_sidecar.credentials import STANDARD_ENV, Credential, CredentialRef
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Target, Tier
-from ci_sidecar.providers import REGISTRY
 from ci_sidecar.providers.base import Provider, ProviderEnv
 
 from .source_paths import SourcePolicy
@@ -53,7 +52,7 @@ class SessionContext:
     output_root: str
     env: dict[str, str] = field(default_factory=dict)
     credentials: dict[str, Credential] = field(default_factory=dict)
-    providers: dict[str, Provider] = field(default_factory=dict)
+    providers: Mapping[str, Provider] = field(default_factory=dict)
     #: which client files this session may make the daemon read (ingest_junit, artifacts by path)
     sources: SourcePolicy | None = None
 
