@@ -119,3 +119,20 @@ class TestRedact:
     def test_empty_secret_is_ignored(self) -> None:
         """An empty secret does not wreck the text."""
         assert redact("hello", [""]) == "hello"
+
+
+def test_doctor_reports_capability_tiers_without_the_token(capsys) -> None:
+    import argparse
+
+    from ci_sidecar.cienv.cli import run_doctor
+
+    token = "ghs_" + "t" * 36
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "a" * 40, "GITHUB_TOKEN": token}
+    assert run_doctor(argparse.Namespace(config=None, json=True), env=env, cwd="/") == 0
+    out = capsys.readouterr().out
+    assert token not in out
+    import json
+
+    caps = json.loads(out)["capabilities"]
+    assert caps["ci"]["provider"] == "github" and caps["ci"]["test_run"]["kind"] == "native"
+    assert caps["ci"]["artifacts"]["kind"] == "none"  # said plainly, not pretended

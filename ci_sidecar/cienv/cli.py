@@ -46,8 +46,37 @@ def run_doctor(ns: argparse.Namespace, *, env: dict[str, str] | None = None, cwd
     env = dict(os.environ) if env is None else env
     cwd = os.getcwd() if cwd is None else cwd
     report = doctor_report(env, cwd, getattr(ns, "config", None))
+    report["capabilities"] = _capabilities(env, cwd, getattr(ns, "config", None))
     if getattr(ns, "json", False):
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         sys.stdout.write(format_doctor(report))
+        sys.stdout.write(_format_capabilities(report["capabilities"]))
     return 1 if report["errors"] else 0
+
+
+def _capabilities(env: dict[str, str], cwd: str, config_path: str | None) -> dict[str, object]:
+    """Per role, how each operation would be carried (tiers), as a session here would get them."""
+    from ci_sidecar.service.session_context import describe_roles
+
+    try:
+        config = load_config(env=env, cwd=cwd, config_path=config_path).config
+        ctx = detect(env, cwd, context_overrides(config), hosts=scm_hosts(config))
+        return {role: msgspec.to_builtins(caps) for role, caps in describe_roles(ctx, config, env, cwd).items()}
+    except (ConfigError, ValueError) as exc:
+        return {"error": str(exc)}
+
+
+def _format_capabilities(caps: dict[str, object]) -> str:
+    lines = ["", "Capabilities (how each operation would be carried):"]
+    for role, value in caps.items():
+        if not isinstance(value, dict):
+            lines.append(f"  {role}: {value}")
+            continue
+        lines.append(f"  {role}: {value['provider']}")
+        for op in ("test_run", "build_status", "pr_comment", "artifacts"):
+            tier = value[op]
+            extra = f" via {tier['via']}" if tier.get("via") else ""
+            note = f" ({tier['note']})" if tier.get("note") else ""
+            lines.append(f"    {op:13} {tier['kind']}{extra}{note}")
+    return "\n".join(lines) + "\n"

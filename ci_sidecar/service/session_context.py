@@ -20,7 +20,7 @@ from ci_sidecar.providers.base import Provider, ProviderEnv
 
 from .source_paths import SourcePolicy
 
-__all__ = ["SessionContext", "trim_env", "no_caps", "output_root"]
+__all__ = ["SessionContext", "trim_env", "no_caps", "output_root", "describe_roles"]
 
 _KEEP_PREFIXES = (
     "CI", "GITHUB_", "GITLAB_", "JENKINS_", "BUILD_", "SYSTEM_", "TF_", "CIRCLE", "TEAMCITY_", "TRAVIS",
@@ -121,8 +121,10 @@ class SessionContext:
         targets = [Target(role="ci", provider="local", kind="local")]
         if provider != "local":
             caps = self.caps(provider)
+            # "via <tier>; <why>": the runs service reads the expected tier back from the note
+            parts = [f"via {caps.test_run.via}" if caps.test_run.via else None, caps.test_run.note]
             targets.append(Target(role="ci", provider=provider, kind=caps.test_run.kind,
-                                  note=caps.test_run.note or (f"via {caps.test_run.via}" if caps.test_run.via else None)))
+                                  note="; ".join(p for p in parts if p) or None))
         return targets
 
 
@@ -135,3 +137,23 @@ def output_root(config: Config, cwd: str, *, system_mode: bool, state_dir: str |
         return str(Path(state_dir, "output"))
     return str(Path(cwd, "ci-sidecar-out").resolve())
 
+
+
+def describe_roles(ci: CIContext, config: Config, env: Mapping[str, str], cwd: str) -> dict[str, ProviderCaps]:
+    """The capability tiers a session with this context would get (for ``ci-sidecar doctor``)."""
+    from ci_sidecar.credentials import find_credentials
+    from ci_sidecar.providers import Providers
+
+    ctx = SessionContext(session_id="doctor", ci=ci, config=config, cwd=cwd,
+                         output_root=output_root(config, cwd, system_mode=False, state_dir=None),
+                         env=trim_env(env, config), providers=Providers())
+    for provider in {ci.provider} | ({ci.scm.provider} if ci.scm else set()):
+        if provider == "local":
+            continue
+        found = [c for c in find_credentials(provider, env, config, env.get("CREDENTIALS_DIRECTORY")) if c.base_url]
+        if found:
+            ctx.credentials[provider] = found[0]
+    roles = {"ci": ctx.caps(ci.provider)}
+    if ctx.scm_provider and ctx.scm_provider != ci.provider:
+        roles["scm"] = ctx.caps(ctx.scm_provider)
+    return roles
