@@ -32,6 +32,7 @@ def scrubbed_env(tmp: Path, **extra: str) -> dict[str, str]:
         d.mkdir(mode=0o700, exist_ok=True)
         env[name] = str(d)
     env["CI_SIDECAR_STATE_DIR"] = str(tmp / "state")
+    env["CI_SIDECAR_OUTPUT_DIR"] = str(tmp / "ci-sidecar-out")  # never the checkout
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
