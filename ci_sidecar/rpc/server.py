@@ -20,10 +20,12 @@ from typing import Any, Protocol
 import msgspec
 import trio
 
+from ci_sidecar.protocol.errors import InvalidRequest
 from ci_sidecar.protocol.methods import METHODS
-from ci_sidecar.transport.framing import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES
+from ci_sidecar.transport.framing import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, encode_frame
 from ci_sidecar.transport.unix import peer_credentials
 
+from .envelope import encode_error
 from .ordering import KeyedGate
 from .session import Handler, Session
 
@@ -210,9 +212,6 @@ class Daemon:
             log.warning("refused connection from uid %d (pid %d): only uid %d may connect",
                         cred.uid, cred.pid, os.geteuid())
             self.count("refused_peers")
-            from ci_sidecar.protocol.errors import InvalidRequest
-            from ci_sidecar.transport.framing import encode_frame
-            from .envelope import encode_error
             with trio.move_on_after(1.0):
                 try:
                     await stream.send_all(encode_frame(encode_error(

@@ -38,6 +38,7 @@ from ci_sidecar.protocol.methods import (
 )
 from ci_sidecar.protocol.records import CommentRef, Counts, DeliveryState, ErrorInfo, TestResult, TestRun
 from ci_sidecar.providers.base import Outcome, PostComment, PublishRun, RunSnapshot, SetStatus
+from ci_sidecar.state import RecordStore
 
 from .model import ResultsAdded, RunDeleted, RunImage, RunMeta, RunSaved, StateImage
 from .session_context import SessionContext
@@ -105,7 +106,7 @@ class RunService:
         self.abandon_timeout_s = abandon_timeout_s
         self.retention_max_runs = retention_max_runs
         self.retention_max_age_s = retention_max_age_s
-        self._seq = itertools.count(1)
+        self._next_seq = 1
         #: set when the journal has grown enough for a checkpoint (the maintenance task waits on it)
         self.checkpoint_wanted = trio.Event()
         #: outcomes of comment writes, for answering a caller that waited (bounded by _remember)
@@ -149,7 +150,7 @@ class RunService:
                 self.store.drop_records(record.run_id)
             elif not any(hook.replay(record) for hook in self.hooks):
                 self.outbox.apply(record)
-        self._seq = itertools.count(next_seq)
+        self._next_seq = next_seq
         self.by_external = {s.meta.external_id: rid for rid, s in self.runs.items() if s.meta.external_id}
         if self.runs:
             log.info("recovered %d run(s), %d pending delivery(ies)", len(self.runs), self.outbox.depth()["pending"])
@@ -158,23 +159,22 @@ class RunService:
 
     @staticmethod
     def _empty_size() -> int:
-        from ci_sidecar.state.records import RecordStore
-
         return RecordStore.EMPTY
 
     def image(self) -> StateImage:
         runs = []
         for rid, state in self.runs.items():
             runs.append(RunImage(meta=state.meta, tally=state.tally, results_size=self.store.records(rid).size))
-        image = StateImage(runs=runs, outbox=self.outbox.image(), next_seq=next(self._seq_peek()))
+        image = StateImage(runs=runs, outbox=self.outbox.image(), next_seq=self._next_seq)
         for hook in self.hooks:
             hook.fill_image(image)
         return image
 
-    def _seq_peek(self) -> Any:
-        value = next(self._seq)
-        self._seq = itertools.count(value)
-        return iter((value,))
+    def _take_seq(self) -> int:
+        """Creation order of runs (for listing); never part of a run's id."""
+        seq = self._next_seq
+        self._next_seq += 1
+        return seq
 
     def _save(self, state: RunState) -> None:
         self.store.append(RunSaved(state.meta))
@@ -270,7 +270,7 @@ class RunService:
         ci = ctx.ci
         provider = p.provider or ctx.ci_provider
         meta = RunMeta(
-            id=run_id, seq=next(self._seq), name=p.name, start_time=now_iso(now), start_wall=now, last_write=now,
+            id=run_id, seq=self._take_seq(), name=p.name, start_time=now_iso(now), start_wall=now, last_write=now,
             external_id=p.external_id,
             commit_sha=p.commit_sha or ci.commit_sha, head_sha=p.head_sha or ci.head_sha,
             branch=p.branch or ci.branch, pr_number=p.pr_number or ci.pr_number,
@@ -497,12 +497,18 @@ class RunService:
                 return
             changed = False
             for i, t in enumerate(state.meta.targets):
-                if t.provider == entry.provider and (outcome.url and t.url != outcome.url
-                                                     or outcome.tier and outcome.tier != t.kind and t.provider != "local"):
+                if t.provider != entry.provider or t.provider == "local":
+                    continue
+                # Outcome.tier names the tier that carried the write ("check run", "commit status"); the
+                # target's note starts with the tier expected at creation ("via check run; ..."). A
+                # different one means the provider fell down its ladder: the target is a fallback now.
+                downgraded = bool(outcome.kind == "delivered" and outcome.tier
+                                  and _target_via(t) not in (None, outcome.tier))
+                if (outcome.url and t.url != outcome.url) or downgraded:
                     state.meta.targets[i] = msgspec.structs.replace(
                         t, url=outcome.url or t.url,
-                        kind="fallback" if outcome.tier and outcome.tier not in ("native", t.kind) else t.kind,
-                        note=f"via {outcome.tier}" if outcome.tier and outcome.tier not in ("native", t.kind) else t.note)
+                        kind="fallback" if downgraded else t.kind,
+                        note=f"via {outcome.tier}" if downgraded else t.note)
                     changed = True
             if changed:
                 self._save(state)
@@ -559,6 +565,14 @@ class RunService:
                 if start <= index < end:
                     yield raw
                 index += 1
+
+
+def _target_via(target: Any) -> str | None:
+    """The tier a target was expected to use, from its note (``"via commit status; why"``)."""
+    note = target.note or ""
+    if not note.startswith("via "):
+        return None
+    return note[4:].split(";", 1)[0].strip() or None
 
 
 def _str_or_none(value: Any) -> str | None:
