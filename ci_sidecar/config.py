@@ -12,7 +12,8 @@ The standard ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are defaults below a
 A session's ``initialize.config`` cannot set ``DAEMON_ONLY_KEYS`` (paths of the daemon, limits, source roots,
 proxy and CA bundle): those would let one client redirect or widen what the daemon does for everyone.
 
-Keys may be written ``snake_case`` or ``kebab-case``. Tables (``providers``, ``context``) merge key by key.
+Keys may be written ``snake_case`` or ``kebab-case``. Tables (``providers``, ``context``, ``artifact_store``)
+merge key by key; ``CI_SIDECAR_ARTIFACT_STORE_<KEY>`` sets one key of ``[artifact_store]``.
 Relative paths in a file are relative to that file's directory; elsewhere to *cwd*. Every layer is
 validated on its own, so an error names the file, the key and the reason (``ConfigError``).
 """
@@ -36,6 +37,7 @@ from ci_sidecar.protocol.records import CIContext
 __all__ = [
     "DAEMON_ONLY_KEYS",
     "SYSTEM_CONFIG_PATH",
+    "ArtifactStoreConfig",
     "Config",
     "ConfigError",
     "LoadedConfig",
@@ -69,6 +71,35 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     credential: str | None = None  # file name under $CREDENTIALS_DIRECTORY, tried before "<provider>-token"
 
 
+MiB = 1024 * 1024
+
+
+class ArtifactStoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An S3-compatible object store for artifacts (AWS S3, MinIO, Ceph RGW...), the ``[artifact_store]`` table.
+
+    Configured when ``bucket`` is set. Credentials never go here: they come from ``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` or ``$CREDENTIALS_DIRECTORY/s3-*`` (see
+    :mod:`ci_sidecar.providers.s3`). A daemon setting: a session cannot point the daemon's credentials elsewhere.
+    """
+
+    bucket: str | None = None
+    #: ``https://s3.<region>.amazonaws.com`` when unset
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    #: keys are ``<prefix>/<run id>/<artifact name>``
+    prefix: str = ""
+    #: ``https://host/bucket/key`` instead of ``https://bucket.host/key``; default: on for a custom endpoint
+    path_style: bool | None = None
+    #: lifetime of presigned GET URLs (S3 allows at most 7 days)
+    presign_ttl_s: Annotated[int, msgspec.Meta(gt=0, le=604800)] = 3600
+    #: when the bucket (or a CDN in front of it) is public: ``<public_base_url>/<key>``, never expiring
+    public_base_url: str | None = None
+    #: files larger than this go up as multipart uploads
+    multipart_threshold: Annotated[int, msgspec.Meta(ge=5 * MiB)] = 64 * MiB
+    #: S3 needs parts of at least 5 MiB (except the last) and at most 10,000 parts
+    part_size: Annotated[int, msgspec.Meta(ge=5 * MiB, le=5 * 1024 * MiB)] = 64 * MiB
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The daemon's and a session's settings, after merging every source."""
 
@@ -80,6 +111,11 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     comment_mode: Literal["upsert", "create", "replace", "off"] = "upsert"
     idle_timeout_s: NonNegFloat = 0.0  # 0 = never exit when idle
     abandon_timeout_s: PositiveFloat = 21600.0
+    retention_runs: PositiveInt = 1000  # finished runs kept (state and records); older ones are deleted
+    retention_days: PositiveFloat = 30.0  # finished runs older than this are deleted
+    artifact_max_file_bytes: PositiveInt = 1024 * 1024 * 1024
+    artifact_max_run_bytes: PositiveInt = 10 * 1024 * 1024 * 1024
+    artifact_stream_idle_s: PositiveFloat = 600.0
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     max_header_bytes: PositiveInt = 8 * 1024
     source_roots: list[str] = []
@@ -89,6 +125,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ca_bundle: str | None = None
     providers: dict[str, ProviderConfig] = {}
     context: dict[str, Any] = {}
+    artifact_store: ArtifactStoreConfig | None = None
 
 
 class LoadedConfig(msgspec.Struct, kw_only=True):
@@ -113,7 +150,9 @@ _FIELDS = Config.__struct_fields__
 #: ``initialize.config`` cannot change them (a proxy plus a CA bundle would expose every token).
 DAEMON_ONLY_KEYS = frozenset({
     "state_dir", "socket", "system_mode", "source_roots", "idle_timeout_s", "abandon_timeout_s",
-    "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle",
+    "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle", "artifact_store",
+    "retention_runs", "retention_days", "artifact_max_file_bytes", "artifact_max_run_bytes",
+    "artifact_stream_idle_s",
 })
 _PATH_FIELDS = frozenset({"output_dir", "state_dir", "socket", "ca_bundle"})
 _CONTEXT_FIELDS = frozenset(CIContext.__struct_fields__) - {"provider", "sources"}
@@ -165,6 +204,14 @@ def _validate_layer(
                 except msgspec.ValidationError as exc:
                     raise ConfigError(origin, *_error_key(f"providers.{name}.", exc)) from None
                 data[key][name] = section
+        elif key == "artifact_store":
+            if not isinstance(value, Mapping):
+                raise ConfigError(origin, key, "expected a table of object store settings")
+            data[key] = _normalise(value)
+            try:
+                msgspec.convert(data[key], ArtifactStoreConfig, strict=strict)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(origin, *_error_key("artifact_store.", exc)) from None
         elif key == "context":
             if not isinstance(value, Mapping):
                 raise ConfigError(origin, key, "expected a table of CI context fields")
@@ -259,7 +306,12 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             continue
         rest = var[len(ENV_PREFIX) :]
         field = rest.lower()
-        if field in _FIELDS and field not in {"providers", "context"}:
+        if rest.startswith("ARTIFACT_STORE_") and field[len("artifact_store_"):] in ArtifactStoreConfig.__struct_fields__:
+            sub = field[len("artifact_store_"):]
+            data.setdefault("artifact_store", {})[sub] = value
+            names[f"artifact_store.{sub}"] = var
+            continue
+        if field in _FIELDS and field not in {"providers", "context", "artifact_store"}:
             if field == "source_roots":
                 data[field] = [p for p in value.split(os.pathsep) if p]
             else:
@@ -302,10 +354,10 @@ def _merge(into: dict[str, Any], layer: Mapping[str, Any], origin: str, origins:
                 merged.setdefault(name, {}).update(section)
                 for field in section:
                     origins[f"providers.{name}.{field}"] = origin
-        elif key == "context":
-            into.setdefault("context", {}).update(value)
+        elif key in ("context", "artifact_store"):
+            into.setdefault(key, {}).update(value)
             for field in value:
-                origins[f"context.{field}"] = origin
+                origins[f"{key}.{field}"] = origin
         else:
             into[key] = value
             origins[key] = origin

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ import trio
 
 from ci_sidecar import cienv
 from ci_sidecar.config import Config, ConfigError, context_overrides, load_config, scm_hosts
-from ci_sidecar.credentials import find_credentials
+from ci_sidecar.credentials import Credential, find_credentials
 from ci_sidecar.delivery.outbox import Entry, Outbox
 from ci_sidecar.logs import register_secret
 from ci_sidecar.protocol import errors as E
@@ -62,7 +63,9 @@ class CoreService:
         self.store = StateStore(options.state_dir or ".")
         self.outbox = Outbox(self.providers, append=self.store.append, commit=self.store.commit,
                              env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log)
-        self.runs = RunService(self.store, self.outbox, abandon_timeout_s=daemon_config.abandon_timeout_s)
+        self.runs = RunService(self.store, self.outbox, abandon_timeout_s=daemon_config.abandon_timeout_s,
+                               retention_max_runs=daemon_config.retention_runs,
+                               retention_max_age_s=daemon_config.retention_days * 86400)
         self.artifacts = ArtifactService(self.store, self.outbox, self.runs,
                                          ArtifactSettings.from_config(daemon_config, os.environ))
         self.reporting = Reporting(self.runs)
@@ -171,7 +174,7 @@ class CoreService:
         session.env = ctx.env  # only what detection and token lookup need, in memory
         session.context = ctx
         self._sessions[session.id] = session
-        roles = {"ci": ctx.caps(ctx.ci_provider)}
+        roles = {"ci": ctx.role_caps(ctx.ci_provider)}  # the object store, when configured, holds artifacts
         if ctx.scm_provider and ctx.scm_provider != ctx.ci_provider:
             roles["scm"] = ctx.caps(ctx.scm_provider)
         caps.roles = roles
@@ -200,7 +203,37 @@ class CoreService:
                     secret = cred.secret.reveal()
                     register_secret(secret)  # the caller adds it to the outbox's pool (trio context)
                     break
+        ctx.object_store = self._object_store()
+        if ctx.object_store is not None:
+            cred = self._s3_credential(env, credentials_dir)
+            if cred is not None:
+                ctx.credentials["s3"] = cred
         return ctx
+
+    def _object_store(self) -> dict[str, Any] | None:
+        """The daemon's ``[artifact_store]`` as the ``s3`` provider's config (sessions cannot set it)."""
+        store = self.daemon_config.artifact_store
+        if store is None or not store.bucket:
+            return None  # and the S3 module (httpx, botocore) is never imported
+        from ci_sidecar.providers.s3 import store_config
+
+        return store_config(self.daemon_config)
+
+    def _s3_credential(self, env: Mapping[str, str], credentials_dir: str | None) -> Credential | None:
+        """The object store's keys (session env, daemon env, credentials dir), bound to its endpoint;
+        every secret part is registered for log redaction."""
+        from ci_sidecar.providers.s3 import S3Secret, find_s3_credential
+
+        store = self._object_store()
+        if store is None:
+            return None
+        cred = find_s3_credential(env, os.environ, credentials_dir, store["endpoint_url"])
+        if cred is not None:
+            blob = cred.secret.reveal()
+            register_secret(blob)
+            for part in (S3Secret.decode(blob) or S3Secret(access_key_id="", secret_access_key="")).secrets():
+                register_secret(part)
+        return cred
 
     def _load_daemon_credentials(self) -> None:
         """The daemon's own tokens (its environment, config, ``$CREDENTIALS_DIRECTORY``): writes journaled
@@ -214,6 +247,9 @@ class CoreService:
                     secret = cred.secret.reveal()
                     register_secret(secret)
                     self.outbox.credentials.add(cred.fingerprint, secret)
+        s3 = self._s3_credential(os.environ, credentials_dir)
+        if s3 is not None:
+            self.outbox.credentials.add(s3.fingerprint, s3.secret.reveal())
 
     async def flush_session(self, session: Session) -> DeliverySummary:
         return await self.outbox.flush_session(session.id, SHUTDOWN_FLUSH_S)
