@@ -35,6 +35,7 @@ Handler = Callable[["Call", Any], Awaitable[Any]]
 
 _MAX_IN_FLIGHT = 32
 _OUTBOX_FRAMES = 256
+_OUT_HIGH_WATER = 1 << 20  # queued reply bytes beyond which senders wait for the flush
 _STOP_GRACE_S = 3.0
 
 
@@ -128,7 +129,10 @@ class Session:
         self._inflight: dict[Any, trio.CancelScope] = {}
         self._limiter = trio.CapacityLimiter(_MAX_IN_FLIGHT)
         self._send, self._recv = trio.open_memory_channel[bytes](_OUTBOX_FRAMES)
-        self._write_lock = trio.StrictFIFOLock()
+        self._out: list[bytes] = []  # framed replies waiting for the current flusher
+        self._out_bytes = 0
+        self._flushing = False
+        self._flushed = trio.Event()
         self._cancel_reader = trio.CancelScope()
         self._background: list[trio.CancelScope] = []  # watchers that live as long as the session
         self._nursery: trio.Nursery | None = None
@@ -136,13 +140,35 @@ class Session:
     # --- outgoing ---------------------------------------------------------------------------
 
     async def send_raw(self, body: bytes) -> None:
-        """Write one message. Handlers write directly (under a FIFO lock, one frame at a time): no
-        hand-off to a writer task on the hot path."""
-        async with self._write_lock:
-            try:
-                await self.stream.send_all(encode_frame(body))
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                self._cancel_reader.cancel()  # the connection is gone; the work it asked for is recorded
+        """Queue one message for the connection and make sure it gets written.
+
+        Whoever finds no write in progress becomes the flusher and writes everything queued, in
+        order, in as few syscalls as possible (replies that became ready together go out together).
+        Others return at once unless the queue is over its high-water mark, when they wait for the
+        flush: a client that does not read its replies slows its own requests, nobody else's.
+        """
+        self._out.append(encode_frame(body))
+        self._out_bytes += len(self._out[-1])
+        if self._flushing:
+            if self._out_bytes > _OUT_HIGH_WATER:
+                await self._flushed.wait()
+            return
+        self._flushing = True
+        try:
+            while self._out:
+                chunk = b"".join(self._out)
+                self._out.clear()
+                self._out_bytes = 0
+                try:
+                    await self.stream.send_all(chunk)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    self._out.clear()
+                    self._cancel_reader.cancel()  # the connection is gone; the work it asked for is recorded
+                    return
+        finally:
+            self._flushing = False
+            self._flushed.set()
+            self._flushed = trio.Event()
 
     async def notify(self, method: str, params: Any) -> None:
         """Send a server→client notification."""
@@ -309,7 +335,10 @@ class Session:
         scope = trio.CancelScope()
         self._inflight[req.id] = scope
         done = trio.Event()
-        await self._limiter.acquire_on_behalf_of(done)
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(done)
+        except trio.WouldBlock:
+            await self._limiter.acquire_on_behalf_of(done)  # full: the reader waits (backpressure)
         nursery.start_soon(self._run, spec, handler, req, params, scope, into, ticket, done)
         return done
 
