@@ -223,7 +223,12 @@ class Outbox:
         return self._remote.get((provider, target), {})
 
     async def flush_session(self, session_id: str, timeout_s: float) -> DeliverySummary:
-        """Wait (bounded) until the session's writes are delivered or failed."""
+        """Wait (bounded) until the session's writes are delivered or failed; debounced ones go now."""
+        now = time.time()
+        for e in self._pending.values():
+            if e.session_id == session_id and e.attempts == 0 and e.not_before > now:
+                e.not_before = now  # a debounce delay is for live updates, not for a client saying goodbye
+        self.wake()
         with trio.move_on_after(timeout_s):
             while any(e.session_id == session_id for e in self._pending.values()):
                 ids = [e.id for e in self._pending.values() if e.session_id == session_id]

@@ -1,14 +1,17 @@
 """The client: LSP framing over a Unix socket or a spawned daemon's stdio, one reader thread that
 routes replies to waiting callers, so any number of threads may have requests in flight at once."""
 
+import importlib.util
 import itertools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout  # the builtin TimeoutError only from 3.11
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = ["Client", "RpcError", "ConnectionLost", "DaemonNotFound", "default_socket_path"]
@@ -44,6 +47,14 @@ def default_socket_path(env: Optional[Dict[str, str]] = None) -> str:
     if runtime and os.path.isdir(runtime):
         return os.path.join(runtime, "ci-sidecar", "ci-sidecar.sock")
     return os.path.join("/tmp", "runtime-%d" % os.getuid(), "ci-sidecar", "ci-sidecar.sock")
+
+
+def _default_serve_argv() -> List[str]:
+    """This interpreter's ``ci_sidecar`` when importable, else ``ci-sidecar`` on PATH (the daemon needs
+    Python >= 3.11, so a 3.9 test environment usually has it installed elsewhere, e.g. with pipx)."""
+    if importlib.util.find_spec("ci_sidecar") is not None:
+        return [sys.executable, "-m", "ci_sidecar", "serve", "--stdio"]
+    return [shutil.which("ci-sidecar") or "ci-sidecar", "serve", "--stdio"]
 
 
 class _Channel:
@@ -157,7 +168,7 @@ class Client:
     def spawn(cls, argv: Optional[Sequence[str]] = None, *, env: Optional[Dict[str, str]] = None,
               stderr: Any = None, **kwargs: Any) -> "Client":
         """Start ``ci-sidecar serve --stdio`` (or ``argv``) and talk over its stdin/stdout."""
-        argv = list(argv or [sys.executable, "-m", "ci_sidecar", "serve", "--stdio"])
+        argv = list(argv or _default_serve_argv())
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                     env=env)
@@ -288,7 +299,7 @@ class Client:
                     summary = self.request("shutdown", timeout=timeout)
                 finally:
                     self.notify("exit")  # even when shutdown was refused (e.g. never initialized)
-        except (ConnectionLost, RpcError, TimeoutError):
+        except (ConnectionLost, RpcError, FutureTimeout):
             pass
         finally:
             self._closed = True
