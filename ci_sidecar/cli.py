@@ -127,7 +127,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         ns = argparse.Namespace(junit=[junit], name="ci-sidecar demo", fail_on_undelivered=True, wait_s=30.0,
                                 cmd=["--", sys.executable, "-m", "ci_sidecar.demo_suite", junit])
         status = run_exec(ns)
-    if status == 1:
+    run = getattr(ns, "completed_run", None)
+    if run is None:  # exec said why (no daemon, no run): the demo failed
+        print("ci-sidecar: demo failed: no run was completed", file=sys.stderr)
+        return status or 1
+    delivered = not (run["delivery"]["pending"] or run["delivery"]["failed"])
+    if status == 1 and delivered and run["counts"]["failed"] == 1:
         print("ci-sidecar: demo done; the failing test (0.1 + 0.2) fails on purpose. Open the report above.",
               file=sys.stderr)
         return 0
@@ -144,6 +149,11 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="show the detected context, providers, credentials found and config files")
     p.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--check", action="store_true",
+                   help="prove the tokens can do what the chosen tiers need (read-only, leaves no trace)")
+    p.add_argument("--write", action="store_true",
+                   help="with --check: prove write access by writing once (a 'ci-sidecar doctor' check run, "
+                        "a 'ci-sidecar/doctor' status, a PR comment deleted again)")
     p.set_defaults(func=lambda a: _cienv_cli().run_doctor(a))
 
 

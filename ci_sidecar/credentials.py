@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
@@ -35,6 +35,8 @@ __all__ = [
     "find_credentials",
     "fingerprint",
     "redact",
+    "ACTIONS_RUNTIME",
+    "find_actions_runtime",
 ]
 
 log = logging.getLogger(__name__)
@@ -216,6 +218,25 @@ def find_credentials(
                 continue
             add(value, f"credentials:{name}", held_bound, held_user)
     return found
+
+
+#: the credential kind of GitHub Actions' ``ACTIONS_RUNTIME_TOKEN`` (the artifact service's bearer token)
+ACTIONS_RUNTIME = "github-actions-runtime"
+
+
+def find_actions_runtime(env: Mapping[str, str]) -> Credential | None:
+    """The job's ``ACTIONS_RUNTIME_TOKEN``, bound to the origin of ``ACTIONS_RESULTS_URL`` (both from the same
+    environment, as the runner sets them), or None when either is missing or the URL is not http(s)."""
+    token = env.get("ACTIONS_RUNTIME_TOKEN", "").strip()
+    url = env.get("ACTIONS_RESULTS_URL", "").strip()
+    if not token or not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        log.info("ACTIONS_RESULTS_URL is not an http(s) URL: the Actions artifact service is not used")
+        return None
+    return Credential(provider=ACTIONS_RUNTIME, base_url=f"{parts.scheme}://{parts.netloc}",
+                      source="env:ACTIONS_RUNTIME_TOKEN", fingerprint=fingerprint(token), secret=Secret(token))
 
 
 def redact(text: str, secrets: Iterable[str | Secret]) -> str:

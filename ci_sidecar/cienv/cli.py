@@ -47,12 +47,22 @@ def run_doctor(ns: argparse.Namespace, *, env: dict[str, str] | None = None, cwd
     cwd = os.getcwd() if cwd is None else cwd
     report = doctor_report(env, cwd, getattr(ns, "config", None))
     report["capabilities"] = _capabilities(env, cwd, getattr(ns, "config", None))
+    check_failed = False
+    if getattr(ns, "check", False) or getattr(ns, "write", False):
+        from ci_sidecar.doctor_check import run_check  # network probes only when asked for
+
+        report["check"] = run_check(env, cwd, getattr(ns, "config", None), write=getattr(ns, "write", False))
+        check_failed = not report["check"]["ok"]
     if getattr(ns, "json", False):
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         sys.stdout.write(format_doctor(report))
         sys.stdout.write(_format_capabilities(report["capabilities"]))
-    return 1 if report["errors"] else 0
+        if "check" in report:
+            from ci_sidecar.doctor_check import format_check
+
+            sys.stdout.write(format_check(report["check"]))
+    return 1 if report["errors"] or check_failed else 0
 
 
 def _capabilities(env: dict[str, str], cwd: str, config_path: str | None) -> dict[str, object]:

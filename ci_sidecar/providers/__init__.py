@@ -17,6 +17,7 @@ __all__ = ["REGISTRY", "KNOWN_PROVIDERS", "Providers", "make_provider"]
 REGISTRY: dict[str, str] = {
     "local": "ci_sidecar.providers.local:LocalProvider",
     "github": "ci_sidecar.providers.github:GitHubProvider",
+    "s3": "ci_sidecar.providers.s3:S3Provider",  # the [artifact_store] object store, not a CI
 }
 
 #: every provider the protocol names (PROTOCOL.md §CIContext); those not in REGISTRY answer -31007

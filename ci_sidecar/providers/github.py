@@ -183,7 +183,9 @@ class GitHubProvider:
         else:
             test_run = Tier(kind="native", via="check run")
         none = Tier(kind="none", note="no GitHub token")
-        artifacts = Tier(kind="none", note=self._artifact_note(env))
+        from .github_artifacts import actions_artifact_tier  # the Actions artifact service (v4)
+
+        artifacts = actions_artifact_tier(env) or Tier(kind="none", note=self._artifact_note(env))
         return ProviderCaps(
             provider="github",
             test_run=test_run,
@@ -211,7 +213,9 @@ class GitHubProvider:
             elif isinstance(op, PostComment):
                 outcome = await self._comment(op, env, dict(remote or {}), api)
             elif isinstance(op, UploadArtifact):
-                outcome = Outcome.unsupported(self._artifact_note(env), tier="none")
+                from .github_artifacts import upload_artifact  # env.token is the ACTIONS_RUNTIME_TOKEN here
+
+                outcome = await upload_artifact(op, env, dict(remote or {}), self._http)
             else:
                 outcome = Outcome.unsupported(f"github: unknown operation {type(op).__name__}")
         except HttpError as err:
@@ -305,7 +309,11 @@ class GitHubProvider:
         if op.final and step_path and not state.get("step_summary_written"):
             await self._append_step_summary(step_path, data)
             state["step_summary_written"] = True
-        tier = state.get("tier", "check_run")
+        tier = state.get("tier") or "check_run"
+        if "tier" not in state and _token_kind(env.token) == "pat":
+            # personal access tokens can never write check runs (GitHub Apps only): don't spend a call finding out
+            api.log("personal access tokens cannot create check runs; using commit statuses instead")
+            tier = "commit_status"
         if not env.token:
             tier = "job_summary"
         repo = self._repo_path(run.repository or env.ci.repository)
@@ -564,7 +572,9 @@ class GitHubProvider:
         def done(action: str, comment: dict[str, Any] | None) -> Outcome:
             remote = {"pr": pr, "truncated": truncated}
             if comment is not None:
-                remote["comment_id"] = comment.get("id")
+                # comment_id: ours, for the next attempt; id/url: what the service shows the client
+                remote["comment_id"] = remote["id"] = comment.get("id")
+                remote["url"] = comment.get("html_url")
             return Outcome.delivered(action=action, url=comment.get("html_url") if comment else None,
                                      remote=remote, tier="issue comment")
 

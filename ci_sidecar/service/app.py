@@ -13,7 +13,7 @@ import trio
 
 from ci_sidecar import cienv
 from ci_sidecar.config import Config, ConfigError, context_overrides, load_config, scm_hosts
-from ci_sidecar.credentials import Credential, find_credentials
+from ci_sidecar.credentials import ACTIONS_RUNTIME, Credential, find_actions_runtime, find_credentials
 from ci_sidecar.delivery.outbox import Entry, Outbox
 from ci_sidecar.logs import register_secret
 from ci_sidecar.protocol import errors as E
@@ -130,7 +130,10 @@ class CoreService:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.runs.recover)
-        await trio.to_thread.run_sync(self._load_daemon_credentials)
+        # found in a worker thread (file reads), added here: the pool wakes the dispatcher, which
+        # only the event loop's thread may do
+        for fingerprint, secret in await trio.to_thread.run_sync(self._daemon_credentials):
+            self.outbox.credentials.add(fingerprint, secret)
         async with trio.open_nursery() as nursery:
             await nursery.start(self.outbox.run)
             nursery.start_soon(self._maintenance)
@@ -203,6 +206,10 @@ class CoreService:
                     secret = cred.secret.reveal()
                     register_secret(secret)  # the caller adds it to the outbox's pool (trio context)
                     break
+        runtime = find_actions_runtime(env) if "github" in wanted else None
+        if runtime is not None:  # GitHub Actions' artifact service token: the credential of artifact uploads
+            ctx.credentials[ACTIONS_RUNTIME] = runtime
+            register_secret(runtime.secret.reveal())
         ctx.object_store = self._object_store()
         if ctx.object_store is not None:
             cred = self._s3_credential(env, credentials_dir)
@@ -235,10 +242,12 @@ class CoreService:
                 register_secret(part)
         return cred
 
-    def _load_daemon_credentials(self) -> None:
-        """The daemon's own tokens (its environment, config, ``$CREDENTIALS_DIRECTORY``): writes journaled
-        before a restart can resume with them even before any session connects."""
+    def _daemon_credentials(self) -> list[tuple[str, str]]:
+        """The daemon's own tokens (its environment, config, ``$CREDENTIALS_DIRECTORY``) as
+        (fingerprint, secret): writes journaled before a restart resume with them even before any
+        session connects. Blocking (reads files)."""
         credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+        found: list[tuple[str, str]] = []
         for provider in KNOWN_PROVIDERS:
             if provider == "local":
                 continue
@@ -246,10 +255,13 @@ class CoreService:
                 if cred.base_url:
                     secret = cred.secret.reveal()
                     register_secret(secret)
-                    self.outbox.credentials.add(cred.fingerprint, secret)
+                    found.append((cred.fingerprint, secret))
         s3 = self._s3_credential(os.environ, credentials_dir)
         if s3 is not None:
-            self.outbox.credentials.add(s3.fingerprint, s3.secret.reveal())
+            secret = s3.secret.reveal()
+            register_secret(secret)
+            found.append((s3.fingerprint, secret))
+        return found
 
     async def flush_session(self, session: Session) -> DeliverySummary:
         return await self.outbox.flush_session(session.id, SHUTDOWN_FLUSH_S)
@@ -262,8 +274,12 @@ class CoreService:
 
     def _env_for(self, entry: Entry, token: str | None) -> ProviderEnv:
         cfg = dict(entry.config)
+        base_url = cfg.get("base_url")
+        if token is not None and entry.credential is not None and entry.credential.base_url:
+            # a token goes only where it is bound (a daemon-held token never follows a session's base_url)
+            base_url = cfg["base_url"] = entry.credential.base_url
         return ProviderEnv(
-            ci=entry.ci or CIContext(provider="local", sources={}), config=cfg, base_url=cfg.get("base_url"),
+            ci=entry.ci or CIContext(provider="local", sources={}), config=cfg, base_url=base_url,
             token=token, read_results=self.runs.read_results, log=lambda msg: self._on_log(entry, msg),
             idempotency_key=entry.id, username=entry.credential.username if entry.credential else None,
             render_reports=self._render_reports,

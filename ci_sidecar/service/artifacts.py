@@ -129,11 +129,11 @@ def _error_info(exc: E.SidecarError) -> ErrorInfo:
     return ErrorInfo(code=exc.code, message=exc.message, data=exc.data)
 
 
-def _expired(iso: str | None) -> bool:
+def _expired(iso: str | None, margin_s: float = 0.0) -> bool:
     if not iso:
         return False
     try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() <= time.time()
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() <= time.time() + margin_s
     except ValueError:
         return False
 
@@ -180,6 +180,8 @@ class ArtifactService:
         self._pins: Counter[str] = Counter()  # blobs being committed: never collected meanwhile
         self._reserved: Counter[str] = Counter()  # run id → bytes of uploads in progress
         self._streams: dict[str, _Stream] = {}
+        #: (run id, name) → (sha256, url, expires_at) of URLs never persisted (they carry temporary credentials)
+        self._urls: dict[tuple[str, str], tuple[str, str, str | None]] = {}
         runs.hooks.append(self)
 
     # --- the method table -----------------------------------------------------------------------
@@ -204,7 +206,7 @@ class ArtifactService:
             return await self.close_stream(ctx(call), p)
 
         async def url(call: Call, p: ArtifactNameParams) -> Any:
-            return await self.url(p)
+            return await self.url(p, ctx(call))
 
         async def list_all(call: Call, p: ArtifactRunParams) -> Any:
             return self.list(p.test_run_id)
@@ -301,13 +303,51 @@ class ArtifactService:
             raise E.UnknownArtifact(run_id, name)
         return meta
 
-    async def url(self, p: ArtifactNameParams) -> ArtifactUrlResult:
-        art = self.view(self._require_artifact(p.test_run_id, p.name))
+    async def url(self, p: ArtifactNameParams, ctx: SessionContext | None = None) -> ArtifactUrlResult:
+        meta = self._require_artifact(p.test_run_id, p.name)
+        fresh = await self._fresh_url(meta, ctx) if ctx is not None else None
+        if fresh is not None:
+            return fresh
+        art = self.view(meta)
         if art.url and art.url.startswith("file://"):
             local = Path(unquote(urlparse(art.url).path))
             if not await trio.to_thread.run_sync(local.is_file):
                 return ArtifactUrlResult(url=None)  # somebody removed the file: never hand out a dead link
         return ArtifactUrlResult(url=art.url, expires_at=art.url_expires_at)
+
+    async def _fresh_url(self, meta: ArtifactMeta, ctx: SessionContext) -> ArtifactUrlResult | None:
+        """A new URL from the primary provider when its last one expired or was never kept (a presigned
+        object-store URL); None when the stored URL is still good or the provider cannot make one.
+
+        URLs the provider marks ``ephemeral_url`` (they carry temporary credentials) live in memory only.
+        """
+        upload = next((u for u in meta.uploads if u.provider == meta.primary), None)
+        if upload is None or upload.state != "delivered" or not ctx.available(meta.primary):
+            return None
+        presign = getattr(self.outbox.providers.get(meta.primary), "presign_url", None)
+        if presign is None:
+            return None
+        config = ctx.provider_config(meta.primary)
+        margin = min(30.0, 0.1 * float(config.get("presign_ttl_s") or 300))  # never hand out a dying link
+        cached = self._urls.get((meta.run_id, meta.name))
+        if cached is not None and cached[0] == meta.sha256 and not _expired(cached[2], margin):
+            return ArtifactUrlResult(url=cached[1], expires_at=cached[2])
+        if upload.url and not _expired(upload.url_expires_at, margin):
+            return None
+        remote = self.outbox.remote(meta.primary, f"artifact:{meta.run_id}:{meta.name}")
+        if remote.get("sha256") != meta.sha256:
+            return None  # what the provider holds is not this content (yet)
+        fresh = presign(remote, ctx.provider_env(meta.primary))
+        if fresh is None:
+            return None
+        url, expires = fresh
+        if remote.get("ephemeral_url"):
+            self._urls[(meta.run_id, meta.name)] = (meta.sha256, url, expires)
+        else:
+            upload.url, upload.url_expires_at = url, expires
+            self.store.append(ArtifactSaved(meta))
+            await self.store.commit()
+        return ArtifactUrlResult(url=url, expires_at=expires)
 
     # --- uploads ----------------------------------------------------------------------------------
 
@@ -486,12 +526,9 @@ class ArtifactService:
                 raise UploadFailed(state.error)
 
     def _send(self, ctx: SessionContext, state: RunState, meta: ArtifactMeta) -> list[str]:
-        """One outbox write per provider: ``local`` always, the run's CI provider when it takes artifacts."""
-        providers = ["local"]
-        ci = state.meta.ci_provider
-        if ci != "local" and ctx.available(ci) and ctx.caps(ci).artifacts.kind != "none":
-            providers.append(ci)
-        meta.primary = providers[-1]
+        """One outbox write per provider: ``local`` always, the run's CI provider when it takes artifacts,
+        the object store when one is configured (:meth:`SessionContext.artifact_routes`)."""
+        providers, meta.primary = ctx.artifact_routes(state.meta.ci_provider)  # + the object store if configured
         op = UploadArtifact(run_id=meta.run_id, name=meta.name, stored_path=str(self.cas.path(meta.sha256)),
                             sha256=meta.sha256, size=meta.size, mime_type=meta.mime_type,
                             output_dir=state.meta.output_dir)
@@ -499,7 +536,7 @@ class ArtifactService:
         for provider in providers:
             entry_id = self.outbox.put(
                 provider=provider, target=f"artifact:{meta.run_id}:{meta.name}", op=op, run_id=meta.run_id,
-                session_id=ctx.session_id, ci=state.meta.ci, credential=ctx.credential_ref(provider),
+                session_id=ctx.session_id, ci=state.meta.ci, credential=ctx.artifact_credential_ref(provider),
                 config=ctx.provider_config(provider))
             meta.uploads.append(ArtifactUpload(provider=provider, entry_id=entry_id))
         return [u.entry_id for u in meta.uploads if u.entry_id]

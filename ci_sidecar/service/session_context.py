@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ci_sidecar.config import Config
-from ci_sidecar.credentials import STANDARD_ENV, Credential, CredentialRef
+from ci_sidecar.credentials import ACTIONS_RUNTIME, STANDARD_ENV, Credential, CredentialRef
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Target, Tier
 from ci_sidecar.providers.base import Provider, ProviderEnv
 
@@ -55,6 +57,8 @@ class SessionContext:
     providers: Mapping[str, Provider] = field(default_factory=dict)
     #: which client files this session may make the daemon read (ingest_junit, artifacts by path)
     sources: SourcePolicy | None = None
+    #: the daemon's ``[artifact_store]`` as the ``s3`` provider's config (None: no object store)
+    object_store: dict[str, Any] | None = None
 
     @property
     def ci_provider(self) -> str:
@@ -80,11 +84,44 @@ class SessionContext:
         """PR comments live on the code host."""
         return self.status_provider(run_provider)
 
+    def artifact_routes(self, run_provider: str) -> tuple[list[str], str]:
+        """Who gets a copy of each artifact, and whose copy the artifact reports (its ``primary``).
+
+        ``local`` always; the run's CI provider when it has an artifact tier; the object store when one is
+        configured. Primary: the CI's native tier, else the object store, else the CI's staged/fallback
+        tier, else ``local``.
+        """
+        providers = ["local"]
+        ci_tier = "none"
+        if run_provider != "local" and self.available(run_provider):
+            ci_tier = self.caps(run_provider).artifacts.kind
+            if ci_tier != "none":
+                providers.append(run_provider)
+        store = self.object_store is not None and self.available("s3")
+        if store:
+            providers.append("s3")
+        primary = run_provider if ci_tier == "native" else ("s3" if store else providers[-1])
+        return providers, primary
+
+    def role_caps(self, provider: str) -> ProviderCaps:
+        """``caps(provider)``, with the object store as the artifact tier when the provider has no native one."""
+        caps = self.caps(provider)
+        if self.object_store is not None and self.available("s3") and caps.artifacts.kind != "native":
+            caps = msgspec.structs.replace(caps, artifacts=self.caps("s3").artifacts)
+        return caps
+
     # --- credentials and settings -----------------------------------------------------------
 
     def credential_ref(self, provider: str) -> CredentialRef | None:
         cred = self.credentials.get(provider)
         return cred.ref() if cred is not None else None
+
+    def artifact_credential_ref(self, provider: str) -> CredentialRef | None:
+        """The credential an artifact upload to *provider* carries: on GitHub the job's Actions runtime token
+        (the artifact service's bearer token) when the session has one, else the provider's own token."""
+        if provider == "github" and ACTIONS_RUNTIME in self.credentials:
+            return self.credentials[ACTIONS_RUNTIME].ref()
+        return self.credential_ref(provider)
 
     def provider_config(self, provider: str) -> dict[str, Any]:
         """Non-secret settings a provider needs for this session's writes (journaled with them)."""
@@ -99,6 +136,16 @@ class SessionContext:
             for name in ("GITHUB_STEP_SUMMARY", "GITHUB_API_URL", "ACTIONS_RUNTIME_TOKEN_PRESENT"):
                 if self.env.get(name):
                     out[name.lower() if name != "GITHUB_STEP_SUMMARY" else "step_summary_path"] = self.env[name]
+            runtime = self.credentials.get(ACTIONS_RUNTIME)
+            if runtime is not None:  # the token itself travels as the upload's credential, never in here
+                out["actions_runtime_token_present"] = True
+                out["actions_results_url"] = runtime.base_url
+            for name, key in (("GITHUB_JOB", "github_job"), ("CI_SIDECAR_MATRIX", "artifact_matrix"),
+                              ("CI_SIDECAR_ARTIFACT_PREFIX", "artifact_prefix")):
+                if self.env.get(name):
+                    out[key] = self.env[name]
+        if provider == "s3" and self.object_store:
+            out.update(self.object_store)  # the daemon's settings: a session cannot redirect them
         if self.config.ca_bundle:
             out["ca_bundle"] = self.config.ca_bundle
         return out
@@ -153,6 +200,11 @@ def describe_roles(ci: CIContext, config: Config, env: Mapping[str, str], cwd: s
         found = [c for c in find_credentials(provider, env, config, env.get("CREDENTIALS_DIRECTORY")) if c.base_url]
         if found:
             ctx.credentials[provider] = found[0]
+    from ci_sidecar.credentials import find_actions_runtime
+
+    runtime = find_actions_runtime(env) if ci.provider == "github" else None
+    if runtime is not None:
+        ctx.credentials[ACTIONS_RUNTIME] = runtime
     roles = {"ci": ctx.caps(ci.provider)}
     if ctx.scm_provider and ctx.scm_provider != ci.provider:
         roles["scm"] = ctx.caps(ctx.scm_provider)

@@ -1,0 +1,578 @@
+"""A fake GitHub Actions artifact service: the results service's twirp ``ArtifactService`` and an Azure-like blob
+store, on one real HTTP server on 127.0.0.1; plus :class:`FakeGitHubArtifacts`, the fake REST API extended with
+the run's artifact list (and ``GET /repos/{owner}/{repo}`` and the ``x-oauth-scopes`` header, for doctor).
+
+Messages are checked against the ``@actions/artifact`` definitions (PROVIDERS.md §1c,
+``generated/results/api/v1/artifact.ts``): proto field names in snake_case, int64 as JSON strings,
+``StringValue`` as plain strings, Timestamps as RFC 3339; a missing, unknown or mistyped field answers twirp's
+``400 {"code": "malformed"}`` and is recorded in ``violations`` (the fixture fails the test on any).
+
+Behaviour, as far as it is documented or observed:
+
+* ``Authorization: Bearer <runtime JWT>``; the body's backend ids must be the token's ``Actions.Results`` ids;
+* names are unique per workflow run across jobs: ``CreateArtifact`` for a finalized name answers
+  ``409 already_exists`` "an artifact with this name already exists on the workflow run" (the message users see);
+  for a name the same job created but never finalized it hands out a fresh upload URL (ASSUMPTION: the toolkit
+  retries CreateArtifact on 5xx, which only works if the service allows this); ``FinalizeArtifact`` twice
+  answers ``409`` (ASSUMPTION);
+* blobs: single ``PUT`` (``x-ms-blob-type: BlockBlob`` required), Put Block (``comp=block``, base64 ids of one
+  length) and Put Block List (``comp=blocklist``, XML); ``Content-Length`` required (no chunked bodies); a bad
+  signature answers 403; an ``Authorization`` header is a violation (the runtime token must stay with the
+  results service);
+* ``FinalizeArtifact`` checks the size and ``sha256:`` hash against the committed blob, and that a version 4
+  artifact is a readable zip (what GitHub serves it as).
+
+Faults: ``inject(kind, method)`` with ``kind`` in ``503``, ``429``, ``reset`` (before anything happens) and
+``lost`` (the change is made, the answer never arrives); ``method`` is a twirp method name or ``blob``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
+
+from .github import FakeGitHub, LoopbackServer, Recorded
+from .spec import OpenApiSpec, load_spec, spec_path
+
+__all__ = ["FakeResults", "FakeGitHubArtifacts", "make_runtime_token", "extended_github_spec"]
+
+SERVICE_PREFIX = "/twirp/github.actions.results.api.v1.ArtifactService/"
+CONFLICT = "an artifact with this name already exists on the workflow run"
+_IDS = {"workflow_run_backend_id": str, "workflow_job_run_backend_id": str}
+_INT64 = re.compile(r"^-?\d+$")
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_BAD_NAME = re.compile(r'[":<>|*?\r\n\\/]')
+#: message → (required fields, optional fields); types: str, int, "int64" (a JSON string), "timestamp"
+MESSAGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "CreateArtifact": ({**_IDS, "name": str, "version": int}, {"expires_at": "timestamp", "mime_type": str}),
+    "FinalizeArtifact": ({**_IDS, "name": str, "size": "int64"}, {"hash": str}),
+    "ListArtifacts": (dict(_IDS), {"name_filter": str, "id_filter": "int64"}),
+    "GetSignedArtifactURL": ({**_IDS, "name": str}, {}),
+    "DeleteArtifact": ({**_IDS, "name": str}, {}),
+}
+
+
+def make_runtime_token(run: str, job: str, *, exp: float | None = None, extra_scopes: str = "Actions.GenericRead:x") -> str:
+    """A JWT shaped like ``ACTIONS_RUNTIME_TOKEN`` (unsigned: only the fake reads it)."""
+
+    def b64(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    claims: dict[str, Any] = {"scp": f"{extra_scopes} Actions.Results:{run}:{job}", "iss": "fake"}
+    claims["exp"] = int(exp if exp is not None else time.time() + 3600)
+    return f"{b64({'typ': 'JWT', 'alg': 'RS256'})}.{b64(claims)}.{secrets.token_urlsafe(16)}"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class FakeArtifact:
+    run: str
+    job: str
+    name: str
+    version: int
+    blob: str
+    finalized: bool = False
+    id: int = 0
+    size: int = 0
+    digest: str = ""
+    created_at: str = field(default_factory=_now)
+
+
+@dataclass
+class _BlobState:
+    """One blob; committed data and uncommitted blocks live in files (a large upload must not be measured as
+    the fake's memory when a test checks the client's)."""
+
+    sig: str
+    path: str
+    committed: bool = False
+    blocks: dict[str, str] = field(default_factory=dict)  # block id → file
+    content_type: str | None = None
+    writes: int = 0
+
+    def put(self, raw: bytes) -> None:
+        with open(self.path, "wb") as fh:
+            fh.write(raw)
+        self.committed = True
+
+    def data(self) -> bytes | None:
+        if not self.committed:
+            return None
+        with open(self.path, "rb") as fh:
+            return fh.read()
+
+    def size(self) -> int:
+        return os.path.getsize(self.path) if self.committed else 0
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+@dataclass
+class _Fault:
+    kind: str
+    method: str | None
+    times: int
+
+
+class _Dropped(Exception):
+    pass
+
+
+class FakeResults:
+    """Start with ``with FakeResults() as svc:``; ``svc.url`` is ``ACTIONS_RESULTS_URL``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        #: token → (run backend id, job backend id)
+        self.tokens: dict[str, tuple[str, str]] = {}
+        self.artifacts: list[FakeArtifact] = []
+        self.blobs: dict[str, _BlobState] = {}
+        self.requests: list[Recorded] = []
+        self.violations: list[str] = []
+        self.expected_violations = 0
+        self.faults: list[_Fault] = []
+        self._ids = iter(range(5000, 10**9))
+        self._server: LoopbackServer | None = None
+        self._thread: threading.Thread | None = None
+        self.dir = tempfile.mkdtemp(prefix="fake-blobs-")
+
+    # --- lifecycle and helpers ----------------------------------------------------------------------
+
+    def __enter__(self) -> FakeResults:
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        self._server = LoopbackServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def token(self, run: str = "run-uuid-1", job: str = "job-uuid-1", *, exp: float | None = None) -> str:
+        """A runtime token for one job run, accepted by this service."""
+        value = make_runtime_token(run, job, exp=exp)
+        with self.lock:
+            self.tokens[value] = (run, job)
+        return value
+
+    def inject(self, kind: str, method: str | None = None, times: int = 1) -> None:
+        assert kind in ("503", "429", "reset", "lost"), kind
+        with self.lock:
+            self.faults.append(_Fault(kind, method, times))
+
+    def finalized(self, run: str = "run-uuid-1") -> list[FakeArtifact]:
+        with self.lock:
+            return [a for a in self.artifacts if a.run == run and a.finalized]
+
+    def content(self, artifact: FakeArtifact) -> bytes:
+        with self.lock:
+            data = self.blobs[artifact.blob].data()
+        assert data is not None
+        return data
+
+    def calls(self, what: str | None = None) -> list[Recorded]:
+        """Requests seen; ``what`` is a twirp method name or ``blob``."""
+        with self.lock:
+            return [r for r in self.requests if what is None or r.operation == what]
+
+    # --- behaviour ---------------------------------------------------------------------------------------
+
+    def _fault(self, method: str) -> _Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method in (None, method):
+                fault.times -= 1
+                return fault
+        return None
+
+    def violation(self, text: str) -> None:
+        self.violations.append(text)
+
+    def check_message(self, method: str, body: Any) -> str | None:
+        """Why a twirp request body is not a valid JSON ``<method>Request`` (None when it is)."""
+        if method not in MESSAGES:
+            return f"no such method {method}"
+        if not isinstance(body, dict):
+            return "the body is not a JSON object"
+        required, optional = MESSAGES[method]
+        for key in body:
+            if key not in required and key not in optional:
+                return f"unknown field {key!r} (proto field names are snake_case)"
+        for key in required:
+            if key not in body:
+                return f"missing field {key!r}"
+        for key, kind in {**required, **optional}.items():
+            if key not in body:
+                continue
+            value = body[key]
+            if kind is str and not isinstance(value, str):
+                return f"{key} must be a string"
+            if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
+                return f"{key} must be a JSON number (int32)"
+            if kind == "int64" and not (isinstance(value, str) and _INT64.match(value)):
+                return f"{key} is an int64: a decimal string"
+            if kind == "timestamp" and not (isinstance(value, str) and _RFC3339.match(value)):
+                return f"{key} must be an RFC 3339 timestamp"
+        return None
+
+    def twirp(self, method: str, body: dict[str, Any], run: str, job: str, base: str) -> tuple[int, Any]:
+        """The real behaviour of one valid, authorised twirp call."""
+        name = body.get("name")
+        if method == "CreateArtifact":
+            if not name or _BAD_NAME.search(name):
+                self.violation(f"CreateArtifact: invalid artifact name {name!r}")
+                return 400, {"code": "invalid_argument", "msg": f"invalid artifact name {name!r}"}
+            if body["version"] not in (4, 7):
+                self.violation(f"CreateArtifact: unknown version {body['version']}")
+                return 400, {"code": "invalid_argument", "msg": "unsupported artifact version"}
+            existing = next((a for a in self.artifacts if a.run == run and a.name == name), None)
+            if existing is not None:
+                if existing.finalized or existing.job != job:
+                    return 409, {"code": "already_exists", "msg": CONFLICT}
+                self.artifacts.remove(existing)
+            blob_id = secrets.token_hex(8)
+            sig = secrets.token_urlsafe(24)
+            self.blobs[blob_id] = _BlobState(sig=sig, path=os.path.join(self.dir, blob_id))
+            self.artifacts.append(FakeArtifact(run=run, job=job, name=name, version=body["version"], blob=blob_id))
+            url = f"{base}/blob/actions-results/{blob_id}?sv=2023-11-03&sr=b&sp=cw&se=2099-01-01T00%3A00%3A00Z&sig={sig}"
+            return 200, {"ok": True, "signed_upload_url": url}
+        if method == "FinalizeArtifact":
+            art = next((a for a in self.artifacts if a.run == run and a.name == name), None)
+            if art is None or art.job != job:
+                return 404, {"code": "not_found", "msg": "artifact not found"}
+            if art.finalized:
+                return 409, {"code": "already_exists", "msg": "artifact is already finalized"}
+            blob = self.blobs[art.blob]
+            if not blob.committed:
+                return 400, {"code": "failed_precondition", "msg": "no blob was uploaded for this artifact"}
+            size = blob.size()
+            if int(body["size"]) != size:
+                self.violation(f"FinalizeArtifact: size {body['size']} but {size} bytes were uploaded")
+                return 400, {"code": "invalid_argument", "msg": "size mismatch"}
+            digest = "sha256:" + blob.sha256()
+            if "hash" in body and (not _HASH.match(body["hash"]) or body["hash"] != digest):
+                self.violation(f"FinalizeArtifact: hash {body['hash']} but the blob is {digest}")
+                return 400, {"code": "invalid_argument", "msg": "hash mismatch"}
+            if art.version == 4:
+                try:
+                    with zipfile.ZipFile(blob.path) as zf:
+                        bad = zf.testzip()
+                except zipfile.BadZipFile as exc:
+                    bad = str(exc)
+                if bad is not None:
+                    self.violation(f"FinalizeArtifact: version 4 artifact is not a valid zip ({bad})")
+                    return 400, {"code": "invalid_argument", "msg": "not a zip archive"}
+            art.finalized, art.id, art.size, art.digest = True, next(self._ids), size, digest
+            return 200, {"ok": True, "artifact_id": str(art.id)}
+        if method == "ListArtifacts":
+            found = [a for a in self.artifacts if a.run == run and a.finalized]
+            if "name_filter" in body:
+                found = [a for a in found if a.name == body["name_filter"]]
+            if "id_filter" in body:
+                found = [a for a in found if a.id == int(body["id_filter"])]
+            return 200, {"artifacts": [{
+                "workflow_run_backend_id": a.run, "workflow_job_run_backend_id": a.job, "database_id": str(a.id),
+                "name": a.name, "size": str(a.size), "created_at": a.created_at, "digest": a.digest,
+            } for a in found]}
+        if method == "DeleteArtifact":
+            art = next((a for a in self.artifacts if a.run == run and a.name == name
+                        and (a.finalized or a.job == job)), None)
+            if art is None:
+                return 404, {"code": "not_found", "msg": "artifact not found"}
+            self.artifacts.remove(art)
+            return 200, {"ok": True, "artifact_id": str(art.id)}
+        if method == "GetSignedArtifactURL":
+            art = next((a for a in self.artifacts if a.run == run and a.name == name and a.finalized), None)
+            if art is None:
+                return 404, {"code": "not_found", "msg": "artifact not found"}
+            return 200, {"signed_url": f"{base}/blob/actions-results/{art.blob}?sig=read"}
+        return 404, {"code": "bad_route", "msg": f"no handler for {method}"}
+
+    def blob(self, rec: Recorded, raw: bytes) -> tuple[int, str | None]:
+        """Azure Blob ``PUT`` semantics for the fake's SAS URLs: (status, error code)."""
+        parts = rec.path.split("/")
+        state = self.blobs.get(parts[-1]) if len(parts) == 4 else None
+        if state is None:
+            return 404, "ContainerNotFound"
+        if rec.headers.get("authorization"):
+            self.violation("blob upload carried an Authorization header (a token sent to blob storage)")
+            return 400, "InvalidAuthenticationInfo"
+        if rec.query.get("sig", [""])[0] != state.sig:
+            return 403, "AuthenticationFailed"
+        if "content-length" not in rec.headers:
+            return 411, "MissingContentLengthHeader"
+        comp = rec.query.get("comp", [None])[0]
+        state.writes += 1
+        if comp == "block":
+            block_id = rec.query.get("blockid", [""])[0]
+            try:
+                decoded = base64.b64decode(block_id, validate=True)
+            except ValueError:
+                decoded = b""
+            if not decoded or len(decoded) > 64:
+                self.violation(f"Put Block: invalid block id {block_id!r}")
+                return 400, "InvalidQueryParameterValue"
+            if any(len(k) != len(block_id) for k in state.blocks):
+                self.violation("Put Block: block ids of different lengths in one blob")
+                return 400, "InvalidBlobOrBlock"
+            block_path = os.path.join(self.dir, f"{parts[-1]}.block{state.writes}")
+            with open(block_path, "wb") as fh:
+                fh.write(raw)
+            state.blocks[block_id] = block_path
+            return 201, None
+        if comp == "blocklist":
+            try:
+                root = ElementTree.fromstring(raw)
+            except ElementTree.ParseError:
+                self.violation("Put Block List: the body is not XML")
+                return 400, "InvalidXmlDocument"
+            if root.tag != "BlockList":
+                self.violation(f"Put Block List: root element {root.tag}")
+                return 400, "InvalidXmlDocument"
+            ids = [el.text or "" for el in root if el.tag in ("Latest", "Uncommitted", "Committed")]
+            if not ids or any(i not in state.blocks for i in ids):
+                return 400, "InvalidBlockList"
+            with open(state.path, "wb") as out:
+                for block_id in ids:
+                    with open(state.blocks[block_id], "rb") as fh:
+                        shutil.copyfileobj(fh, out)
+            state.committed = True
+            state.blocks.clear()
+            state.content_type = rec.headers.get("x-ms-blob-content-type")
+            return 201, None
+        if comp is not None:
+            return 400, "InvalidQueryParameterValue"
+        if rec.headers.get("x-ms-blob-type") != "BlockBlob":
+            self.violation("Put Blob without x-ms-blob-type: BlockBlob")
+            return 400, "MissingRequiredHeader"
+        state.put(raw)
+        state.content_type = rec.headers.get("x-ms-blob-content-type") or rec.headers.get("content-type")
+        return 201, None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeResults
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
+        return
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _serve(self) -> None:
+        fake = self.owner
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            with fake.lock:
+                fake.violation(f"{self.command} {self.path.split('?')[0]}: chunked body (Content-Length required)")
+            self._reply(411, b"<Error><Code>MissingContentLengthHeader</Code></Error>", "application/xml")
+            self.close_connection = True
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        rec = Recorded(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True), None,
+                       {k.lower(): v for k, v in self.headers.items()})
+        is_twirp = parts.path.startswith(SERVICE_PREFIX)
+        rec.operation = parts.path[len(SERVICE_PREFIX):] if is_twirp else "blob"
+        with fake.lock:
+            fake.requests.append(rec)
+            fault = fake._fault(rec.operation)
+        if fault is not None and fault.kind == "reset":
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind in ("503", "429"):
+            self._reply(int(fault.kind), json.dumps({"code": "unavailable", "msg": "try again"}).encode(),
+                        "application/json")
+            return
+        with fake.lock:
+            if is_twirp and self.command == "POST":
+                status, payload = self._twirp(rec, raw)
+                data, ctype = json.dumps(payload).encode(), "application/json"
+            elif parts.path.startswith("/blob/") and self.command == "PUT":
+                status, code = fake.blob(rec, raw)
+                data = b"" if code is None else f"<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
+                ctype = "application/xml"
+            else:
+                status, data, ctype = 404, b'{"code":"bad_route","msg":"no such route"}', "application/json"
+        rec.status = status
+        if fault is not None and fault.kind == "lost":
+            rec.status = -1
+            self.close_connection = True
+            return
+        self._reply(status, data, ctype)
+
+    def _twirp(self, rec: Recorded, raw: bytes) -> tuple[int, Any]:
+        fake = self.owner
+        method = rec.operation or ""
+        if not rec.headers.get("content-type", "").startswith("application/json"):
+            fake.violation(f"{method}: Content-Type {rec.headers.get('content-type')!r}")
+            return 404, {"code": "bad_route", "msg": "unexpected Content-Type"}
+        auth = rec.headers.get("authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        ids = fake.tokens.get(token)
+        if ids is None:
+            return 401, {"code": "unauthenticated", "msg": "invalid or missing token"}
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        except ValueError:
+            claims = {}
+        if claims.get("exp", 0) < time.time():
+            return 401, {"code": "unauthenticated", "msg": "token expired"}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        rec.body = body
+        problem = fake.check_message(method, body)
+        if problem is not None:
+            fake.violation(f"{method}: {problem}")
+            return 400, {"code": "malformed", "msg": problem}
+        run, job = ids
+        if body["workflow_run_backend_id"] != run or body["workflow_job_run_backend_id"] != job:
+            return 403, {"code": "permission_denied", "msg": "backend ids do not match the token"}
+        host, port = self.server.server_address[:2]
+        return fake.twirp(method, body, run, job, f"http://{host}:{port}")
+
+
+# --- the REST side ----------------------------------------------------------------------------------
+
+
+def extended_github_spec(subset: OpenApiSpec) -> OpenApiSpec:
+    """The CI subset plus ``GET /repos/{owner}/{repo}`` taken from the full description (doctor reads it)."""
+    full_path = spec_path("github/api.github.com.json")
+    doc = json.loads(json.dumps(subset.doc))  # the subset, already loaded
+    if full_path is not None:
+        full = json.loads(full_path.read_text(encoding="utf-8-sig"))
+        op = dict(full["paths"]["/repos/{owner}/{repo}"]["get"])
+        op["responses"] = {"200": {"description": "Response"}}  # responses are not validated
+        doc["paths"]["/repos/{owner}/{repo}"] = {"get": op}
+    return OpenApiSpec(doc)
+
+
+_EXTENDED: dict[int, OpenApiSpec] = {}
+
+
+def extended_spec_cached(subset: OpenApiSpec) -> OpenApiSpec:
+    key = id(subset)
+    if key not in _EXTENDED:
+        _EXTENDED[key] = extended_github_spec(subset)
+    return _EXTENDED[key]
+
+
+class FakeGitHubArtifacts(FakeGitHub):
+    """The fake REST API plus: the run's artifacts (from a :class:`FakeResults`), ``GET /repos/{owner}/{repo}``,
+    ``GET /rate_limit``, ``x-oauth-scopes`` for classic PATs and ``x-accepted-github-permissions``."""
+
+    def __init__(self, spec: OpenApiSpec | None, results: FakeResults | None = None, *, run_id: int = 4242,
+                 run_backend_id: str = "run-uuid-1", pat_scopes: str = "repo, workflow",
+                 private: bool = True, **kw: Any) -> None:
+        super().__init__(spec, **kw)
+        self.results = results
+        self.run_id = run_id
+        self.run_backend_id = run_backend_id
+        self.pat_scopes = pat_scopes
+        self.private = private
+        #: token kind → the repository permissions GET /repos shows it
+        self.permissions = {"app": None, "pat": {"admin": False, "maintain": False, "push": True, "triage": True,
+                                                 "pull": True},
+                            "readonly": {"admin": False, "maintain": False, "push": False, "triage": False,
+                                         "pull": True}}
+
+    def rate_headers(self, token: str) -> dict[str, str]:
+        headers = super().rate_headers(token)
+        if self.tokens.get(token) == "pat":
+            headers["x-oauth-scopes"] = self.pat_scopes
+            headers["x-accepted-oauth-scopes"] = "repo"
+        return headers
+
+    def handle(self, req: Recorded, route_op: str, pp: dict[str, str], login: str,
+               kind: str) -> tuple[int, Any, dict[str, str]]:
+        repo_name = f"{pp.get('owner')}/{pp.get('repo')}"
+        if route_op == "rate-limit/get":
+            core = {"limit": self.rate_limit, "remaining": self.rate_limit, "reset": int(time.time()) + 3600,
+                    "used": 0}
+            return 200, {"resources": {"core": core}, "rate": core}, {}
+        if route_op == "repos/get":
+            owner, name = repo_name.split("/")
+            body: dict[str, Any] = {"id": 1, "name": name, "full_name": repo_name, "private": self.private,
+                                    "owner": {"login": owner}, "default_branch": "main"}
+            if self.permissions.get(kind) is not None:
+                body["permissions"] = self.permissions[kind]
+            return 200, body, {"x-accepted-github-permissions": "metadata=read"}
+        if route_op == "actions/list-workflow-run-artifacts":
+            if int(pp["run_id"]) != self.run_id or self.results is None:
+                items: list[dict[str, Any]] = []
+            else:
+                arts = sorted(self.results.finalized(self.run_backend_id), key=lambda a: -a.id)
+                if req.query.get("name"):
+                    arts = [a for a in arts if a.name == req.query["name"][0]]
+                items = [self._rest_artifact(repo_name, a) for a in arts]
+            page, link = self._page(items, req.path, req.query)
+            return 200, {"total_count": len(items), "artifacts": page}, ({"Link": link} if link else {})
+        return super().handle(req, route_op, pp, login, kind)
+
+    def _rest_artifact(self, repo: str, a: FakeArtifact) -> dict[str, Any]:
+        api = f"{self.url}/repos/{repo}/actions/artifacts/{a.id}"
+        return {
+            "id": a.id, "node_id": f"MDg6QXJ0aWZhY3Q{a.id}", "name": a.name, "size_in_bytes": a.size, "url": api,
+            "archive_download_url": f"{api}/zip", "expired": False, "created_at": a.created_at,
+            "updated_at": a.created_at, "expires_at": "2099-01-01T00:00:00Z", "digest": a.digest,
+            "workflow_run": {"id": self.run_id, "repository_id": 1, "head_repository_id": 1, "head_branch": "main",
+                             "head_sha": "a" * 40},
+        }
+
+
+def load_subset() -> OpenApiSpec | None:
+    path = spec_path("github/api.github.com.ci-subset.json")
+    return load_spec(str(path)) if path is not None else None
