@@ -25,6 +25,8 @@ from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
 __all__ = ["add_exec_command", "run_exec"]
 
+_CLOSE_TIMEOUT_S = 2.0  # how long the session's shutdown may take once the run is complete
+
 
 def add_exec_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("exec", help="run a test command inside a run: ingest its JUnit, report, exit with its status")
@@ -44,20 +46,24 @@ class PrivateDaemon:
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="cis-", dir="/tmp")  # short: sun_path is 108 bytes
         self.path = os.path.join(self.dir, "s.sock")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ci_sidecar", "serve", "--socket", self.path],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        # the daemon's log goes to a file, not a pipe: nobody reads a pipe while the command runs, and a
+        # full one (64 KiB, a few hundred sessions) would block the daemon's event loop mid-run
+        self.log_path = os.path.join(self.dir, "daemon.log")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ci_sidecar", "serve", "--socket", self.path],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            )
 
     def connect(self, timeout: float = 15.0) -> Client:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise DaemonNotFound(f"the daemon exited with {self.proc.returncode}: {err.strip()}")
+                raise DaemonNotFound(f"the daemon exited with {self.proc.returncode}: {self._log_tail()}")
             try:
                 return Client.connect(self.path, client_name="ci-sidecar-exec")
-            except (DaemonNotFound, OSError):
+            except (DaemonNotFound, ConnectionLost, OSError):
+                # a daemon dying at start-up resets the connection: the next turn reports its log instead
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
@@ -69,9 +75,16 @@ class PrivateDaemon:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+                self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _log_tail(self, limit: int = 4000) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - limit))
+                return fh.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
 
 
 def _say(msg: str) -> None:
@@ -119,10 +132,13 @@ def run_exec(args: argparse.Namespace) -> int:
         _say(str(exc))
         return 1
     finally:
-        if client is not None:
-            client.close()
+        # deliveries already had --wait-s in complete_test_run; a session shutdown would flush them again
+        # (up to 20 s). The private daemon is stopped first (what is still pending stays journaled), so the
+        # session simply ends; a shared daemon gets a shutdown with a short deadline.
         if daemon is not None:
             daemon.stop()
+        if client is not None:
+            client.close(timeout=_CLOSE_TIMEOUT_S)
 
 
 def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: argparse.Namespace) -> int:
@@ -170,6 +186,7 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
         rendered = client.request("render_report", {"test_run_id": run_id, "format": "github-annotations"})
         sys.stdout.write(Path(rendered["path"]).read_text())
         sys.stdout.flush()
+    args.completed_run = done  # for `ci-sidecar demo`, which must tell "a test failed" from "no run"
     _summary(done)
     undelivered = done["delivery"]["pending"] + done["delivery"]["failed"]
     if args.fail_on_undelivered and undelivered:

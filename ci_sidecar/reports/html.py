@@ -41,7 +41,7 @@ td,th{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertic
 td.name{overflow-wrap:anywhere}td.num,th.num{text-align:right;white-space:nowrap}
 .s-passed{color:var(--ok)}.s-failed{color:var(--bad)}.s-error{color:var(--warn)}.s-skipped{color:var(--mute)}
 svg.chart{width:100%;max-width:640px;height:auto}
-svg.chart rect{fill:#0969da}svg.chart text{font:11px system-ui,sans-serif;fill:currentColor}
+svg.chart rect{fill:#0969da}svg.chart text{font:15px system-ui,sans-serif;fill:currentColor}
 footer{color:var(--mute);font-size:.8rem;margin-top:2em}
 """
 
