@@ -58,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, StateLocked, StateError) as exc:
         print(f"ci-sidecar: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a state directory this user cannot create
+        log.debug("daemon failed", exc_info=True)
+        print(f"ci-sidecar: cannot serve: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        return 2
 
 
 def _run_stdio(opts: DaemonOptions) -> int:

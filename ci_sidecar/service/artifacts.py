@@ -427,7 +427,8 @@ class ArtifactService:
             try:
                 return real, real.stat().st_size
             except OSError as exc:
-                raise E.PathNotAllowed(path, f"cannot read: {exc.strerror}") from None
+                raise E.PathNotAllowed(path, f"cannot read: {exc.strerror} (the daemon cannot open this file; "
+                                             "upload it by content_base64 or an artifact stream)") from None
 
         real, size = await trio.to_thread.run_sync(resolve)
         return name, await self._stage(state, name, size, lambda limit: self.cas.stage_file_async(real, limit),
@@ -447,7 +448,8 @@ class ArtifactService:
         except NotRegularFile as exc:
             raise E.PathNotAllowed(path or name, str(exc)) from None
         except OSError as exc:
-            raise E.PathNotAllowed(path or name, f"cannot read: {exc.strerror or exc}") from None
+            raise E.PathNotAllowed(path or name, f"cannot read: {exc.strerror or exc} (the daemon cannot open "
+                                                 "this file; upload it by content_base64 or an artifact stream)") from None
         finally:
             self._reserved[run_id] -= size
             if not self._reserved[run_id]:

@@ -36,7 +36,13 @@ class StateStore:
     """The journal, the snapshots and the per-run record files under one state directory."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.dir = ensure_private_dir(directory)
+        # The state dir itself keeps the mode it was given (systemd's StateDirectoryMode=0750 lets
+        # the CI group reach <state>/output in system mode); everything private lives in a 0700
+        # subdirectory: the journal, snapshots, record files and the artifact blobs.
+        root = Path(directory)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root = root
+        self.dir = ensure_private_dir(root / "private")
         self._lock_fd = self._lock()
         self.runs_dir = ensure_private_dir(self.dir / "runs")
         self.journal = Journal.open(self.dir, "journal")

@@ -206,7 +206,7 @@ def test_streams_ignore_resent_chunks_and_check_the_digest(client: Client, run_i
 
 
 def test_streams_die_with_their_session_or_when_idle(limited: DaemonProcess, env: dict[str, str]) -> None:
-    state = Path(env["CI_SIDECAR_STATE_DIR"])
+    state = Path(env["CI_SIDECAR_STATE_DIR"]) / "private"
     a = limited.client()
     rid = a.request("create_test_run", {"name": "streams"})["id"]
     h = a.request("open_artifact_stream", {"test_run_id": rid, "name": "s.log"})["handle"]
@@ -226,7 +226,7 @@ def test_streams_die_with_their_session_or_when_idle(limited: DaemonProcess, env
 
 
 def test_same_bytes_are_stored_once_and_cost_nothing(client: Client, run_id: str, env: dict[str, str]) -> None:
-    state = Path(env["CI_SIDECAR_STATE_DIR"])
+    state = Path(env["CI_SIDECAR_STATE_DIR"]) / "private"
     data = os.urandom(10_000)
     a = client.request("upload_artifact", {"test_run_id": run_id, "content_base64": b64(data), "name": "a.bin"})
     b = client.request("upload_artifact", {"test_run_id": run_id, "content_base64": b64(data), "name": "b.bin",
@@ -269,7 +269,7 @@ def test_update_metadata_and_unknown_names(client: Client, run_id: str) -> None:
 
 
 def test_purge_removes_the_runs_artifacts_and_unshared_content(client: Client, env: dict[str, str]) -> None:
-    state = Path(env["CI_SIDECAR_STATE_DIR"])
+    state = Path(env["CI_SIDECAR_STATE_DIR"]) / "private"
     r1 = client.request("create_test_run", {"name": "one"})["id"]
     r2 = client.request("create_test_run", {"name": "two"})["id"]
     shared, own = b"shared content", b"only in run one"
@@ -325,7 +325,7 @@ def test_upload_artifacts_concurrently_with_per_item_answers_and_progress(client
 
 def test_kill_9_keeps_artifacts_and_urls_and_never_a_torn_one(short_tmp: Path, env: dict[str, str],
                                                               tmp_path: Path) -> None:
-    state = Path(env["CI_SIDECAR_STATE_DIR"])
+    state = Path(env["CI_SIDECAR_STATE_DIR"]) / "private"
     d = DaemonProcess.start(short_tmp / "k.sock", env)
     c = d.client(config={"output_dir": str(tmp_path / "out")})
     rid = c.request("create_test_run", {"name": "durable"})["id"]

@@ -142,10 +142,6 @@ def test_system_mode_reports_land_in_the_output_root_group_readable(service, ser
         assert directory.stat().st_mode & 0o050 == 0o050, f"{directory}: {oct(directory.stat().st_mode)}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the durable store tightens STATE_DIRECTORY itself to 0700 (state/atomic.ensure_private_dir, used by "
-    "service/store.py), and the --system output root is STATE_DIRECTORY/output, so the CI group cannot "
-    "reach the reports; remove this marker once the output root is reachable"))
 def test_a_ci_user_in_the_service_group_reads_the_reports(service, service_uid: int) -> None:
     daemon, client = service
     state = daemon.dirs["STATE_DIRECTORY"]
