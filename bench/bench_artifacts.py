@@ -10,7 +10,7 @@ in the same run:
 It prints each time, the ratios, and the daemon's peak RSS growth during the upload (VmHWM from
 /proc), then 1,000 small artifacts through ``upload_artifacts`` (files/s).
 
-    python bench/bench_artifacts.py [--size-mib 1024] [--rounds 2] [--small 1000]
+    python bench/bench_artifacts.py [--size-mib 1024] [--rounds 5] [--small 1000]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,7 +75,7 @@ def timed(fn) -> float:  # type: ignore[no-untyped-def]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--small", type=int, default=1000)
     args = ap.parse_args()
     size = args.size_mib * 1024 * 1024
@@ -130,8 +131,11 @@ def main() -> None:
                   f"shutil.copyfile {t_copy:.2f} s -> ratio {t_up / t_copy:.2f} | "
                   f"cp+sync+openssl {t_dur:.2f} s -> ratio {t_up / t_dur:.2f} | "
                   f"daemon peak RSS growth {peak / 2**20:.1f} MiB")
-        print(f"best ratio vs shutil.copyfile: {min(ratios_copy):.2f}; vs cp+sync+openssl dgst: "
-              f"{min(ratios_durable):.2f} (goal <= 1.2); max RSS growth {max(growth) / 2**20:.1f} MiB (goal < 64)")
+        # the disk's writeback makes single rounds noisy: the median is the number to compare with the goal
+        print(f"ratio vs cp+sync+openssl dgst (the goal's baseline): median {statistics.median(ratios_durable):.2f}, "
+              f"best {min(ratios_durable):.2f}, worst {max(ratios_durable):.2f} (goal <= 1.2); "
+              f"vs shutil.copyfile: median {statistics.median(ratios_copy):.2f}; "
+              f"max RSS growth {max(growth) / 2**20:.1f} MiB (goal < 64)")
         client.request("purge_artifacts_for_test_run", {"test_run_id": rid})
 
         small_dir = work / "small"

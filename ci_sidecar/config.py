@@ -116,6 +116,10 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     artifact_max_file_bytes: PositiveInt = 1024 * 1024 * 1024
     artifact_max_run_bytes: PositiveInt = 10 * 1024 * 1024 * 1024
     artifact_stream_idle_s: PositiveFloat = 600.0
+    #: artifacts older than this are removed from the daemon's artifact store (oldest first)
+    artifact_retention_days: PositiveFloat = 30.0
+    #: the artifact store's total size (distinct content); past it the oldest artifacts go (none: no limit)
+    artifact_retention_max_bytes: PositiveInt | None = None
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     max_header_bytes: PositiveInt = 8 * 1024
     source_roots: list[str] = []
@@ -152,7 +156,7 @@ DAEMON_ONLY_KEYS = frozenset({
     "state_dir", "socket", "system_mode", "source_roots", "idle_timeout_s", "abandon_timeout_s",
     "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle", "artifact_store",
     "retention_runs", "retention_days", "artifact_max_file_bytes", "artifact_max_run_bytes",
-    "artifact_stream_idle_s",
+    "artifact_stream_idle_s", "artifact_retention_days", "artifact_retention_max_bytes",
 })
 _PATH_FIELDS = frozenset({"output_dir", "state_dir", "socket", "ca_bundle"})
 _CONTEXT_FIELDS = frozenset(CIContext.__struct_fields__) - {"provider", "sources"}

@@ -37,6 +37,7 @@ __all__ = [
     "Outcome",
     "ProviderEnv",
     "Provider",
+    "LooksUpArtifacts",
     "CredentialRef",
 ]
 
@@ -182,4 +183,17 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connection pools."""
+        ...
+
+
+class LooksUpArtifacts(Protocol):
+    """Optional provider method: find an artifact through the provider's own API (``get_artifact_url`` when
+    the write is pending, was restarted, or its URL is unknown).
+
+    ``remote`` is what the outbox knows of the target. Returns ``Outcome.delivered(url=…, remote={"expires_at":
+    …, "ephemeral_url": …})`` only when the provider holds *this* content (``op.sha256``) and says so; ``None``
+    when it is absent or cannot be verified. One attempt, no retries; never raises for a provider failure.
+    """
+
+    async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
         ...

@@ -223,6 +223,18 @@ class GitHubProvider:
         outcome.message = api.redact(outcome.message)
         return outcome
 
+    async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
+        """``get_artifact_url`` when the upload's URL is unknown: the run's REST artifact list, verified by digest
+        (:func:`.github_artifacts.lookup_artifact`); None when not found, not ours, or the API failed."""
+        from .github_artifacts import lookup_artifact
+
+        api = self._http.session(self._config(env), env.token, env.log)
+        try:
+            return await lookup_artifact(op, env, dict(remote or {}), api)
+        except HttpError as err:
+            log.info("github: artifact lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
+            return None
+
     def status(self) -> dict[str, Any]:
         """For ``sidecar/status``: the last rate-limit headers seen."""
         return self._http.status()

@@ -59,6 +59,7 @@ __all__ = [
     "actions_artifact_tier",
     "artifact_prefix",
     "find_run_artifact",
+    "lookup_artifact",
     "github_artifact_name",
     "parse_runtime_token",
     "unavailable_message",
@@ -630,3 +631,30 @@ async def find_run_artifact(api: ApiSession, repository: str, run_id: str | int,
         archive_download_url=art.get("archive_download_url"),
         html_url=f"{server}/{repository}/actions/runs/{run_id}/artifacts/{art['id']}",
     )
+
+
+async def lookup_artifact(op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any],
+                          api: ApiSession) -> Outcome | None:
+    """The artifact's page URL when the run's REST list shows the archive an attempt of ours built for
+    ``op.sha256`` (same name, same archive digest, not expired); None otherwise.
+
+    ``env.token`` is a REST API token (not the runtime token), ``env.ci`` the run's context. Nothing is
+    verifiable when no attempt of ours prepared this content (``remote`` names the archive and its digest).
+    Raises :class:`HttpError` when the API fails.
+    """
+    repo, run_id = env.ci.repository, env.ci.build_id
+    if not (repo and run_id and env.token) or remote.get("source_sha256") != op.sha256 or not remote.get("name"):
+        return None
+    expected = remote.get("digest")
+    if not expected and "crc32" in remote and "mtime" in remote and os.path.isfile(op.stored_path):
+        # the archive is deterministic: its digest follows from what the first attempt recorded
+        layout = ZipLayout(_zip_entry_name(op.name), op.size, int(remote["crc32"]), float(remote["mtime"]),
+                           zip64=True if env.config.get("artifact_zip64") else None)
+        expected = await _archive_digest(layout, op.stored_path)
+    if not expected:
+        return None
+    found = await find_run_artifact(api, repo, run_id, str(remote["name"]), server_url=env.ci.server_url)
+    if found is None or found.expired or found.digest != f"sha256:{expected}":
+        return None
+    return Outcome.delivered(url=found.html_url, remote={"expires_at": found.expires_at, "artifact_id": found.id},
+                             tier=TIER)

@@ -8,6 +8,7 @@ Layout under a run's output dir (default ``<cwd>/ci-sidecar-out/<run id>/``):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -148,5 +149,34 @@ class LocalProvider:
         os.replace(tmp, out)
         return Outcome.delivered(url=file_url(out), remote={"path": str(out)}, tier="local")
 
+    async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
+        """The materialised copy's ``file://`` URL when the file is there and holds ``op.sha256``."""
+        return await trio.to_thread.run_sync(self._find_artifact, op)
+
+    def _find_artifact(self, op: UploadArtifact) -> Outcome | None:
+        root = Path(op.output_dir or ".") / "artifacts"
+        out = root / op.name
+        try:
+            real_root, real = root.resolve(strict=True), out.resolve(strict=True)
+            if real_root not in real.parents or not out.is_file() or out.stat().st_size != op.size:
+                return None
+            try:
+                same = os.path.samefile(out, op.stored_path)  # the usual hard link: nothing to read
+            except OSError:
+                same = False
+            if not same and _sha256_file(out) != op.sha256:
+                return None  # another file under that name (replaced by hand, or a newer upload's)
+        except OSError:
+            return None
+        return Outcome.delivered(url=file_url(out), remote={"path": str(out)}, tier="local")
+
     async def aclose(self) -> None:
         return None
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

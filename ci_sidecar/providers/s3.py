@@ -59,6 +59,9 @@ _RETRY_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "Servic
 _ENV_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _CRED_FILES = ("s3-access-key-id", "s3-secret-access-key", "s3-session-token")
 _TIER = "object store"
+#: user metadata every object carries: the SHA-256 of its content, which a lookup checks (a multipart
+#: object's own checksum is a checksum of part checksums, and its ETag is not a digest of the bytes)
+_META_SHA256 = "x-amz-meta-sha256"
 
 
 # --- settings and keys -----------------------------------------------------------------------------
@@ -409,6 +412,40 @@ class S3Provider:
         return presign_get(secret, settings.region, url, settings.presign_ttl_s)
 
 
+    async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
+        """``HEAD`` the artifact's key: when the object is there and holds ``op.sha256`` (its ``sha256`` user
+        metadata, or the SHA-256 checksum S3 keeps for a single PUT), a fresh public or presigned URL.
+
+        None when the object is missing, holds other content, or the store cannot be asked.
+        """
+        settings = S3Settings.from_config(env.config)
+        secret = S3Secret.decode(env.token)
+        if settings is None or secret is None:
+            return None
+        known = remote.get("key") and remote.get("bucket") == settings.bucket and remote.get("sha256") == op.sha256
+        key = str(remote["key"]) if known else object_key(settings.prefix, op.run_id, op.name)
+        attempt = _Attempt(self, settings, secret, env)
+        try:
+            answer = await attempt.send("HEAD", settings.object_url(key), f"HEAD {key}",
+                                        headers={"x-amz-checksum-mode": "ENABLED"})
+        except _Failed as exc:
+            if exc.outcome.status != 404:
+                log.info("s3: cannot look up %s: %s", key, redact(exc.outcome.message, secret.secrets()))
+            return None
+        checksum = base64.b64encode(bytes.fromhex(op.sha256)).decode()
+        held = answer.headers.get(_META_SHA256) or ""
+        if held.lower() != op.sha256 and answer.headers.get("x-amz-checksum-sha256") != checksum:
+            return None  # another content under this key, or one we cannot tell apart
+        found: dict[str, Any] = {"bucket": settings.bucket, "key": key, "sha256": op.sha256}
+        url = settings.public_url(key)
+        if url is None:
+            url, found["expires_at"] = presign_get(secret, settings.region, settings.object_url(key),
+                                                   settings.presign_ttl_s)
+            if secret.session_token:
+                found["ephemeral_url"] = True
+        return Outcome.delivered(url=url, remote=found, tier=_TIER)
+
+
 class _Attempt:
     """One delivery attempt: its settings, credentials and client."""
 
@@ -487,7 +524,7 @@ class _Attempt:
         return Outcome.delivered(url=url, remote=done, tier=_TIER)
 
     async def _put(self, op: UploadArtifact, key: str) -> str:
-        headers = {"Content-Type": op.mime_type,
+        headers = {"Content-Type": op.mime_type, _META_SHA256: op.sha256,
                    "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(op.sha256)).decode()}
         async with await trio.open_file(op.stored_path, "rb") as fh:
             answer = await self.send("PUT", self.s.object_url(key), f"PUT {key}", headers=headers,
@@ -506,7 +543,7 @@ class _Attempt:
         else:
             await self._abort_unfinished(key)  # a crashed or abandoned attempt of this artifact
             answer = await self.send("POST", url + "?uploads=", f"create multipart upload of {key}",
-                                     headers={"Content-Type": op.mime_type})
+                                     headers={"Content-Type": op.mime_type, _META_SHA256: op.sha256})
             upload_id = _first_text(answer.body, "UploadId")
             if not upload_id:
                 raise _Failed(Outcome.retry(f"create multipart upload of {key}: no UploadId in the answer"))

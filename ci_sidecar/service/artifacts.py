@@ -77,12 +77,30 @@ class ArtifactSettings:
     max_streams_per_session: int = 64
     #: how many files one ``upload_artifacts`` copies at once
     concurrency: int = 4
+    #: retention of the store: artifacts older than this go (None: no age limit)
+    retention_max_age_s: float | None = 30 * 86400.0
+    #: retention of the store: past this many bytes of distinct content the oldest artifacts go (None: no limit)
+    retention_max_bytes: int | None = None
+    #: how long a URL found through a provider's API is trusted before it is looked up again
+    lookup_ttl_s: float = 300.0
+    #: how long "not found" is remembered (in memory), so a polling client does not hammer the provider
+    lookup_miss_ttl_s: float = 2.0
+
+    @property
+    def retention_interval_s(self) -> float:
+        """How often the age limit is applied: a quarter of it, between 0.2 s and a minute."""
+        age = self.retention_max_age_s
+        return 60.0 if age is None else max(0.2, min(60.0, age / 4))
 
     @classmethod
     def from_config(cls, config: Any, env: Mapping[str, str]) -> ArtifactSettings:
         """From the daemon config's ``artifact_*`` keys when its schema has them, else the daemon's
         ``CI_SIDECAR_ARTIFACT_*`` variables, else the defaults."""
         values: dict[str, Any] = {}
+        days = getattr(config, "artifact_retention_days", None)
+        if days is not None:
+            values["retention_max_age_s"] = float(days) * 86400
+        values["retention_max_bytes"] = getattr(config, "artifact_retention_max_bytes", None)
         for name, kind in (("max_file_bytes", int), ("max_run_bytes", int), ("stream_idle_s", float),
                            ("max_streams_per_session", int), ("concurrency", int)):
             value = getattr(config, f"artifact_{name}", None)
@@ -138,6 +156,19 @@ def _expired(iso: str | None, margin_s: float = 0.0) -> bool:
         return False
 
 
+def _epoch(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+async def _is_file(url: str) -> bool:
+    """Whether a ``file://`` URL names an existing regular file (somebody may have removed it)."""
+    local = Path(unquote(urlparse(url).path))
+    return await trio.to_thread.run_sync(local.is_file)
+
+
 @dataclass
 class _Stream:
     handle: str
@@ -182,6 +213,12 @@ class ArtifactService:
         self._streams: dict[str, _Stream] = {}
         #: (run id, name) → (sha256, url, expires_at) of URLs never persisted (they carry temporary credentials)
         self._urls: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        #: (run id, name, provider) → (sha256, url or None, expires_at, trusted until (epoch s)) of lookups whose
+        #: answer is not persisted: misses, and URLs carrying temporary credentials
+        self._found: dict[tuple[str, str, str], tuple[str, str | None, str | None, float]] = {}
+        self._sizes: dict[str, int] = {}  # blob digest → bytes, for the digests artifacts use
+        #: bytes of distinct content the artifacts use (what retention's size limit counts)
+        self.store_bytes = 0
         runs.hooks.append(self)
 
     # --- the method table -----------------------------------------------------------------------
@@ -234,7 +271,20 @@ class ArtifactService:
         }
 
     async def run(self) -> None:
-        """Discard streams left idle (their partial uploads) until cancelled."""
+        """Discard streams left idle (their partial uploads) and apply the store's retention, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._sweep_streams)
+            nursery.start_soon(self._retention_loop)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.apply_retention()
+            except Exception:  # a full disk or a bug must not end the daemon's maintenance
+                log.exception("artifact retention failed; will try again")
+            await trio.sleep(self.settings.retention_interval_s)
+
+    async def _sweep_streams(self) -> None:
         interval = max(0.05, min(30.0, self.settings.stream_idle_s / 4))
         while True:
             await trio.sleep(interval)
@@ -304,16 +354,81 @@ class ArtifactService:
         return meta
 
     async def url(self, p: ArtifactNameParams, ctx: SessionContext | None = None) -> ArtifactUrlResult:
+        """The primary provider's URL when known; else one a lookup through its API verifies; else the local
+        copy's ``file://`` URL when that file holds the content; else null. Never a guessed URL."""
         meta = self._require_artifact(p.test_run_id, p.name)
         fresh = await self._fresh_url(meta, ctx) if ctx is not None else None
         if fresh is not None:
             return fresh
-        art = self.view(meta)
-        if art.url and art.url.startswith("file://"):
-            local = Path(unquote(urlparse(art.url).path))
-            if not await trio.to_thread.run_sync(local.is_file):
-                return ArtifactUrlResult(url=None)  # somebody removed the file: never hand out a dead link
-        return ArtifactUrlResult(url=art.url, expires_at=art.url_expires_at)
+        uploads = {u.provider: u for u in meta.uploads}
+        primary = uploads.get(meta.primary)
+        if primary is not None and primary.state == "delivered" and primary.url \
+                and not _expired(primary.url_expires_at):
+            if not primary.url.startswith("file://") or await _is_file(primary.url):
+                return ArtifactUrlResult(url=primary.url, expires_at=primary.url_expires_at)
+        if ctx is not None and meta.primary != "local":
+            found = await self._lookup(meta, meta.primary, ctx)
+            if found is not None:
+                return found
+        local = uploads.get("local")
+        if local is not None and local.state == "delivered" and local.url and await _is_file(local.url):
+            return ArtifactUrlResult(url=local.url)
+        if ctx is not None:  # the copy may be there although its write is pending (a restart) or failed
+            found = await self._lookup(meta, "local", ctx)
+            if found is not None:
+                return found
+        return ArtifactUrlResult(url=None)  # never a dead link or a made-up one
+
+    async def _lookup(self, meta: ArtifactMeta, provider: str, ctx: SessionContext) -> ArtifactUrlResult | None:
+        """A URL the provider's API verifies holds this content (``lookup_artifact``, when the provider has it),
+        cached for ``lookup_ttl_s``: on the artifact (persisted), or in memory for misses and URLs that carry
+        temporary credentials."""
+        upload = next((u for u in meta.uploads if u.provider == provider), None)
+        lookup = getattr(self.outbox.providers.get(provider), "lookup_artifact", None)
+        if upload is None or lookup is None or not ctx.available(provider):
+            return None
+        now = time.time()
+        if upload.found_url and upload.found_until is not None and upload.found_until > now \
+                and not _expired(upload.found_expires_at):
+            return ArtifactUrlResult(url=upload.found_url, expires_at=upload.found_expires_at)
+        key = (meta.run_id, meta.name, provider)
+        cached = self._found.get(key)
+        if cached is not None and cached[0] == meta.sha256 and cached[3] > now and not _expired(cached[2]):
+            return ArtifactUrlResult(url=cached[1], expires_at=cached[2]) if cached[1] else None
+        state = self.runs.runs.get(meta.run_id)
+        if state is None:
+            return None
+        env = ctx.provider_env(provider)
+        if state.meta.ci is not None:
+            env.ci = state.meta.ci  # the run's repository and CI run, not the asking session's
+        op = self._op(meta, state.meta.output_dir)
+        remote = self.outbox.remote(provider, f"artifact:{meta.run_id}:{meta.name}")
+        try:
+            outcome = await lookup(op, env, dict(remote))
+        except Exception:  # a provider bug answers "not verifiable", never a broken get_artifact_url
+            log.exception("artifact lookup of %s through %s failed", meta.name, provider)
+            outcome = None
+        if self._meta(meta.run_id, meta.name) is not meta:
+            return None  # replaced or removed while we asked
+        if outcome is None or outcome.kind != "delivered" or not outcome.url:
+            self._found[key] = (meta.sha256, None, None, time.time() + self.settings.lookup_miss_ttl_s)
+            return None
+        found = outcome.remote or {}
+        expires = str(found["expires_at"]) if found.get("expires_at") else None
+        until = time.time() + self.settings.lookup_ttl_s
+        if expires:  # re-asked before the URL dies, never after
+            until = min(until, _epoch(expires) - min(30.0, 0.1 * max(0.0, _epoch(expires) - time.time())))
+        if found.get("ephemeral_url"):
+            self._found[key] = (meta.sha256, outcome.url, expires, until)
+        else:
+            upload.found_url, upload.found_expires_at, upload.found_until = outcome.url, expires, until
+            self.store.append(ArtifactSaved(meta))
+            await self.store.commit()
+        return ArtifactUrlResult(url=outcome.url, expires_at=expires)
+
+    def _op(self, meta: ArtifactMeta, output_dir: str | None) -> UploadArtifact:
+        return UploadArtifact(run_id=meta.run_id, name=meta.name, stored_path=str(self.cas.path(meta.sha256)),
+                              sha256=meta.sha256, size=meta.size, mime_type=meta.mime_type, output_dir=output_dir)
 
     async def _fresh_url(self, meta: ArtifactMeta, ctx: SessionContext) -> ArtifactUrlResult | None:
         """A new URL from the primary provider when its last one expired or was never kept (a presigned
@@ -371,6 +486,7 @@ class ArtifactService:
                 name, staged = await self._stage_path(ctx, state, p.path, p.name)
             entry_ids, meta = await self._register(ctx, state, staged, _Upload(name, p.type, p.labels, p.metadata))
             await self.store.commit()
+            await self._after_upload(meta)
             outcome = f"{name}: {meta.action}"
         finally:
             with trio.CancelScope(shield=True):
@@ -383,6 +499,7 @@ class ArtifactService:
         state = self.runs._require(p.test_run_id)
         total = len(p.items)
         results: list[UploadItemResult | None] = [None] * total
+        uploaded: list[ArtifactMeta] = []
         limiter = trio.CapacityLimiter(self.settings.concurrency)
         done = 0
         last_pct = -1
@@ -399,6 +516,7 @@ class ArtifactService:
                     _, meta = await self._register(ctx, state, staged,
                                                    _Upload(name, item.type, item.labels, item.metadata))
                     results[i] = UploadItemResult(name=name, ok=True, artifact=self.view(meta))
+                    uploaded.append(meta)
                 except E.SidecarError as exc:
                     results[i] = UploadItemResult(name=label, ok=False, error=_error_info(exc))
             done += 1
@@ -411,6 +529,7 @@ class ArtifactService:
             for i in range(total):
                 nursery.start_soon(one, i)
         await self.store.commit()  # one group commit acknowledges every item
+        await self._after_upload(*uploaded)
         failed = sum(1 for r in results if r is not None and not r.ok)
         await call.progress("end", message=f"{total - failed} uploaded, {failed} failed")
         return [r for r in results if r is not None]
@@ -470,6 +589,10 @@ class ArtifactService:
         if size > s.max_file_bytes:
             raise E.LimitExceeded(s.max_file_bytes, size,
                                   f"artifact {name!r} is larger than the per-file limit ({s.max_file_bytes} bytes)")
+        if s.retention_max_bytes is not None and size > s.retention_max_bytes:
+            raise E.LimitExceeded(s.retention_max_bytes, size,
+                                  f"artifact {name!r} is larger than the whole artifact store may be "
+                                  f"({s.retention_max_bytes} bytes, artifact_retention_max_bytes)")
         total = self._run_bytes(run_id, excluding=name) + size + (self._reserved.get(run_id, 0) if reserved else 0)
         if total > s.max_run_bytes:
             raise E.LimitExceeded(s.max_run_bytes, total,
@@ -487,7 +610,9 @@ class ArtifactService:
         existing = self._meta(run_id, up.name)
         kind = detect_type(up.name, up.type)
         if existing is not None and existing.sha256 == staged.sha256:
-            await trio.to_thread.run_sync(self.cas.discard, staged)  # same bytes: nothing to store or send
+            # same bytes: nothing to store or send (an unlink, done here so that nothing can remove
+            # ``existing`` between this check and its journal record)
+            self.cas.discard(staged)
             existing.action = "unchanged"
             existing.type, existing.labels, existing.metadata = kind, list(up.labels), dict(up.metadata)
             ids: list[str] = []
@@ -531,9 +656,7 @@ class ArtifactService:
         """One outbox write per provider: ``local`` always, the run's CI provider when it takes artifacts,
         the object store when one is configured (:meth:`SessionContext.artifact_routes`)."""
         providers, meta.primary = ctx.artifact_routes(state.meta.ci_provider)  # + the object store if configured
-        op = UploadArtifact(run_id=meta.run_id, name=meta.name, stored_path=str(self.cas.path(meta.sha256)),
-                            sha256=meta.sha256, size=meta.size, mime_type=meta.mime_type,
-                            output_dir=state.meta.output_dir)
+        op = self._op(meta, state.meta.output_dir)
         meta.uploads = []
         for provider in providers:
             entry_id = self.outbox.put(
@@ -613,6 +736,7 @@ class ArtifactService:
         entry_ids, meta = await self._register(ctx, state, staged,
                                                _Upload(stream.name, stream.type, stream.labels, stream.metadata))
         await self.store.commit()
+        await self._after_upload(meta)
         if entry_ids and p.wait:
             await self._wait(entry_ids, p.wait_s)
         return self.view(meta)
@@ -639,18 +763,78 @@ class ArtifactService:
         return self.view(meta)
 
     async def purge(self, run_id: str) -> PurgeArtifactsResult:
-        state = self.runs._require(run_id)
+        self.runs._require(run_id)
         metas = list(self.arts.get(run_id, {}).values())
-        if not metas:
-            return PurgeArtifactsResult(removed=0)
-        names = [m.name for m in metas]
-        self._drop(run_id, names)
-        self.store.append(ArtifactsRemoved(run_id, names))
+        return PurgeArtifactsResult(removed=await self._remove(metas))
+
+    async def _remove(self, metas: list[ArtifactMeta]) -> int:
+        """Forget artifacts (journaled), delete blobs nothing else uses and the local copies under the runs'
+        output folders; returns how many were removed."""
+        by_run: dict[str, list[str]] = {}
+        for meta in metas:
+            if self._meta(meta.run_id, meta.name) is meta:
+                by_run.setdefault(meta.run_id, []).append(meta.name)
+        if not by_run:
+            return 0
+        for run_id, names in by_run.items():
+            self._drop(run_id, names)
+            self.store.append(ArtifactsRemoved(run_id, names))
         self._collect([m.sha256 for m in metas])
         await self.store.commit()
-        out = Path(state.meta.output_dir) / "artifacts"
-        await trio.to_thread.run_sync(_remove_local_copies, out, names)
-        return PurgeArtifactsResult(removed=len(names))
+        for run_id, names in by_run.items():
+            state = self.runs.runs.get(run_id)
+            if state is not None:
+                await trio.to_thread.run_sync(_remove_local_copies, Path(state.meta.output_dir) / "artifacts", names)
+        return sum(len(n) for n in by_run.values())
+
+    # --- retention --------------------------------------------------------------------------------
+
+    def _retention_victims(self, *, by_age: bool, keep: frozenset[tuple[str, str]]) -> list[ArtifactMeta]:
+        """What retention removes now, oldest first: everything past the age limit, then the oldest until
+        the distinct content the rest uses fits the size limit (a blob counts until its last user goes)."""
+        s = self.settings
+        over_size = s.retention_max_bytes is not None and self.store_bytes > s.retention_max_bytes
+        over_age = by_age and s.retention_max_age_s is not None
+        if not (over_size or over_age):
+            return []
+        metas = sorted((m for run in self.arts.values() for m in run.values()
+                        if (m.run_id, m.name) not in keep), key=lambda m: m.created_wall)
+        victims: list[ArtifactMeta] = []
+        refs = Counter(self._refs)
+        total = self.store_bytes
+        cutoff = time.time() - s.retention_max_age_s if over_age and s.retention_max_age_s is not None else None
+        for meta in metas:
+            too_old = cutoff is not None and meta.created_wall < cutoff
+            too_big = s.retention_max_bytes is not None and total > s.retention_max_bytes
+            if not (too_old or too_big):
+                break  # sorted by age: the rest are younger and fit
+            victims.append(meta)
+            refs[meta.sha256] -= 1
+            if refs[meta.sha256] <= 0:
+                total -= self._sizes.get(meta.sha256, meta.size)
+        return victims
+
+    async def apply_retention(self, *, by_age: bool = True,
+                              keep: frozenset[tuple[str, str]] = frozenset()) -> int:
+        """Remove artifacts past the store's age or size limit, oldest first (never those in ``keep``:
+        (run id, name) of uploads being answered); returns how many went."""
+        victims = self._retention_victims(by_age=by_age, keep=keep)
+        if not victims:
+            return 0
+        removed = await self._remove(victims)
+        s = self.settings
+        log.info("artifact retention: removed %d artifact(s) (max age %s s, max %s bytes); the store holds %d bytes",
+                 removed, s.retention_max_age_s, s.retention_max_bytes, self.store_bytes)
+        if s.retention_max_bytes is not None and self.store_bytes > s.retention_max_bytes:
+            log.warning("artifact store holds %d bytes, over its %d byte limit, with only new uploads left",
+                        self.store_bytes, s.retention_max_bytes)
+        return removed
+
+    async def _after_upload(self, *metas: ArtifactMeta) -> None:
+        """The size limit right after uploads (the age limit runs on its schedule): cheap unless over it."""
+        limit = self.settings.retention_max_bytes
+        if limit is not None and self.store_bytes > limit:
+            await self.apply_retention(by_age=False, keep=frozenset((m.run_id, m.name) for m in metas))
 
     # --- delivery outcomes ------------------------------------------------------------------------
 
@@ -676,13 +860,24 @@ class ArtifactService:
 
     # --- state: the StateHook of RunService --------------------------------------------------------
 
+    def _ref(self, meta: ArtifactMeta) -> None:
+        if self._refs[meta.sha256] <= 0:
+            self._sizes[meta.sha256] = meta.size
+            self.store_bytes += meta.size
+        self._refs[meta.sha256] += 1
+
+    def _unref(self, meta: ArtifactMeta) -> None:
+        self._refs[meta.sha256] -= 1
+        if self._refs[meta.sha256] <= 0:
+            self.store_bytes -= self._sizes.pop(meta.sha256, meta.size)
+
     def _put(self, meta: ArtifactMeta) -> ArtifactMeta | None:
         run = self.arts.setdefault(meta.run_id, {})
         old = run.pop(meta.name, None)
         if old is not None:
-            self._refs[old.sha256] -= 1
+            self._unref(old)
         run[meta.name] = meta
-        self._refs[meta.sha256] += 1
+        self._ref(meta)
         return old
 
     def _drop(self, run_id: str, names: list[str]) -> None:
@@ -690,7 +885,10 @@ class ArtifactService:
         for name in names:
             meta = run.pop(name, None)
             if meta is not None:
-                self._refs[meta.sha256] -= 1
+                self._unref(meta)
+                self._urls.pop((run_id, name), None)
+                for provider in {"local"} | {u.provider for u in meta.uploads}:
+                    self._found.pop((run_id, name, provider), None)
         if not run:
             self.arts.pop(run_id, None)
 
@@ -744,6 +942,7 @@ class ArtifactService:
                            for run in self.arts.values() for m in run.values()]
 
     def run_deleted(self, run_id: str) -> None:
+        """The runs service deleted a run (its retention): its artifacts go with it."""
         metas = list(self.arts.get(run_id, {}).values())
         if metas:
             self._drop(run_id, [m.name for m in metas])

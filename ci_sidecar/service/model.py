@@ -77,6 +77,11 @@ class ArtifactUpload(msgspec.Struct, kw_only=True):
     url: str | None = None
     url_expires_at: str | None = None
     tier: str | None = None
+    #: a URL a lookup through the provider's API verified (while the write itself is pending or its URL
+    #: unknown), trusted until ``found_until`` (epoch seconds); never one carrying temporary credentials
+    found_url: str | None = None
+    found_expires_at: str | None = None
+    found_until: float | None = None
 
 
 class ArtifactMeta(msgspec.Struct, kw_only=True):

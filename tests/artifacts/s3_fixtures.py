@@ -121,6 +121,11 @@ class FaultProxy:
         self.upstream = urlsplit(upstream).netloc
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
+        #: requests whose ``method`` and path+query contain these are held, body unread, until ``release``
+        #: is set (a slow store: the client's send blocks); ``held`` counts the requests caught so far
+        self.hold: tuple[str, str] | None = None
+        self.release = threading.Event()
+        self.held = 0
         self.expired_rejections = 0
         proxy = self
 
@@ -131,6 +136,9 @@ class FaultProxy:
                 pass
 
             def _handle(self) -> None:
+                if proxy.hold is not None and self.command == proxy.hold[0] and proxy.hold[1] in self.path:
+                    proxy.held += 1
+                    proxy.release.wait(60)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 proxy.seen.append(Seen(self.command, self.path, dict(self.headers.items()), len(body)))
@@ -193,6 +201,7 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
