@@ -196,6 +196,7 @@ def test_kill_9_loses_nothing_acknowledged(short_tmp: Path, env: dict[str, str])
     c.request("add_pr_comment", {"body": "hi", "key": "k", "test_run_id": rid, "wait": True})
     d.proc.kill()
     d.proc.wait()
+    c.close()  # the connection died with the daemon; release its socket
     d2 = DaemonProcess.start(short_tmp / "k.sock", env)
     try:
         c2 = d2.client()
