@@ -345,6 +345,10 @@ class Outbox:
             return
         error: ErrorInfo | None = None
         if outcome.kind == "retry":
+            if outcome.remote is not None and outcome.remote != self._remote.get(key, {}):
+                # the attempt got further than the last one (a batch of annotations, an uploaded blob): the
+                # provider works, so backoff and the attempt limit count from here (budget_s still bounds it)
+                entry.attempts = 1
             if outcome.remote is not None:
                 self._remote[key] = outcome.remote
                 self._append(OutboxRemote(provider=entry.provider, target=entry.target, remote=outcome.remote))

@@ -12,9 +12,11 @@ __all__ = ["RetryPolicy"]
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Exponential backoff with full jitter, honouring the provider's Retry-After, within a budget."""
 
-    max_attempts: int = 10
+    #: attempts without progress (an attempt that gets further resets the count); the budget is the real bound:
+    #: a write needing several requests fails an attempt often under a flaky network (30% faults: ~2/3)
+    max_attempts: int = 25
     base_s: float = 1.0
-    cap_s: float = 120.0
+    cap_s: float = 60.0
     #: a write older than this is failed (-31004) instead of retried
     budget_s: float = 1800.0
     #: a Retry-After longer than this is capped (a provider asking for an hour still gets retried)

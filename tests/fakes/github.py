@@ -28,12 +28,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .spec import OpenApiSpec
 
-__all__ = ["FakeGitHub", "Fault", "LoopbackServer", "Recorded"]
+__all__ = ["FakeGitHub", "Fault", "FaultDice", "LoopbackServer", "Recorded"]
 
 NOT_ACCESSIBLE = "Resource not accessible by integration"
 SECONDARY = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
              "If you reach out to GitHub Support for help, please include the request ID")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_IDS_IN_PATH = re.compile(r"/\d+(?=/|$)")
 FAULT_KINDS = ("429", "500", "502", "503", "secondary", "secondary-no-header", "primary", "reset", "lost")
 
 
@@ -46,10 +47,32 @@ class Fault:
     path: str | None = None  # regex searched in the request path
     times: int = 1
     retry_after: int | None = 7
+    #: also send ``Retry-After`` with a 5xx (random faults: a fast test without touching the retry policy)
+    retry_after_on_5xx: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (self.path is None or re.search(self.path, path)
                                                                    is not None)
+
+
+class FaultDice:
+    """Seeded random faults: one sequence for all requests, or (``per_resource``) decided per resource, where
+    the n-th request for one resource (a route with its ids blanked, an artifact) gets the same answer however
+    concurrent deliveries interleave — a seed then replays through a real daemon."""
+
+    def __init__(self, seed: int, per_resource: bool = False) -> None:
+        self.seed = seed
+        self.per_resource = per_resource
+        self._rng = random.Random(seed)
+        self._seen: dict[str, int] = {}
+
+    def roll(self, resource: str, rate: float, kinds: list[str]) -> str | None:
+        """The fault kind for this request of ``resource`` (None: answer it properly)."""
+        rng = self._rng
+        if self.per_resource:
+            n = self._seen[resource] = self._seen.get(resource, 0) + 1
+            rng = random.Random(f"{self.seed}|{resource}|{n}")
+        return rng.choice(kinds) if rng.random() < rate else None
 
 
 @dataclass
@@ -104,6 +127,10 @@ class FakeGitHub:
         rate_limit: int = 5000,
         fault_rate: float = 0.0,
         seed: int = 1,
+        fault_kinds: tuple[str, ...] = ("502", "503", "429", "secondary", "reset", "lost"),
+        fault_retry_after: int | None = 0,
+        lost_methods: tuple[str, ...] = ("POST", "PATCH", "PUT", "DELETE"),
+        per_resource_faults: bool = False,
     ) -> None:
         self.spec = spec
         #: token → kind: "app" (everything), "pat" (no check-run writes), "readonly" (no writes)
@@ -111,7 +138,13 @@ class FakeGitHub:
         self.prefix = prefix.rstrip("/")
         self.rate_limit = rate_limit
         self.fault_rate = fault_rate
-        self._rng = random.Random(seed)
+        #: what a random fault can be ("lost" only ever hits writes); ``fault_retry_after`` is the
+        #: ``Retry-After`` of random 429s, secondary limits and 5xx (``None``: no header); a random "lost"
+        #: hits only ``lost_methods`` (``("POST",)``: creates only)
+        self.fault_kinds = fault_kinds
+        self.fault_retry_after = fault_retry_after
+        self.lost_methods = lost_methods
+        self._dice = FaultDice(seed, per_resource_faults)
         self.lock = threading.RLock()
         self.repos: dict[str, _Repo] = {}
         self.requests: list[Recorded] = []
@@ -377,15 +410,32 @@ class FakeGitHub:
             "x-ratelimit-resource": "core",
         }
 
-    def next_fault(self, method: str, path: str) -> Fault | None:
+    def next_fault(self, method: str, path: str, body: Any = None) -> Fault | None:
         for fault in self.faults:
             if fault.times > 0 and fault.matches(method, path):
                 fault.times -= 1
                 return fault
-        if self.fault_rate and self._rng.random() < self.fault_rate:
-            kinds = ["502", "503", "429", "secondary", "reset"] + (["lost"] if method != "GET" else [])
-            return Fault(self._rng.choice(kinds), retry_after=0)
+        if self.fault_rate:
+            kinds = [k for k in self.fault_kinds if k != "lost" or method in self.lost_methods]
+            kind = self._dice.roll(_resource(method, path, body), self.fault_rate, kinds)
+            if kind is not None:
+                return Fault(kind, retry_after=self.fault_retry_after,
+                             retry_after_on_5xx=self.fault_retry_after is not None)
         return None
+
+
+def _resource(method: str, path: str, body: Any) -> str:
+    """What a request writes, for per-resource faults: the route with ids blanked plus the parts of the body
+    that say which write it is (a status context, a batch of annotations, a comment) — never timestamps, so
+    live updates that come and go with timing do not shift the dice of the other writes."""
+    key = f"{method} {_IDS_IN_PATH.sub('/#', path)}"
+    if isinstance(body, dict):
+        output = body.get("output") if isinstance(body.get("output"), dict) else {}
+        notes = output.get("annotations") or [{}]
+        key += repr((body.get("context"), body.get("state"), body.get("status"), body.get("conclusion"),
+                     body.get("body"), len(output.get("annotations") or []), notes[0].get("path"),
+                     notes[0].get("start_line")))
+    return key
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -477,7 +527,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.violations.append(f"{route.operation_id}: " + "; ".join(errors))
             return 422, {"message": "Invalid request.\n\n" + "\n".join(errors), **doc, "status": "422"}, headers
         with fake.lock:
-            fault = fake.next_fault(rec.method, path)
+            fault = fake.next_fault(rec.method, path, rec.body)
         if fault is not None and fault.kind != "lost":
             return self._fault(fault, headers, doc)
         is_write = rec.method != "GET"
@@ -500,6 +550,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Dropped
         if fault.kind == "429":
             return 429, {"message": "Too Many Requests", **doc}, {**headers, **retry}
+        if fault.kind in ("500", "502", "503") and fault.retry_after_on_5xx:
+            return int(fault.kind), {"message": "Server Error"}, {**headers, **retry}
         if fault.kind in ("500", "502", "503"):
             return int(fault.kind), {"message": "Server Error"}, headers
         if fault.kind == "secondary":

@@ -23,7 +23,8 @@ Behaviour, as far as it is documented or observed:
   artifact is a readable zip (what GitHub serves it as).
 
 Faults: ``inject(kind, method)`` with ``kind`` in ``503``, ``429``, ``reset`` (before anything happens) and
-``lost`` (the change is made, the answer never arrives); ``method`` is a twirp method name or ``blob``.
+``lost`` (the change is made, the answer never arrives); ``method`` is a twirp method name or ``blob``; or
+``FakeResults(fault_rate=0.3)`` for a seeded random share of them (``lost`` only where something is created).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
-from .github import FakeGitHub, LoopbackServer, Recorded
+from .github import FakeGitHub, FaultDice, LoopbackServer, Recorded
 from .spec import OpenApiSpec, load_spec, spec_path
 
 __all__ = ["FakeResults", "FakeGitHubArtifacts", "make_runtime_token", "extended_github_spec"]
@@ -57,6 +58,8 @@ _INT64 = re.compile(r"^-?\d+$")
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 _BAD_NAME = re.compile(r'[":<>|*?\r\n\\/]')
+#: the calls that create something (a lost answer is only interesting where a retry could duplicate)
+_CREATES = ("CreateArtifact", "FinalizeArtifact", "blob")
 #: message → (required fields, optional fields); types: str, int, "int64" (a JSON string), "timestamp"
 MESSAGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "CreateArtifact": ({**_IDS, "name": str, "version": int}, {"expires_at": "timestamp", "mime_type": str}),
@@ -135,6 +138,7 @@ class _Fault:
     kind: str
     method: str | None
     times: int
+    random: bool = False  # a random fault: 503/429 carry the fake's ``fault_retry_after``
 
 
 class _Dropped(Exception):
@@ -144,8 +148,14 @@ class _Dropped(Exception):
 class FakeResults:
     """Start with ``with FakeResults() as svc:``; ``svc.url`` is ``ACTIONS_RESULTS_URL``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fault_rate: float = 0.0, seed: int = 1, fault_retry_after: int | None = 0,
+                 per_resource_faults: bool = False) -> None:
         self.lock = threading.RLock()
+        #: share of requests answered with a random fault (503, 429, a reset, or — for the calls that
+        #: create something — a lost answer after the change is made); 503/429 carry ``fault_retry_after``
+        self.fault_rate = fault_rate
+        self.fault_retry_after = fault_retry_after
+        self._dice = FaultDice(seed, per_resource_faults)  # per resource: rolled per artifact
         #: token → (run backend id, job backend id)
         self.tokens: dict[str, tuple[str, str]] = {}
         self.artifacts: list[FakeArtifact] = []
@@ -215,12 +225,28 @@ class FakeResults:
 
     # --- behaviour ---------------------------------------------------------------------------------------
 
-    def _fault(self, method: str) -> _Fault | None:
+    def _fault(self, method: str, artifact: str | None = None) -> _Fault | None:
         for fault in self.faults:
             if fault.times > 0 and fault.method in (None, method):
                 fault.times -= 1
                 return fault
+        if self.fault_rate:
+            kinds = ["503", "429", "reset"] + (["lost"] if method in _CREATES else [])
+            kind = self._dice.roll(f"{method} {artifact}", self.fault_rate, kinds)
+            if kind is not None:
+                return _Fault(kind, method, 0, random=True)
         return None
+
+    def _artifact_of(self, operation: str, path: str, raw: bytes) -> str | None:
+        """The artifact name a request is about (random faults are rolled per artifact)."""
+        if operation == "blob":
+            blob = path.rsplit("/", 1)[-1]
+            return next((a.name for a in self.artifacts if a.blob == blob), None)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return None
+        return str(body.get("name")) if isinstance(body, dict) else None
 
     def violation(self, text: str) -> None:
         self.violations.append(text)
@@ -403,8 +429,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve()
 
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+    def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -427,13 +455,18 @@ class _Handler(BaseHTTPRequestHandler):
         rec.operation = parts.path[len(SERVICE_PREFIX):] if is_twirp else "blob"
         with fake.lock:
             fake.requests.append(rec)
-            fault = fake._fault(rec.operation)
+            fault = fake._fault(rec.operation, fake._artifact_of(rec.operation, parts.path, raw)
+                                if fake.fault_rate else None)
         if fault is not None and fault.kind == "reset":
+            rec.status = -1
             self.close_connection = True
             return
         if fault is not None and fault.kind in ("503", "429"):
+            rec.status = int(fault.kind)
+            retry = ({"Retry-After": str(fake.fault_retry_after)}
+                     if fault.random and fake.fault_retry_after is not None else {})
             self._reply(int(fault.kind), json.dumps({"code": "unavailable", "msg": "try again"}).encode(),
-                        "application/json")
+                        "application/json", retry)
             return
         with fake.lock:
             if is_twirp and self.command == "POST":
