@@ -211,6 +211,9 @@ class Target(Wire):
     note: str | None = None
     #: whether the latest publication reached it
     delivery: DeliveryState | None = None
+    #: the run as the provider shows it, read back by get_test_run_status (e.g. the GitHub check run)
+    remote_status: str | None = None
+    remote_conclusion: str | None = None
 
 
 class CommentRef(Wire):

@@ -223,6 +223,23 @@ class GitHubProvider:
         outcome.message = api.redact(outcome.message)
         return outcome
 
+    async def read_run(self, run: RunSnapshot, env: ProviderEnv, remote: dict[str, Any]) -> dict[str, Any] | None:
+        """The check run as GitHub shows it (``get_test_run_status`` reads it back): status, conclusion,
+        URL and annotation count; None when the run has no check run (another tier) or GitHub did not answer."""
+        check_id = (remote or {}).get("check_run_id")
+        repo = self._repo_path(run.repository or env.ci.repository)
+        if check_id is None or repo is None:
+            return None
+        api = self._http.session(self._config(env), env.token, env.log)
+        try:
+            resp = await api.request("GET", f"{repo}/check-runs/{int(check_id)}")
+        except HttpError as err:
+            log.info("github: reading check run %s back failed: %s", check_id, api.redact(err.outcome.message))
+            return None
+        body = resp.json()
+        return {"status": body.get("status"), "conclusion": body.get("conclusion"), "url": body.get("html_url"),
+                "annotations": int((body.get("output") or {}).get("annotations_count") or 0)}
+
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
         """``get_artifact_url`` when the upload's URL is unknown: the run's REST artifact list, verified by digest
         (:func:`.github_artifacts.lookup_artifact`); None when not found, not ours, or the API failed."""

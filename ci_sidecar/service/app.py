@@ -92,7 +92,7 @@ class CoreService:
             return await runs.complete(ctx(call), p)
 
         async def get(call: Call, p: TestRunIdParams) -> Any:
-            return runs.get(p.test_run_id)
+            return await runs.read_back(ctx(call), p.test_run_id)
 
         async def list_runs(call: Call, p: ListTestRunsParams) -> Any:
             return runs.list(p)

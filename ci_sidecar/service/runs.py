@@ -37,7 +37,7 @@ from ci_sidecar.protocol.methods import (
     UpdateTestRunParams,
 )
 from ci_sidecar.protocol.records import CommentRef, Counts, DeliveryState, ErrorInfo, TestResult, TestRun
-from ci_sidecar.providers.base import Outcome, PostComment, PublishRun, RunSnapshot, SetStatus
+from ci_sidecar.providers.base import Outcome, PostComment, ProviderEnv, PublishRun, RunSnapshot, SetStatus
 from ci_sidecar.state import RecordStore
 
 from .model import ResultsAdded, RunDeleted, RunImage, RunMeta, RunSaved, StateImage
@@ -51,6 +51,8 @@ __all__ = ["RunService", "DeliveryFailed", "now_iso"]
 log = logging.getLogger("ci_sidecar.runs")
 
 RESULTS_DEBOUNCE_S = 2.0
+READ_BACK_TTL_S = 15.0
+READ_BACK_DEADLINE_S = 5.0
 _encode_result = msgspec.msgpack.Encoder().encode
 _decode_result = msgspec.msgpack.Decoder(TestResult).decode
 _READ_CHUNK = 2000
@@ -109,6 +111,8 @@ class RunService:
         self._next_seq = 1
         #: set when the journal has grown enough for a checkpoint (the maintenance task waits on it)
         self.checkpoint_wanted = trio.Event()
+        #: get_test_run_status read-backs per (run, provider): (valid until, what the provider said)
+        self._read_cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         #: outcomes of comment writes, for answering a caller that waited (bounded by _remember)
         self._comment_outcomes: dict[str, CommentRef] = {}
         #: other services' persisted state (artifacts): see :class:`StateHook`
@@ -393,6 +397,46 @@ class RunService:
 
     def get(self, run_id: str) -> TestRun:
         return self.view(self._require(run_id))
+
+    async def read_back(self, ctx: SessionContext | None, run_id: str) -> TestRun:
+        """The run, with each remote target as its provider shows it (e.g. GitHub's check run), read
+        with the session's own credential, at most every READ_BACK_TTL_S per run and provider (a job
+        polling its run must not spend the token's rate limit), within a short deadline: a provider
+        that does not answer leaves the local view."""
+        state = self._require(run_id)
+        view = self.view(state)
+        if ctx is None:
+            return view
+        targets = []
+        for target in view.targets:
+            got = await self._read_target(ctx, state, target.provider) if target.provider != "local" else None
+            if got:
+                target = msgspec.structs.replace(target, remote_status=got.get("status"),
+                                                 remote_conclusion=got.get("conclusion"),
+                                                 url=got.get("url") or target.url)
+            targets.append(target)
+        view.targets = targets
+        return view
+
+    async def _read_target(self, ctx: SessionContext, state: RunState, provider: str) -> dict[str, Any] | None:
+        cred = ctx.credentials.get(provider)
+        remote = self.outbox.remote(provider, f"run:{state.meta.id}")
+        if cred is None or not cred.base_url or not remote or provider not in self.outbox.providers:
+            return None
+        reader = getattr(self.outbox.providers[provider], "read_run", None)
+        if reader is None:
+            return None
+        key = (state.meta.id, provider)
+        cached = self._read_cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        env = ProviderEnv(ci=state.meta.ci or ctx.ci, config=ctx.provider_config(provider),
+                          base_url=cred.base_url, token=cred.secret.reveal())  # the token's own URL only
+        got = None
+        with trio.move_on_after(READ_BACK_DEADLINE_S):
+            got = await reader(self.snapshot(state), env, dict(remote))
+        self._read_cache[key] = (time.monotonic() + READ_BACK_TTL_S, got)
+        return got
 
     def list(self, p: ListTestRunsParams) -> ListTestRunsResult:
         since = _parse_iso(p.since) if p.since else None

@@ -392,6 +392,8 @@ export interface Target {
   url?: string | null;
   note?: string | null;
   delivery?: DeliveryState | null;
+  remote_status?: string | null;
+  remote_conclusion?: string | null;
 }
 
 /** One test's outcome for one attempt. Keyed by (suite, classname, name, attempt). */

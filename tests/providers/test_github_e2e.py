@@ -154,6 +154,27 @@ def test_check_run_lifecycle_on_head_sha(daemon: DaemonProcess, fake: FakeGitHub
     assert github_target(done)["url"] == check["html_url"]
 
 
+def test_status_reads_the_check_run_back(daemon: DaemonProcess, fake: FakeGitHub, job: Callable[..., Job]) -> None:
+    job()
+    c = daemon.client()
+    run = c.request("create_test_run", {"name": "read back", "wait": True})
+    c.request("report_results", {"test_run_id": run["id"], "results": results(2, "failed")})
+    c.request("complete_test_run", {"test_run_id": run["id"], "wait": True})
+    [check] = fake.check_runs()
+    status = github_target(c.request("get_test_run_status", {"test_run_id": run["id"]}))
+    assert (status["remote_status"], status["remote_conclusion"]) == ("completed", "failure")
+    assert status["url"] == check["html_url"]
+    reads = len(fake.calls("GET", r"/check-runs/\d+$"))
+    assert reads == 1
+    for _ in range(5):  # a job polling its run does not spend the token's rate limit
+        c.request("get_test_run_status", {"test_run_id": run["id"]})
+    assert len(fake.calls("GET", r"/check-runs/\d+$")) == reads
+    fake.inject("503", method="GET", path="/check-runs/", times=5)
+    other = c.request("create_test_run", {"name": "unreadable", "wait": True})
+    view = github_target(c.request("get_test_run_status", {"test_run_id": other["id"]}))
+    assert view.get("remote_status") is None and view["delivery"]["state"] == "delivered"  # local view stays
+
+
 # --- 2. wait semantics and a refused token ------------------------------------------------------------
 
 
