@@ -325,7 +325,7 @@ class Outbox:
                 self.attempts_total += 1
                 env = self._env_for(entry, token)
                 outcome = await provider.deliver(entry.op, env, dict(self._remote.get(key, {})))
-        except Exception as exc:  # a provider bug must not lose the write: retry it like an outage
+        except Exception:  # a provider bug must not lose the write: retry it like an outage
             incident = uuid.uuid4().hex[:12]
             log.error("incident %s delivering %s to %s", incident, type(entry.op).__name__, entry.provider,
                       exc_info=True)

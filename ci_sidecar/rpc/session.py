@@ -9,7 +9,6 @@ Nothing raised here may escape the session: one bad client never affects another
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -414,10 +413,3 @@ class Session:
                 await fn(*args)
 
         self._nursery.start_soon(guarded)
-
-    def effective_env(self) -> dict[str, str]:
-        """The client's environment when it sent one, else the daemon's own."""
-        return self.env if self.env is not None else dict(os.environ)
-
-    def effective_cwd(self) -> str:
-        return self.cwd or os.getcwd()
