@@ -73,7 +73,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_file)
     from ci_sidecar import daemon_main
 
-    return daemon_main.run(args)
+    try:
+        return daemon_main.run(args)
+    except daemon_main.CannotServe as exc:
+        print(f"ci-sidecar: {exc}", file=sys.stderr)
+        return 2
 
 
 # --- call --------------------------------------------------------------------------------------

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 
 import trio
 
 from ci_sidecar import paths
 from ci_sidecar.rpc.server import Daemon, DaemonOptions
 
-__all__ = ["run", "build_daemon"]
+__all__ = ["run", "build_daemon", "CannotServe"]
 
 log = logging.getLogger("ci_sidecar.daemon")
 
@@ -23,6 +22,10 @@ def _env_float(name: str) -> float | None:
         return float(value) if value else None
     except ValueError:
         raise SystemExit(f"ci-sidecar: {name}={value!r} is not a number") from None
+
+
+class CannotServe(Exception):
+    """The daemon cannot start; the message is for the user (the CLI prints it and exits 2)."""
 
 
 def options_from_args(args: argparse.Namespace) -> DaemonOptions:
@@ -55,13 +58,12 @@ def run(args: argparse.Namespace) -> int:
             return _run_stdio(opts)
         return _run_socket(opts, args.socket or None)
     except (ConfigError, StateLocked, StateError) as exc:
-        print(f"ci-sidecar: {exc}", file=sys.stderr)
-        return 2
+        raise CannotServe(str(exc)) from None
+    except CannotServe:
+        raise
     except OSError as exc:  # e.g. a state directory this user cannot create
         log.debug("daemon failed", exc_info=True)
-        print(f"ci-sidecar: cannot serve: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
-              file=sys.stderr)
-        return 2
+        raise CannotServe(f"cannot serve: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")) from None
 
 
 def _run_stdio(opts: DaemonOptions) -> int:
@@ -71,8 +73,7 @@ def _run_stdio(opts: DaemonOptions) -> int:
     try:
         stream = open_stdio_stream()
     except StdioUnavailable as exc:
-        print(f"ci-sidecar: {exc}", file=sys.stderr)
-        return 2
+        raise CannotServe(str(exc)) from None
     log.info("serving on stdio (pid %d, state %s)", os.getpid(), opts.state_dir)
     return trio.run(daemon.serve_stdio, stream)
 
@@ -96,8 +97,7 @@ def _run_socket(opts: DaemonOptions, socket_path: str | None) -> int:
             try:
                 server_socket = await bind_unix_listener(path)
             except (AlreadyRunning, SocketPathError) as exc:
-                print(f"ci-sidecar: {exc}", file=sys.stderr)
-                return 2
+                raise CannotServe(str(exc)) from None
             listeners = [server_socket.listener]
             where = server_socket.path
         try:
