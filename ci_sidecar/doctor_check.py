@@ -94,9 +94,9 @@ async def check_github(
 ) -> CheckReport:
     """Prove (read-only unless ``write``) what the GitHub tiers chosen for this token need."""
     from ci_sidecar.providers._http import HttpConfig, HttpError, HttpLayer
-    from ci_sidecar.providers.github import API_VERSION, _token_kind
+    from ci_sidecar.providers.github import API_VERSION, token_kind
 
-    kind = _token_kind(token)
+    kind = token_kind(token)
     tier = {"pat": "commit status", "none": "job summary"}.get(kind, "check run")
     report = CheckReport(provider="github", tier=tier, write=write)
     layer = HttpLayer("github", default_headers={"Accept": "application/vnd.github+json",
@@ -248,7 +248,8 @@ async def _comments(probe: _Probe, repo_path: str, pr: int, kind: str, scopes: s
 async def _runtime(probe: _Probe, env: Mapping[str, str], layer: Any, trust_env: bool) -> None:
     """The Actions artifact service: a ListArtifacts call proves the runtime token is accepted (no trace)."""
     from ci_sidecar.providers._http import HttpConfig, HttpError
-    from ci_sidecar.providers.github_artifacts import SERVICE, parse_runtime_token
+    from ci_sidecar.providers.github.artifacts import SERVICE
+    from ci_sidecar.providers.github.runtime import parse_runtime_token
 
     cred = find_actions_runtime(env)
     if cred is None:

@@ -12,21 +12,21 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
 import trio
 
-from ci_sidecar.protocol.records import ProviderCaps, TestResult, Tier
+from ci_sidecar.protocol.records import ProviderCaps, Tier
 from ci_sidecar.state.atomic import atomic_write_bytes
 
+from ._render import utc_stamp
+from ._results import iter_results
 from .base import Operation, Outcome, PostComment, ProviderEnv, PublishRun, SetStatus, UploadArtifact
 
 __all__ = ["LocalProvider"]
 
-_decode_result = msgspec.msgpack.Decoder(TestResult).decode
 _OUTPUT_MODE = 0o644  # reports are for people (and the CI group under systemd) to read
 
 
@@ -78,9 +78,7 @@ class LocalProvider:
         doc = msgspec.to_builtins(run)
         await trio.to_thread.run_sync(_write_json, out / "run.json", doc)
         if op.final and env.read_results is not None:
-            results: list[Any] = []
-            async for raw in env.read_results(run.id, 0, run.results_end):
-                results.append(msgspec.to_builtins(_decode_result(raw)) if isinstance(raw, bytes) else raw)
+            results = [msgspec.to_builtins(result) async for result in iter_results(run, env)]
             await trio.to_thread.run_sync(_write_json, out / "results.json", {"run": doc, "results": results})
             if env.render_reports is not None:
                 await trio.to_thread.run_sync(env.render_reports, run.id)
@@ -95,7 +93,7 @@ class LocalProvider:
             current = {}
         current[op.context] = {
             "state": op.state, "description": op.description, "target_url": op.target_url, "sha": op.sha,
-            "run_id": op.run_id, "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "run_id": op.run_id, "updated_at": utc_stamp(),
         }
         _write_json(path, current)
         return Outcome.delivered(url=file_url(path), remote={"path": str(path)}, tier="local")

@@ -1,0 +1,77 @@
+"""Reading a run's per-test results inside a provider: one decoding stream and one collecting pass.
+
+``env.read_results`` yields msgpack-encoded :class:`~ci_sidecar.protocol.records.TestResult` records (or
+already-decoded values from in-process callers); every provider reads them through :func:`iter_results`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+import msgspec
+
+from ci_sidecar.protocol.records import TestResult
+from ci_sidecar.reports import DurationHistogram, SlowestTests
+
+from .base import ProviderEnv, RunSnapshot
+
+__all__ = ["Collected", "collect", "iter_results"]
+
+_decode = msgspec.msgpack.Decoder(TestResult).decode
+
+ResultKey = tuple[str | None, str | None, str]
+
+
+async def iter_results(run: RunSnapshot, env: ProviderEnv) -> AsyncIterator[TestResult]:
+    """Every record of ``run`` in stream order, decoded (nothing when the session cannot read results)."""
+    if env.read_results is None or run.results_end <= 0:
+        return
+    async for raw in env.read_results(run.id, 0, run.results_end):
+        result = _decode(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
+        if isinstance(result, dict):
+            result = msgspec.convert(result, TestResult)
+        yield result
+
+
+class Collected:
+    """What one pass over a run's per-test records yields (bounded except for ``latest``)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[ResultKey, TestResult] = {}
+        self.first_failure: dict[ResultKey, TestResult] = {}
+        self.slowest = SlowestTests(10)
+        self.histogram = DurationHistogram()
+
+    def add(self, result: TestResult) -> None:
+        key = (result.suite, result.classname, result.name)
+        self.latest[key] = result
+        if result.status in ("failed", "error") and key not in self.first_failure:
+            # insertion order = stream order: stable as results are appended, so "annotations sent so far"
+            # is a prefix that stays a prefix across attempts
+            self.first_failure[key] = result
+
+    def finish(self) -> None:
+        for result in self.latest.values():
+            self.slowest.add(result)
+            self.histogram.add(result.duration)
+
+    @property
+    def failures(self) -> list[TestResult]:
+        """The latest result of every test that failed or errored."""
+        return [r for r in self.latest.values() if r.status in ("failed", "error")]
+
+    @property
+    def candidates(self) -> list[TestResult]:
+        """The first failure of every test that ever failed, in stream order (a stable prefix across attempts)."""
+        return list(self.first_failure.values())
+
+
+async def collect(run: RunSnapshot, env: ProviderEnv) -> Collected:
+    """One pass over ``run``'s results."""
+    collected = Collected()
+    async with aclosing(iter_results(run, env)) as results:
+        async for result in results:
+            collected.add(result)
+    collected.finish()
+    return collected

@@ -1,0 +1,97 @@
+"""What every GitHub module shares: the API's constants and limits, its text rules, token kinds, the
+settings read from the session, and the one place an ``HttpLayer`` for the REST API is described."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from .._http import DEFAULT_PACING, HttpConfig, HttpError, HttpLayer
+from ..base import ProviderEnv
+
+__all__ = ["DEFAULT_API_URL", "API_VERSION", "bmp_safe", "token_kind", "not_accessible", "repo_path",
+           "rest_layer", "rest_config", "max_annotations", "step_summary_path", "surrogate_safe"]
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+
+SUMMARY_BYTES = 65535
+COMMENT_CHARS = 65536
+ANNOTATIONS_PER_REQUEST = 50
+DEFAULT_MAX_ANNOTATIONS = 1000
+STATUS_DESCRIPTION_CHARS = 140
+ANNOTATION_TEXT_BYTES = 64000  # "64 KB" in the docs; EM keeps 64000 to be safe
+ANNOTATION_TITLE_CHARS = 255
+STEP_SUMMARY_BYTES = 1024 * 1024 - 1  # an oversized step summary is dropped whole by the runner
+MAX_SUMMARY_FAILURES = 1000  # failures rendered in a summary (the ladder shortens further)
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: the report renderer's own astral icons get BMP look-alikes instead of an escape
+_ICONS = {"\U0001f4a5": "\u2757"}  # 💥 → ❗
+
+
+def surrogate_safe(text: str) -> str:
+    """Lone surrogates replaced by U+FFFD, so the text always encodes as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def bmp_safe(text: str) -> str:
+    """Characters above U+FFFF escaped as ``\\U0001F600`` (icons of our own get a BMP look-alike); lone
+    surrogates become U+FFFD so the text always encodes."""
+    return _ASTRAL.sub(lambda m: _ICONS.get(m.group(), f"\\U{ord(m.group()):08X}"), surrogate_safe(text))
+
+
+def not_accessible(err: HttpError) -> bool:
+    """403 meaning "this token may not do this" (as opposed to a rate limit, which is a retry)."""
+    if err.status != 403 or err.outcome.kind != "refused":
+        return False
+    text = err.provider_message.lower()
+    return "not accessible" in text or "github app" in text or "permission" in text
+
+
+def token_kind(token: str | None) -> str:
+    """From GitHub's documented token prefixes: ``pat`` cannot create check runs; ``app`` can."""
+    if not token:
+        return "none"
+    if token.startswith(("ghp_", "github_pat_", "gho_", "ghu_")):
+        return "pat"
+    if token.startswith(("ghs_", "v1.")):
+        return "app"
+    return "unknown"
+
+
+def repo_path(repository: str | None) -> str | None:
+    """``/repos/{owner}/{repo}`` for ``owner/repo`` (each part quoted); None for anything else."""
+    if not repository or repository.count("/") != 1:
+        return None
+    owner, repo = repository.split("/")
+    if not owner or not repo:
+        return None
+    return f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
+
+
+def rest_layer(*, pacing: tuple[tuple[int, float], ...] = DEFAULT_PACING) -> HttpLayer:
+    """The HTTP layer for GitHub's REST API (its media type and API version on every request)."""
+    return HttpLayer("github", default_headers={"Accept": "application/vnd.github+json",
+                                                "X-GitHub-Api-Version": API_VERSION}, pacing=pacing)
+
+
+def rest_config(env: ProviderEnv) -> HttpConfig:
+    """``base_url`` from the session, ``GITHUB_API_URL``, or api.github.com."""
+    base = env.base_url or env.config.get("GITHUB_API_URL") or DEFAULT_API_URL
+    return HttpConfig.from_env_config(str(base), env.config)
+
+
+def max_annotations(env: ProviderEnv) -> int:
+    """The cap on failure annotations per check run (``max_annotations`` setting)."""
+    try:
+        return max(0, int(env.config.get("max_annotations", DEFAULT_MAX_ANNOTATIONS)))
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_ANNOTATIONS
+
+
+def step_summary_path(env: ProviderEnv) -> str | None:
+    """``GITHUB_STEP_SUMMARY`` of the job, when the session runs inside GitHub Actions."""
+    path = env.config.get("step_summary_path")
+    return str(path) if path and env.ci.provider == "github" else None

@@ -1,0 +1,135 @@
+"""The GitHub provider class: capabilities, one attempt per delivery, read-backs (the work is in its siblings)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from ci_sidecar.protocol.records import ProviderCaps, Tier
+
+from .._http import DEFAULT_PACING, HttpError
+from ..base import Operation, Outcome, PostComment, ProviderEnv, PublishRun, RunSnapshot, SetStatus, UploadArtifact
+from ._api import (
+    ANNOTATIONS_PER_REQUEST,
+    COMMENT_CHARS,
+    STATUS_DESCRIPTION_CHARS,
+    SUMMARY_BYTES,
+    max_annotations,
+    repo_path,
+    rest_config,
+    rest_layer,
+    step_summary_path,
+    token_kind,
+)
+from .checks import publish
+from .comments import post_comment
+from .statuses import set_status
+
+__all__ = ["GitHubProvider"]
+
+log = logging.getLogger("ci_sidecar.providers.github")
+
+
+class GitHubProvider:
+    """GitHub REST v3 (``base_url`` from the session, ``GITHUB_API_URL``, or api.github.com)."""
+
+    name: ClassVar[str] = "github"
+
+    def __init__(self, *, pacing: tuple[tuple[int, float], ...] = DEFAULT_PACING) -> None:
+        self._http = rest_layer(pacing=pacing)
+
+    def capabilities(self, env: ProviderEnv) -> ProviderCaps:
+        """Tiers from what the session has: token kind (by GitHub's prefixes), job summary file, runtime token."""
+        kind = token_kind(env.token)
+        step = step_summary_path(env) is not None
+        if kind == "none":
+            test_run = (Tier(kind="fallback", via="job summary", note="no GitHub token: job summary only")
+                        if step else Tier(kind="none", note="no GitHub token"))
+        elif kind == "pat":
+            test_run = Tier(kind="fallback", via="commit status", note="personal access tokens cannot create check runs")
+        else:
+            test_run = Tier(kind="native", via="check run")
+        none = Tier(kind="none", note="no GitHub token")
+        from .runtime import actions_artifact_tier  # the Actions artifact service (v4)
+
+        artifacts = actions_artifact_tier(env) or Tier(kind="none", note=_artifact_note(env))
+        return ProviderCaps(
+            provider="github",
+            test_run=test_run,
+            build_status=Tier(kind="native", via="commit status") if env.token else none,
+            pr_comment=Tier(kind="native", via="issue comment") if env.token else none,
+            artifacts=artifacts,
+            limits={
+                "comment_bytes": COMMENT_CHARS,
+                "summary_bytes": SUMMARY_BYTES,
+                "annotations_per_request": ANNOTATIONS_PER_REQUEST,
+                "max_annotations": max_annotations(env),
+                "status_description_chars": STATUS_DESCRIPTION_CHARS,
+                "content_creation_per_minute": DEFAULT_PACING[0][0],
+            },
+        )
+
+    async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
+        """One attempt; provider-side failures come back as Outcomes (token redacted), never as exceptions."""
+        api = self._http.session(rest_config(env), env.token, env.log)
+        try:
+            if isinstance(op, PublishRun):
+                outcome = await publish(op, env, dict(remote or {}), api)
+            elif isinstance(op, SetStatus):
+                outcome = await set_status(op, env, api)
+            elif isinstance(op, PostComment):
+                outcome = await post_comment(op, env, dict(remote or {}), api)
+            elif isinstance(op, UploadArtifact):
+                from .artifacts import upload_artifact  # env.token is the ACTIONS_RUNTIME_TOKEN here
+
+                outcome = await upload_artifact(op, env, dict(remote or {}), self._http)
+            else:
+                outcome = Outcome.unsupported(f"github: unknown operation {type(op).__name__}")
+        except HttpError as err:
+            outcome = err.outcome
+        outcome.message = api.redact(outcome.message)
+        return outcome
+
+    async def read_run(self, run: RunSnapshot, env: ProviderEnv, remote: dict[str, Any]) -> dict[str, Any] | None:
+        """The check run as GitHub shows it (``get_test_run_status`` reads it back): status, conclusion,
+        URL and annotation count; None when the run has no check run (another tier) or GitHub did not answer."""
+        check_id = (remote or {}).get("check_run_id")
+        repo = repo_path(run.repository or env.ci.repository)
+        if check_id is None or repo is None:
+            return None
+        api = self._http.session(rest_config(env), env.token, env.log)
+        try:
+            resp = await api.request("GET", f"{repo}/check-runs/{int(check_id)}")
+        except HttpError as err:
+            log.info("github: reading check run %s back failed: %s", check_id, api.redact(err.outcome.message))
+            return None
+        body = resp.json()
+        return {"status": body.get("status"), "conclusion": body.get("conclusion"), "url": body.get("html_url"),
+                "annotations": int((body.get("output") or {}).get("annotations_count") or 0)}
+
+    async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
+        """``get_artifact_url`` when the upload's URL is unknown: the run's REST artifact list, verified by digest
+        (:func:`.artifact_lookup.lookup_artifact`); None when not found, not ours, or the API failed."""
+        from .artifact_lookup import lookup_artifact
+
+        api = self._http.session(rest_config(env), env.token, env.log)
+        try:
+            return await lookup_artifact(op, env, dict(remote or {}), api)
+        except HttpError as err:
+            log.info("github: artifact lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
+            return None
+
+    def status(self) -> dict[str, Any]:
+        """For ``sidecar/status``: the last rate-limit headers seen."""
+        return self._http.status()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _artifact_note(env: ProviderEnv) -> str:
+    if env.config.get("ACTIONS_RUNTIME_TOKEN") and env.config.get("ACTIONS_RESULTS_URL"):
+        return ("GitHub Actions artifact service upload (v4) is not implemented in this version; "
+                "configure the S3 artifact backend")
+    return ("GitHub artifacts need ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL (not exposed to run: steps); "
+            "configure the S3 artifact backend")

@@ -1,0 +1,132 @@
+"""The Actions runtime token (the write's credential for artifacts), when the artifact service is usable,
+and the names artifacts get on a workflow run (unique per run, so each job gets a prefix)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from urllib.parse import urlsplit
+
+import msgspec
+
+from ci_sidecar.protocol.records import Tier
+
+from ..base import ProviderEnv
+
+__all__ = ["RuntimeIds", "parse_runtime_token", "origin", "unavailable_message", "actions_artifact_tier",
+           "artifact_prefix", "github_artifact_name"]
+
+#: characters the artifact service rejects in names (path-and-artifact-name-validation.ts)
+_INVALID_NAME = re.compile(r'[":<>|*?\r\n\\/]')
+_PREFIX_CLEAN = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_PREFIX = 60
+
+
+# --- the runtime token ------------------------------------------------------------------------------
+
+
+class RuntimeIds(msgspec.Struct, frozen=True, kw_only=True):
+    """The backend ids of this job run (from the runtime token's ``scp`` claim) and the token's expiry."""
+
+    run: str
+    job: str
+    expires_at: float | None = None
+
+
+def parse_runtime_token(token: str | None) -> RuntimeIds:
+    """The ``Actions.Results:<run>:<job>`` scope of an ``ACTIONS_RUNTIME_TOKEN`` (a JWT; not verified here,
+    the service does that). Raises ``ValueError`` with a message that never contains the token."""
+    parts = (token or "").split(".")
+    if len(parts) != 3:
+        raise ValueError("ACTIONS_RUNTIME_TOKEN is not a JWT")
+    try:
+        payload = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, binascii.Error):
+        raise ValueError("ACTIONS_RUNTIME_TOKEN has an unreadable payload") from None
+    scopes = claims.get("scp") if isinstance(claims, dict) else None
+    if not isinstance(scopes, str):
+        raise ValueError("ACTIONS_RUNTIME_TOKEN has no scp claim")
+    for scope in scopes.split(" "):
+        pieces = scope.split(":")
+        if len(pieces) == 3 and pieces[0] == "Actions.Results" and pieces[1] and pieces[2]:
+            exp = claims.get("exp")
+            return RuntimeIds(run=pieces[1], job=pieces[2],
+                              expires_at=float(exp) if isinstance(exp, int | float) else None)
+    raise ValueError("ACTIONS_RUNTIME_TOKEN has no Actions.Results scope")
+
+
+def origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, else None."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# --- availability -----------------------------------------------------------------------------------
+
+
+def unavailable_message(env: ProviderEnv) -> str:
+    """Why the Actions artifact service cannot be used here, and what to do instead."""
+    return ("GitHub artifacts need ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL, which GitHub does not expose to "
+            "run: steps (add the .github/actions/export-runtime step before it, see docs/github.md); "
+            "or configure the S3 artifact backend ([artifact_store])")
+
+
+def actions_artifact_tier(env: ProviderEnv) -> Tier | None:
+    """The artifacts tier when this session has the runtime token and the results URL (else None)."""
+    if env.config.get("actions_results_url") and env.config.get("actions_runtime_token_present"):
+        prefix = artifact_prefix(env)
+        note = f"names prefixed {prefix}-" if prefix else "names are not prefixed (no GITHUB_JOB)"
+        return Tier(kind="native", via="actions artifact service", note=note)
+    return None
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+
+def _clean_prefix(text: str) -> str:
+    return _PREFIX_CLEAN.sub("-", text).strip("-.")[:_MAX_PREFIX].strip("-.")
+
+
+def _matrix_label(raw: str) -> str:
+    """``toJSON(matrix)`` → ``ubuntu-latest-3.12`` (values of the sorted keys); other text is used as is."""
+    try:
+        matrix = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(matrix, dict):
+        return raw if matrix is None else json.dumps(matrix, separators=(",", ":"))
+    values = []
+    for key in sorted(matrix):
+        value = matrix[key]
+        values.append(value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True))
+    return "-".join(values)
+
+
+def artifact_prefix(env: ProviderEnv) -> str:
+    """``artifact_prefix`` when configured, else ``<GITHUB_JOB>[-<matrix values>]`` (may be empty)."""
+    explicit = env.config.get("artifact_prefix")
+    if explicit:
+        return _clean_prefix(str(explicit))
+    job = str(env.config.get("github_job") or env.ci.job or "")
+    matrix = env.config.get("artifact_matrix")
+    label = _matrix_label(str(matrix)) if matrix else ""
+    if label:
+        # the matrix label may be long: keep a digest of the full label so two legs never collapse into one
+        full = _clean_prefix(label)
+        if len(full) >= _MAX_PREFIX - len(job) - 1:
+            full = full[: _MAX_PREFIX - len(job) - 10] + "-" + hashlib.sha256(label.encode()).hexdigest()[:8]
+        return _clean_prefix(f"{job}-{full}" if job else full)
+    return _clean_prefix(job)
+
+
+def github_artifact_name(name: str, prefix: str) -> str:
+    """The artifact service name for one of our artifacts: ``<prefix>-<name>`` with the characters the service
+    rejects (``" : < > | * ? \\r \\n \\ /``) replaced by ``_``."""
+    safe = _INVALID_NAME.sub("_", name).strip() or "artifact"
+    return f"{prefix}-{safe}" if prefix else safe
