@@ -33,6 +33,7 @@ import msgspec
 import platformdirs
 
 from ci_sidecar.protocol.records import CIContext
+from ci_sidecar.providers.catalog import CATALOG, ci_names, code_host_names
 
 __all__ = [
     "DAEMON_ONLY_KEYS",
@@ -55,9 +56,9 @@ SYSTEM_CONFIG_PATH = "/etc/ci-sidecar/ci-sidecar.toml"
 CONFIG_FILE_NAME = "ci-sidecar.toml"
 ENV_PREFIX = "CI_SIDECAR_"
 
-PROVIDER_NAMES = ("github", "gitlab", "jenkins", "azure", "circleci", "teamcity", "travis", "bitbucket", "local")
-CiProvider = Literal["github", "gitlab", "jenkins", "azure", "circleci", "teamcity", "travis", "bitbucket", "local"]
-ScmProvider = Literal["github", "gitlab", "azure", "bitbucket", "local"]
+PROVIDER_NAMES = ci_names()
+CiProvider = Literal[PROVIDER_NAMES]  # type: ignore[valid-type]  # from the catalog
+ScmProvider = Literal[code_host_names() + ("local",)]  # type: ignore[valid-type]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -436,16 +437,17 @@ def scm_hosts(config: Config) -> dict[str, str]:
     from urllib.parse import urlsplit
 
     hosts: dict[str, str] = {}
-    for name, section in config.providers.items():
-        if name in {"github", "gitlab", "bitbucket", "azure"} and section.base_url:
-            try:
-                host = urlsplit(section.base_url).hostname
-            except ValueError:
-                continue
-            if host:
-                hosts[host.lower()] = name
-                if name == "github" and host.startswith("api."):
-                    hosts[host[4:].lower()] = name  # api.github.example -> github.example
-                if name == "bitbucket" and host == "api.bitbucket.org":
-                    hosts["bitbucket.org"] = name
+    for spec in CATALOG:
+        section = config.providers.get(spec.name)
+        if not spec.code_host or section is None or not section.base_url:
+            continue
+        try:
+            host = urlsplit(section.base_url).hostname
+        except ValueError:
+            continue
+        if host:
+            hosts[host.lower()] = spec.name
+            prefix = spec.api_host_prefix
+            if prefix and host.startswith(prefix):
+                hosts[host[len(prefix):].lower()] = spec.name  # api.github.example -> github.example
     return hosts

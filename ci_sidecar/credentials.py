@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 import msgspec
 
 from ci_sidecar.config import Config
+from ci_sidecar.providers.catalog import CATALOG, CredentialSpec, by_name
 
 __all__ = [
     "DEFAULT_BASE_URLS",
@@ -41,37 +42,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Standard token variables per provider, most specific first.
-STANDARD_ENV: dict[str, tuple[str, ...]] = {
-    "github": ("GITHUB_TOKEN", "GH_TOKEN"),
-    "gitlab": ("GITLAB_TOKEN", "CI_JOB_TOKEN"),
-    "azure": ("AZURE_DEVOPS_TOKEN", "SYSTEM_ACCESSTOKEN"),
-    "bitbucket": ("BITBUCKET_TOKEN",),
-    "circleci": ("CIRCLE_TOKEN",),
-    "teamcity": ("TEAMCITY_TOKEN",),
-    "jenkins": ("JENKINS_TOKEN",),  # with JENKINS_USER (Basic auth)
-    "travis": ("TRAVIS_TOKEN",),
-}
+#: Standard token variables per provider, most specific first (from the catalog).
+STANDARD_ENV: dict[str, tuple[str, ...]] = {s.name: s.credentials.env for s in CATALOG if s.role == "ci"}
 
 #: Public API base URLs; self-hosted servers (Jenkins, TeamCity) have none and must be configured.
-DEFAULT_BASE_URLS: dict[str, str | None] = {
-    "github": "https://api.github.com",
-    "gitlab": "https://gitlab.com/api/v4",
-    "azure": "https://dev.azure.com",
-    "bitbucket": "https://api.bitbucket.org/2.0",
-    "circleci": "https://circleci.com/api/v2",
-    "travis": "https://api.travis-ci.com",
-    "teamcity": None,
-    "jenkins": None,
-}
-
-# The URL a CI exports next to its own token, used for tokens from that same environment only.
-_ENV_BASE_URLS: dict[str, tuple[str, ...]] = {
-    "github": ("GITHUB_API_URL",),
-    "gitlab": ("CI_API_V4_URL",),
-    "azure": ("SYSTEM_COLLECTIONURI",),
-    "jenkins": ("JENKINS_URL",),
-}
+DEFAULT_BASE_URLS: dict[str, str | None] = {s.name: s.credentials.default_url for s in CATALOG if s.role == "ci"}
 
 MAX_CREDENTIAL_BYTES = 64 * 1024
 _CRED_NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
@@ -168,17 +143,19 @@ def find_credentials(
     """Every usable token for *provider*, in lookup order, duplicates (same secret) removed.
 
     Args:
-        provider: ``github``, ``gitlab``, ``azure``, ``bitbucket``, ``circleci``, ``teamcity``, ``jenkins``, ``travis``.
+        provider: a CI provider of the catalog (its ``credentials`` line says which variables and files).
         env: the environment that may hold tokens (a session's ``initialize.env``).
         config: the effective configuration (``providers.<name>.token_env`` / ``base_url``).
         credentials_dir: the daemon's ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``), or None.
         daemon_config: the daemon's own configuration, without session overrides; it alone decides the
             file names read from *credentials_dir* and their base URL (defaults to *config*).
     """
+    spec = by_name(provider)
+    creds = spec.credentials if spec is not None else CredentialSpec()
     section = config.providers.get(provider)
     trusted = (daemon_config or config).providers.get(provider)
-    default_url = DEFAULT_BASE_URLS.get(provider)
-    env_url = next((env[n].strip() for n in _ENV_BASE_URLS.get(provider, ()) if env.get(n, "").strip()), None)
+    default_url = creds.default_url
+    env_url = next((env[n].strip() for n in creds.url_env if env.get(n, "").strip()), None)
     env_bound = (section.base_url if section else None) or env_url or default_url
     held_bound = (trusted.base_url if trusted else None) or default_url
 
@@ -194,27 +171,28 @@ def find_credentials(
                                 secret=Secret(secret), username=username))
 
     names = [section.token_env] if section and section.token_env else []
-    names += [n for n in STANDARD_ENV.get(provider, ()) if n not in names]
-    jenkins_user = env.get("JENKINS_USER", "").strip() or None
+    names += [n for n in creds.env if n not in names]
+    user = (env.get(creds.username_env, "").strip() or None) if creds.username_env else None
     for name in names:
         value = env.get(name, "").strip()
         if not value:
             continue
-        if provider == "jenkins" and jenkins_user is None:
-            log.info("%s is set but JENKINS_USER is not: Jenkins needs both", name)
+        if creds.username_env and user is None:
+            log.info("%s is set but %s is not: %s needs both", name, creds.username_env, provider)
             continue
-        add(value, f"env:{name}", env_bound, jenkins_user if provider == "jenkins" else None)
+        add(value, f"env:{name}", env_bound, user)
 
     if credentials_dir:
         files = [trusted.credential] if trusted and trusted.credential else []
-        files += [n for n in (f"{provider}-token",) if n not in files]
-        held_user = _read_credential(credentials_dir, "jenkins-user") if provider == "jenkins" else None
+        files += [n for n in (spec.credential_files if spec else (f"{provider}-token",)) if n not in files]
+        held_user = _read_credential(credentials_dir, creds.username_file) if creds.username_file else None
         for name in files:
             value = _read_credential(credentials_dir, name)
             if value is None:
                 continue
-            if provider == "jenkins" and held_user is None:
-                log.info("credential %s found but no jenkins-user credential: Jenkins needs both", name)
+            if creds.username_file and held_user is None:
+                log.info("credential %s found but no %s credential: %s needs both", name, creds.username_file,
+                         provider)
                 continue
             add(value, f"credentials:{name}", held_bound, held_user)
     return found

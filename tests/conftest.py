@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import DaemonProcess, scrubbed_env  # noqa: E402
 
+from ci_sidecar.providers.catalog import env_prefixes  # noqa: E402
+
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
@@ -49,5 +51,6 @@ def _no_ci_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     environment to daemons, so their local output goes to a temp dir, not the checkout."""
     monkeypatch.setenv("CI_SIDECAR_OUTPUT_DIR", str(tmp_path / "ci-sidecar-out"))
     for name in list(os.environ):
-        if name in ("CI", "CI_SIDECAR_SOCKET", "CI_SIDECAR_RUN_ID") or name.startswith(("GITHUB_", "GITLAB_")):
+        if name in ("CI", "CI_SIDECAR_SOCKET", "CI_SIDECAR_RUN_ID") or (
+                name.startswith(env_prefixes()) and not name.startswith("CI_SIDECAR_")):
             monkeypatch.delenv(name, raising=False)

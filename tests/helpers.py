@@ -15,10 +15,10 @@ from typing import Any
 
 from ci_sidecar_client import Client
 
-CI_PREFIXES = (
-    "CI_", "GITHUB_", "GITLAB_", "JENKINS_", "BUILD_", "SYSTEM_", "TF_", "CIRCLE", "TEAMCITY_", "TRAVIS",
-    "BITBUCKET_", "RUNNER_", "ACTIONS_", "AGENT_", "CHANGE_", "GIT_", "ghprb", "gitlab",
-)
+from ci_sidecar.providers.catalog import env_prefixes
+
+#: every CI's variables (from the provider catalog) and ours
+CI_PREFIXES = ("CI_",) + env_prefixes()
 CI_NAMES = {"CI", "JOB_NAME", "BUILD_NUMBER", "BUILD_URL", "BUILD_ID", "JOB_URL", "NOTIFY_SOCKET",
             "LISTEN_FDS", "LISTEN_PID", "STATE_DIRECTORY", "RUNTIME_DIRECTORY", "CACHE_DIRECTORY",
             "CREDENTIALS_DIRECTORY", "WATCHDOG_USEC", "WATCHDOG_PID"}

@@ -15,11 +15,12 @@ import msgspec
 from ci_sidecar.cienv import detect
 from ci_sidecar.config import Config, ConfigError, context_overrides, load_config, scm_hosts
 from ci_sidecar.credentials import STANDARD_ENV, Credential, find_credentials, redact
+from ci_sidecar.providers.catalog import code_host_names
 
 __all__ = ["doctor_report", "format_doctor", "SCM_HOSTS"]
 
 #: CI providers that also host code: without a separate ``scm`` they are their own code host.
-SCM_HOSTS = frozenset({"github", "gitlab", "azure", "bitbucket"})
+SCM_HOSTS = frozenset(code_host_names())
 
 
 def doctor_report(env: Mapping[str, str], cwd: str, config_path: str | None = None) -> dict[str, Any]:

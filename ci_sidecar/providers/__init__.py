@@ -1,27 +1,28 @@
 """Providers: one module each behind :class:`ci_sidecar.providers.base.Provider`.
 
-``REGISTRY`` maps a provider name to its class, one line per provider, as ``"module:Class"`` so a
-provider's module (and its HTTP stack) is imported only when a session first needs it: a daemon that
-only ever serves ``local`` starts without importing httpx.
+``REGISTRY`` maps a provider name to its class as ``"module:Class"``, derived from the catalog
+(:mod:`ci_sidecar.providers.catalog`), so a provider's module (and its HTTP stack) is imported only when a
+session first needs it: a daemon that only ever serves ``local`` starts without importing httpx.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-from .base import Provider
+from .catalog import ci_names, implemented
+
+if TYPE_CHECKING:  # the catalog is read by the configuration: importing it must not import the interface
+    from .base import Provider
 
 __all__ = ["REGISTRY", "KNOWN_PROVIDERS", "Providers", "make_provider"]
 
-REGISTRY: dict[str, str] = {
-    "local": "ci_sidecar.providers.local:LocalProvider",
-    "github": "ci_sidecar.providers.github:GitHubProvider",
-    "s3": "ci_sidecar.providers.s3:S3Provider",  # the [artifact_store] object store, not a CI
-}
+#: every provider this version has (the ``s3`` object store among them: it holds artifacts, it is not a CI)
+REGISTRY: dict[str, str] = implemented()
 
-#: every provider the protocol names (PROTOCOL.md §CIContext); those not in REGISTRY answer -31007
-KNOWN_PROVIDERS = ("github", "gitlab", "jenkins", "azure", "circleci", "teamcity", "travis", "bitbucket", "local")
+#: every provider a session can name (PROTOCOL.md §CIContext); those not in REGISTRY answer -31007
+KNOWN_PROVIDERS = ci_names()
 
 
 def make_provider(name: str) -> Provider | None:
@@ -33,7 +34,7 @@ def make_provider(name: str) -> Provider | None:
     return getattr(importlib.import_module(module), cls)()
 
 
-class Providers(Mapping[str, Provider]):
+class Providers(Mapping[str, "Provider"]):
     """The daemon's provider instances, created on first use (one per name, shared by all sessions)."""
 
     def __init__(self, names: Mapping[str, str] = REGISTRY) -> None:

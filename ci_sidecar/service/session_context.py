@@ -16,25 +16,25 @@ from typing import Any
 import msgspec
 
 from ci_sidecar.config import Config
-from ci_sidecar.credentials import ACTIONS_RUNTIME, STANDARD_ENV, Credential, CredentialRef
+from ci_sidecar.credentials import ACTIONS_RUNTIME, Credential, CredentialRef
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Target, Tier
 from ci_sidecar.providers.base import Provider, ProviderEnv
+from ci_sidecar.providers.catalog import env_prefixes, token_env_names
 
 from .source_paths import SourcePolicy
 
 __all__ = ["SessionContext", "trim_env", "no_caps", "output_root", "describe_roles"]
 
-_KEEP_PREFIXES = (
-    "CI", "GITHUB_", "GITLAB_", "JENKINS_", "BUILD_", "SYSTEM_", "TF_", "CIRCLE", "TEAMCITY_", "TRAVIS",
-    "BITBUCKET_", "RUNNER_", "ACTIONS_", "AGENT_", "CHANGE_", "GIT_", "ghprb", "gitlab", "AZURE_", "JOB_",
-    "BRANCH_", "TAG_NAME", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
-    "SSL_CERT_FILE", "CIRCLE_", "BUILD_VCS_", "HOME", "PATH", "GH_",
+#: every CI's own variables (from the catalog), ours (``CI``, ``CI_SIDECAR_*``) and the HTTP client's
+_KEEP_PREFIXES = env_prefixes() + (
+    "CI", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "SSL_CERT_FILE",
+    "HOME", "PATH",
 )
 
 
 def trim_env(env: Mapping[str, str], config: Config) -> dict[str, str]:
     """Keep only what detection, provider settings and the configured token names need."""
-    token_names = {n for names in STANDARD_ENV.values() for n in names}
+    token_names = set(token_env_names())
     token_names |= {p.token_env for p in config.providers.values() if p.token_env}
     return {k: v for k, v in env.items() if k in token_names or k.startswith(_KEEP_PREFIXES)}
 

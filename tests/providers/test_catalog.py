@@ -1,0 +1,59 @@
+"""The provider catalog is the one place provider facts live: configuration, credentials and the session's
+environment filter follow each line."""
+
+from __future__ import annotations
+
+import pytest
+
+from ci_sidecar.config import ConfigError, load_config, scm_hosts
+from ci_sidecar.credentials import find_credentials
+from ci_sidecar.providers import REGISTRY
+from ci_sidecar.providers.catalog import CATALOG, ci_names, code_host_names
+from ci_sidecar.service.session_context import trim_env
+
+CI_LINES = [spec for spec in CATALOG if spec.role == "ci"]
+
+
+@pytest.mark.parametrize("spec", CATALOG, ids=lambda s: s.name)
+def test_every_line_is_configurable_in_its_role(spec, tmp_path) -> None:
+    """A CI line is accepted as ``provider`` and gets a ``[providers.<name>]`` table; a code host as ``scm_provider``."""
+    session = {"provider": spec.name, "providers": {spec.name: {"base_url": "https://ci.example/api"}}}
+    if spec.role == "store":
+        with pytest.raises(ConfigError):
+            load_config(env={}, cwd=str(tmp_path), session_config=session)
+        return
+    config = load_config(env={}, cwd=str(tmp_path), session_config=session).config
+    assert spec.name == config.provider
+    if spec.code_host:
+        assert spec.name == scm_hosts(config)["ci.example"]
+    if spec.code_host or spec.role == "local":
+        scm = load_config(env={}, cwd=str(tmp_path), session_config={"scm_provider": spec.name}).config.scm_provider
+        assert spec.name == scm
+    else:
+        with pytest.raises(ConfigError):
+            load_config(env={}, cwd=str(tmp_path), session_config={"scm_provider": spec.name})
+
+
+@pytest.mark.parametrize("spec", CI_LINES, ids=lambda s: s.name)
+def test_standard_token_variables_are_found_and_bound(spec, tmp_path) -> None:
+    """Each CI's first standard token variable is found, kept by the session filter, and bound to the CI's own
+    URL variable, else its public API (a self-hosted CI without either leaves the token unbound)."""
+    cred = spec.credentials
+    env = {cred.env[0]: "tok-123"}
+    if cred.username_env:
+        env[cred.username_env] = "robot"
+    if cred.url_env:
+        env[cred.url_env[0]] = "https://ci.example/api"
+    config = load_config(env={}, cwd=str(tmp_path)).config
+    found = find_credentials(spec.name, env, config, None)
+    assert [f"env:{cred.env[0]}"] == [c.source for c in found]
+    expected = "https://ci.example/api" if cred.url_env else cred.default_url
+    assert expected == found[0].base_url
+    assert env == trim_env({**env, "UNRELATED": "x"}, config)
+
+
+def test_registry_and_names_follow_the_catalog() -> None:
+    """Implemented lines are the registry; every line but the object store is a session's possible CI."""
+    assert {s.name: s.impl for s in CATALOG if s.impl} == REGISTRY
+    assert tuple(s.name for s in CATALOG if s.role != "store") == ci_names()
+    assert set(code_host_names()) <= set(ci_names())
