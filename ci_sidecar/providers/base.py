@@ -11,16 +11,21 @@ Designed against all eight providers (docs/providers.md explains the mapping):
   many results it already sent) comes back in ``Outcome.remote`` and is handed to the next attempt
   for the same target as ``TargetState`` — persisted, so a restart never duplicates remote objects;
 * ``capabilities`` says per role how each operation is done (native / fallback / staged / local /
-  none), which ``initialize``, ``ci-sidecar doctor`` and ``TestRun.targets`` report.
+  none), which ``initialize``, ``ci-sidecar doctor`` and ``TestRun.targets`` report;
+* optional abilities are small Protocols of their own (:data:`CAPABILITIES`: reads runs back, looks up
+  artifact URLs, presigns URLs, probes access for ``doctor --check``, writes to the job log, reports status);
+  a provider has one by defining its method, which is checked once when the provider loads
+  (:func:`capabilities_of`), and the service asks the registry for it instead of probing attributes.
 
 Providers know no JSON-RPC and no journal; they see plain Structs and a :class:`ProviderEnv`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -37,8 +42,17 @@ __all__ = [
     "Outcome",
     "ProviderEnv",
     "Provider",
+    "CAPABILITIES",
+    "CheckItem",
+    "CheckReport",
     "LooksUpArtifacts",
+    "PresignsUrls",
+    "ProbesAccess",
+    "ReadsRuns",
+    "ReportsStatus",
+    "WritesJobLog",
     "CredentialRef",
+    "capabilities_of",
 ]
 
 
@@ -186,8 +200,22 @@ class Provider(Protocol):
         ...
 
 
+# --- optional capabilities ---------------------------------------------------------------------
+
+
+@runtime_checkable
+class ReadsRuns(Protocol):
+    """Reads a published run back as the provider shows it (``get_test_run_status``: e.g. GitHub's check run)."""
+
+    async def read_run(self, run: RunSnapshot, env: ProviderEnv, remote: dict[str, Any]) -> dict[str, Any] | None:
+        """``{"status", "conclusion", "url", ...}`` of the remote object; None when there is none or the provider
+        did not answer. One attempt; never raises for a provider failure."""
+        ...
+
+
+@runtime_checkable
 class LooksUpArtifacts(Protocol):
-    """Optional provider method: find an artifact through the provider's own API (``get_artifact_url`` when
+    """Finds an artifact through the provider's own API (``get_artifact_url`` when
     the write is pending, was restarted, or its URL is unknown).
 
     ``remote`` is what the outbox knows of the target. Returns ``Outcome.delivered(url=…, remote={"expires_at":
@@ -197,3 +225,112 @@ class LooksUpArtifacts(Protocol):
 
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
         ...
+
+
+@runtime_checkable
+class PresignsUrls(Protocol):
+    """Makes a fresh URL for a delivered artifact without a request (a presigned object-store URL)."""
+
+    def presign_url(self, remote: Mapping[str, Any], env: ProviderEnv) -> tuple[str, str | None] | None:
+        """``(url, expires_at or None)``; None when the object or the credentials are unknown."""
+        ...
+
+
+class CheckItem(msgspec.Struct, kw_only=True):
+    """One thing ``doctor --check`` tried to prove: ``proven``, ``failed``, ``unproven`` or ``skipped``."""
+
+    name: str
+    result: Literal["proven", "failed", "unproven", "skipped"]
+    detail: str
+
+
+class CheckReport(msgspec.Struct, kw_only=True):
+    """What ``doctor --check`` found for one provider."""
+
+    provider: str
+    tier: str | None = None
+    write: bool = False
+    items: list[CheckItem] = []
+
+    @property
+    def ok(self) -> bool:
+        return all(i.result != "failed" for i in self.items)
+
+
+@runtime_checkable
+class ProbesAccess(Protocol):
+    """Proves for ``ci-sidecar doctor --check`` that the credentials found can do what the chosen tiers need."""
+
+    async def probe_access(self, ci: CIContext, env: Mapping[str, str], credential: Any, *, write: bool,
+                           trust_env: bool) -> CheckReport:
+        """Read-only and trace-free unless *write* (then it writes once, visibly named). *credential* is the
+        provider's bound :class:`~ci_sidecar.credentials.Credential` or None; *env* the job's environment.
+        Every detail is redacted by the provider; the caller redacts the whole report again."""
+        ...
+
+
+@runtime_checkable
+class WritesJobLog(Protocol):
+    """Has something for the job's own log after ``ci-sidecar exec`` ran the tests (e.g. GitHub's workflow
+    commands, the annotation tier that needs no token)."""
+
+    def job_log_format(self, ci: CIContext, counts: Mapping[str, int]) -> str | None:
+        """The ``render_report`` format whose text ``exec`` prints to its stdout for a run with these counts,
+        or None."""
+        ...
+
+
+@runtime_checkable
+class ReportsStatus(Protocol):
+    """Contributes to ``sidecar/status`` (e.g. the rate-limit headers last seen)."""
+
+    def status(self) -> dict[str, Any]:
+        ...
+
+
+#: every optional capability a provider can declare by defining its method
+CAPABILITIES: tuple[type, ...] = (ReadsRuns, LooksUpArtifacts, PresignsUrls, ProbesAccess, WritesJobLog, ReportsStatus)
+
+
+def _methods(protocol: type) -> dict[str, Any]:
+    return {name: value for name, value in vars(protocol).items()
+            if callable(value) and not name.startswith("_")}
+
+
+def capabilities_of(provider: object) -> frozenset[type]:
+    """The optional capabilities *provider* has, each checked against its Protocol: a method of the right
+    kind (async where the Protocol's is) taking the same positional arguments.
+
+    Raises:
+        TypeError: the provider defines a capability's method with another shape, or lacks the interface.
+    """
+    cls = type(provider)
+    for required in ("capabilities", "deliver", "aclose"):
+        if not callable(getattr(provider, required, None)):
+            raise TypeError(f"{cls.__name__} is not a provider: it has no {required}()")
+    if not isinstance(getattr(cls, "name", None), str):
+        raise TypeError(f"{cls.__name__} is not a provider: it has no class attribute 'name'")
+    found: set[type] = set()
+    for protocol in CAPABILITIES:
+        methods = _methods(protocol)
+        present = [name for name in methods if getattr(provider, name, None) is not None]
+        if not present:
+            continue
+        for name, expected in methods.items():
+            actual = getattr(provider, name, None)
+            if not callable(actual):
+                raise TypeError(f"{cls.__name__}.{name} must be a method to provide {protocol.__name__}")
+            if inspect.iscoroutinefunction(expected) != inspect.iscoroutinefunction(actual):
+                kind = "async" if inspect.iscoroutinefunction(expected) else "a plain (not async)"
+                raise TypeError(f"{cls.__name__}.{name} must be {kind} method to provide {protocol.__name__}")
+            if _positional(expected, bound=False) != _positional(actual, bound=True):
+                raise TypeError(f"{cls.__name__}.{name} takes other arguments than {protocol.__name__}.{name}")
+        found.add(protocol)
+    return frozenset(found)
+
+
+def _positional(fn: Any, *, bound: bool) -> int:
+    params = list(inspect.signature(fn).parameters.values())
+    if not bound:
+        params = params[1:]  # self
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)

@@ -32,7 +32,7 @@ from ci_sidecar.protocol.methods import (
 )
 from ci_sidecar.protocol.records import Capabilities, CIContext, DeliverySummary
 from ci_sidecar.providers import KNOWN_PROVIDERS, Providers
-from ci_sidecar.providers.base import ProviderEnv
+from ci_sidecar.providers.base import ProviderEnv, ReportsStatus
 
 from .reporting import Reporting
 from .artifacts import ArtifactService, ArtifactSettings
@@ -153,9 +153,9 @@ class CoreService:
 
     def status(self) -> dict[str, Any]:
         providers: dict[str, Any] = {}
-        for name, provider in self.providers.loaded().items():
-            status = getattr(provider, "status", None)
-            providers[name] = status() if callable(status) else {}
+        for name in self.providers.loaded():
+            reporter = self.providers.capable(name, ReportsStatus)
+            providers[name] = reporter.status() if reporter is not None else {}
         return {"runs": len(self.runs.runs), "outbox": self.outbox.depth(), "providers": providers}
 
     # --- sessions -------------------------------------------------------------------------------
