@@ -13,6 +13,7 @@ import trio
 
 from ci_sidecar.protocol.artifact_methods import ArtifactNameParams, ArtifactUrlResult
 from ci_sidecar.protocol.records import Artifact
+from ci_sidecar.providers.base import LooksUpArtifacts, PresignsUrls
 
 from ..model import ArtifactMeta, ArtifactSaved
 from .index import ArtifactIndex, _expired
@@ -82,8 +83,8 @@ class ArtifactUrls(ArtifactIndex):
         cached for ``lookup_ttl_s``: on the artifact (persisted), or in memory for misses and URLs that carry
         temporary credentials."""
         upload = next((u for u in meta.uploads if u.provider == provider), None)
-        lookup = getattr(self.outbox.providers.get(provider), "lookup_artifact", None)
-        if upload is None or lookup is None or not ctx.available(provider):
+        finder = self.outbox.providers.capable(provider, LooksUpArtifacts)
+        if upload is None or finder is None or not ctx.available(provider):
             return None
         now = time.time()
         if upload.found_url and upload.found_until is not None and upload.found_until > now \
@@ -102,7 +103,7 @@ class ArtifactUrls(ArtifactIndex):
         op = self._op(meta, state.meta.output_dir)
         remote = self.outbox.remote(provider, f"artifact:{meta.run_id}:{meta.name}")
         try:
-            outcome = await lookup(op, env, dict(remote))
+            outcome = await finder.lookup_artifact(op, env, dict(remote))
         except Exception:  # a provider bug answers "not verifiable", never a broken get_artifact_url
             log.exception("artifact lookup of %s through %s failed", meta.name, provider)
             outcome = None
@@ -133,8 +134,8 @@ class ArtifactUrls(ArtifactIndex):
         upload = next((u for u in meta.uploads if u.provider == meta.primary), None)
         if upload is None or upload.state != "delivered" or not ctx.available(meta.primary):
             return None
-        presign = getattr(self.outbox.providers.get(meta.primary), "presign_url", None)
-        if presign is None:
+        presigner = self.outbox.providers.capable(meta.primary, PresignsUrls)
+        if presigner is None:
             return None
         config = ctx.provider_config(meta.primary)
         margin = min(30.0, 0.1 * float(config.get("presign_ttl_s") or 300))  # never hand out a dying link
@@ -146,7 +147,7 @@ class ArtifactUrls(ArtifactIndex):
         remote = self.outbox.remote(meta.primary, f"artifact:{meta.run_id}:{meta.name}")
         if remote.get("sha256") != meta.sha256:
             return None  # what the provider holds is not this content (yet)
-        fresh = presign(remote, ctx.provider_env(meta.primary))
+        fresh = presigner.presign_url(remote, ctx.provider_env(meta.primary))
         if fresh is None:
             return None
         url, expires = fresh

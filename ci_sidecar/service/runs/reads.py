@@ -11,7 +11,7 @@ import msgspec
 import trio
 
 from ci_sidecar.protocol.records import TestRun
-from ci_sidecar.providers.base import ProviderEnv
+from ci_sidecar.providers.base import ProviderEnv, ReadsRuns
 
 from ..session_context import SessionContext
 from .core import RunCore, RunState
@@ -49,9 +49,9 @@ class RunReads(RunCore):
     async def _read_target(self, ctx: SessionContext, state: RunState, provider: str) -> dict[str, Any] | None:
         cred = ctx.credentials.get(provider)
         remote = self.outbox.remote(provider, f"run:{state.meta.id}")
-        if cred is None or not cred.base_url or not remote or provider not in self.outbox.providers:
+        if cred is None or not cred.base_url or not remote:
             return None
-        reader = getattr(self.outbox.providers[provider], "read_run", None)
+        reader = self.outbox.providers.capable(provider, ReadsRuns)
         if reader is None:
             return None
         key = (state.meta.id, provider)
@@ -62,7 +62,7 @@ class RunReads(RunCore):
                           base_url=cred.base_url, token=cred.secret.reveal())  # the token's own URL only
         got = None
         with trio.move_on_after(READ_BACK_DEADLINE_S):
-            got = await reader(self.snapshot(state), env, dict(remote))
+            got = await reader.read_run(self.snapshot(state), env, dict(remote))
         self._read_cache[key] = (time.monotonic() + READ_BACK_TTL_S, got)
         return got
 
