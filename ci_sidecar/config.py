@@ -65,11 +65,17 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Per-provider settings: where its API lives and where its token comes from."""
+    """Per-provider settings: where its API lives, where its token comes from, and the provider's own knobs.
+
+    A ``[providers.<name>]`` table may also set every key the provider's settings type declares in
+    ``CONFIG_KEYS`` (:mod:`ci_sidecar.providers.settings`), e.g. ``max_annotations`` for GitHub; they are
+    validated against that type and kept in ``options``.
+    """
 
     base_url: str | None = None  # API base URL (GitHub Enterprise, self-managed GitLab, Azure DevOps Server...)
     token_env: str | None = None  # env var holding the token, tried before the standard names
     credential: str | None = None  # file name under $CREDENTIALS_DIRECTORY, tried before "<provider>-token"
+    options: dict[str, Any] = {}  # the provider's own knobs, written beside the keys above
 
 
 MiB = 1024 * 1024
@@ -203,7 +209,7 @@ def _validate_layer(
                     raise ConfigError(origin, f"providers.{name}", f"unknown provider (known: {', '.join(PROVIDER_NAMES)})")
                 if not isinstance(section, Mapping):
                     raise ConfigError(origin, f"providers.{name}", "expected a table")
-                section = _normalise(section)
+                section = _provider_section(name, _normalise(section), origin, strict)
                 try:
                     msgspec.convert(section, ProviderConfig, strict=strict)
                 except msgspec.ValidationError as exc:
@@ -235,6 +241,36 @@ def _validate_layer(
             except msgspec.ValidationError as exc:
                 raise ConfigError(origin, *_error_key("", exc)) from None
     return data
+
+
+_PROVIDER_KEYS = frozenset(ProviderConfig.__struct_fields__) - {"options"}
+
+
+def _provider_key(name: str, key: str) -> bool:
+    """Whether *key* belongs in a ``[providers.<name>]`` table (``CI_SIDECAR_GITHUB_MAX_ANNOTATIONS``...)."""
+    if key in _PROVIDER_KEYS:
+        return True
+    from ci_sidecar.providers.settings import settings_class
+
+    return key in settings_class(name).CONFIG_KEYS
+
+
+def _provider_section(name: str, section: dict[str, Any], origin: str, strict: bool) -> dict[str, Any]:
+    """A ``[providers.<name>]`` table with the provider's own knobs moved under ``options`` (each checked
+    against the provider's settings type, which is imported only when the table has such a key)."""
+    knobs = {k: v for k, v in section.items() if k not in _PROVIDER_KEYS}
+    if not knobs:
+        return section
+    from ci_sidecar.providers.settings import settings_class
+
+    settings = settings_class(name)
+    for knob, value in knobs.items():
+        reason = settings.check_config(knob, value, strict=strict)
+        if reason is not None:
+            raise ConfigError(origin, f"providers.{name}.{knob}", reason)
+    out = {k: v for k, v in section.items() if k in _PROVIDER_KEYS}
+    out["options"] = knobs
+    return out
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -329,7 +365,7 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             names[f"context.{ctx_field}"] = var
             continue
         head, _, tail = rest.partition("_")
-        if head in providers_upper and tail.lower() in ProviderConfig.__struct_fields__:
+        if head in providers_upper and _provider_key(providers_upper[head], tail.lower()):
             data.setdefault("providers", {}).setdefault(providers_upper[head], {})[tail.lower()] = value
             names[f"providers.{providers_upper[head]}.{tail.lower()}"] = var
             continue
@@ -356,9 +392,14 @@ def _merge(into: dict[str, Any], layer: Mapping[str, Any], origin: str, origins:
         if key == "providers":
             merged = into.setdefault("providers", {})
             for name, section in value.items():
-                merged.setdefault(name, {}).update(section)
-                for field in section:
-                    origins[f"providers.{name}.{field}"] = origin
+                target = merged.setdefault(name, {})
+                for field, item in section.items():
+                    if field == "options":  # knob by knob, like the table's other keys
+                        target.setdefault("options", {}).update(item)
+                        origins.update({f"providers.{name}.{k}": origin for k in item})
+                    else:
+                        target[field] = item
+                        origins[f"providers.{name}.{field}"] = origin
         elif key in ("context", "artifact_store"):
             into.setdefault(key, {}).update(value)
             for field in value:

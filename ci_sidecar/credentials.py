@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 import msgspec
 
 from ci_sidecar.config import Config
-from ci_sidecar.providers.catalog import CATALOG, CredentialSpec, by_name
+from ci_sidecar.providers.catalog import CATALOG, CredentialKind, CredentialSpec, by_name
 
 __all__ = [
     "DEFAULT_BASE_URLS",
@@ -38,6 +38,8 @@ __all__ = [
     "redact",
     "ACTIONS_RUNTIME",
     "find_actions_runtime",
+    "find_kind",
+    "session_credentials",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,19 +204,53 @@ def find_credentials(
 ACTIONS_RUNTIME = "github-actions-runtime"
 
 
-def find_actions_runtime(env: Mapping[str, str]) -> Credential | None:
-    """The job's ``ACTIONS_RUNTIME_TOKEN``, bound to the origin of ``ACTIONS_RESULTS_URL`` (both from the same
-    environment, as the runner sets them), or None when either is missing or the URL is not http(s)."""
-    token = env.get("ACTIONS_RUNTIME_TOKEN", "").strip()
-    url = env.get("ACTIONS_RESULTS_URL", "").strip()
+def find_kind(kind: CredentialKind, env: Mapping[str, str]) -> Credential | None:
+    """A provider's second credential (catalog ``CredentialKind``) from the job's environment, bound to the
+    origin of its URL variable (both from the same environment, as the CI sets them), or None when either is
+    missing or the URL is not http(s)."""
+    token = env.get(kind.env, "").strip()
+    url = env.get(kind.url_env, "").strip()
     if not token or not url:
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        log.info("ACTIONS_RESULTS_URL is not an http(s) URL: the Actions artifact service is not used")
+        log.info("%s is not an http(s) URL: %s is not used", kind.url_env, kind.env)
         return None
-    return Credential(provider=ACTIONS_RUNTIME, base_url=f"{parts.scheme}://{parts.netloc}",
-                      source="env:ACTIONS_RUNTIME_TOKEN", fingerprint=fingerprint(token), secret=Secret(token))
+    return Credential(provider=kind.kind, base_url=f"{parts.scheme}://{parts.netloc}",
+                      source=f"env:{kind.env}", fingerprint=fingerprint(token), secret=Secret(token))
+
+
+def find_actions_runtime(env: Mapping[str, str]) -> Credential | None:
+    """The job's ``ACTIONS_RUNTIME_TOKEN``, bound to the origin of ``ACTIONS_RESULTS_URL`` (see :func:`find_kind`)."""
+    spec = by_name("github")
+    kind = next(k for k in spec.credentials.kinds if k.kind == ACTIONS_RUNTIME) if spec else None
+    return find_kind(kind, env) if kind is not None else None
+
+
+def session_credentials(
+    providers: Iterable[str],
+    env: Mapping[str, str],
+    config: Config,
+    credentials_dir: str | None,
+    *,
+    daemon_config: Config | None = None,
+) -> dict[str, Credential]:
+    """The credential a session uses for each of *providers* (the first bound one), and each of their further
+    credential kinds found in *env*, keyed by provider name or kind."""
+    out: dict[str, Credential] = {}
+    for provider in providers:
+        spec = by_name(provider)
+        if spec is None or spec.role != "ci":
+            continue
+        for cred in find_credentials(provider, env, config, credentials_dir, daemon_config=daemon_config):
+            if cred.base_url:  # an unbound token is never sent anywhere
+                out[provider] = cred
+                break
+        for kind in spec.credentials.kinds:
+            found = find_kind(kind, env)
+            if found is not None:
+                out[kind.kind] = found
+    return out
 
 
 def redact(text: str, secrets: Iterable[str | Secret]) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "CAPABILITIES",
     "CheckItem",
     "CheckReport",
+    "FindsCredentials",
     "LooksUpArtifacts",
     "PresignsUrls",
     "ProbesAccess",
@@ -180,6 +181,21 @@ class ProviderEnv:
     username: str | None = None
     #: writes every report format of a run into its output dir (blocking: call in a worker thread)
     render_reports: Callable[[str], Any] | None = None
+    #: what ``token`` is (``credential.provider`` is its kind: the provider's name, or a further kind such as
+    #: ``github-actions-runtime``), never the secret
+    credential: CredentialRef | None = None
+
+    @classmethod
+    def build(cls, ci: CIContext, config: Mapping[str, Any], credential: CredentialRef | None, token: str | None,
+              **hooks: Any) -> ProviderEnv:
+        """The one way an environment is made for a provider call: a token goes only to the URL its credential
+        is bound to (a daemon-held token never follows a session's ``base_url``)."""
+        settings = dict(config)
+        base_url = settings.get("base_url")
+        if token is not None and credential is not None and credential.base_url:
+            base_url = settings["base_url"] = credential.base_url
+        return cls(ci=ci, config=settings, base_url=base_url, token=token, credential=credential,
+                   username=credential.username if credential is not None else None, **hooks)
 
 
 class Provider(Protocol):
@@ -281,6 +297,17 @@ class WritesJobLog(Protocol):
 
 
 @runtime_checkable
+class FindsCredentials(Protocol):
+    """Finds its own credential when that is more than one token (an object store's key pair)."""
+
+    def find_credential(self, settings: Mapping[str, Any], session_env: Mapping[str, str],
+                        daemon_env: Mapping[str, str], credentials_dir: str | None) -> tuple[Any, list[str]] | None:
+        """``(Credential, secret parts)``: the credential bound to the endpoint of *settings* (the daemon's fixed
+        settings) and every part of its secret that must be redacted from logs; None when none is found."""
+        ...
+
+
+@runtime_checkable
 class ReportsStatus(Protocol):
     """Contributes to ``sidecar/status`` (e.g. the rate-limit headers last seen)."""
 
@@ -289,7 +316,9 @@ class ReportsStatus(Protocol):
 
 
 #: every optional capability a provider can declare by defining its method
-CAPABILITIES: tuple[type, ...] = (ReadsRuns, LooksUpArtifacts, PresignsUrls, ProbesAccess, WritesJobLog, ReportsStatus)
+CAPABILITIES: tuple[type, ...] = (
+    ReadsRuns, LooksUpArtifacts, PresignsUrls, ProbesAccess, WritesJobLog, FindsCredentials, ReportsStatus,
+)
 
 
 def _methods(protocol: type) -> dict[str, Any]:

@@ -99,7 +99,8 @@ class ProviderSpec:
 
 CATALOG: tuple[ProviderSpec, ...] = (
     ProviderSpec(
-        "github", "ci_sidecar.providers.github:GitHubProvider", code_host=True, api_host_prefix="api.",
+        "github", "ci_sidecar.providers.github:GitHubProvider", "ci_sidecar.providers.github.settings:GitHubSettings",
+        code_host=True, api_host_prefix="api.",
         credentials=CredentialSpec(
             ("GITHUB_TOKEN", "GH_TOKEN"), url_env=("GITHUB_API_URL",), default_url="https://api.github.com",
             kinds=(CredentialKind("github-actions-runtime", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_RESULTS_URL"),)),
@@ -136,7 +137,7 @@ CATALOG: tuple[ProviderSpec, ...] = (
         env_prefixes=("BITBUCKET_",)),
     ProviderSpec("local", "ci_sidecar.providers.local:LocalProvider", role="local"),
     ProviderSpec(
-        "s3", "ci_sidecar.providers.s3:S3Provider", role="store",
+        "s3", "ci_sidecar.providers.s3:S3Provider", "ci_sidecar.providers.s3:S3Settings", role="store",
         credentials=CredentialSpec(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
                                    files=("s3-access-key-id", "s3-secret-access-key", "s3-session-token"),
                                    auth=("aws-sigv4",))),

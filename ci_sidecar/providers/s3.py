@@ -44,6 +44,7 @@ from ci_sidecar.protocol.records import ProviderCaps, Tier
 
 from ._http import HttpConfig, HttpLayer, classify_exception, retry_after_seconds
 from .base import Operation, Outcome, ProviderEnv, UploadArtifact
+from .settings import ProviderSettings
 
 __all__ = ["S3Provider", "S3Settings", "S3Secret", "find_s3_credential", "store_config", "object_key"]
 
@@ -67,7 +68,7 @@ _META_SHA256 = "x-amz-meta-sha256"
 # --- settings and keys -----------------------------------------------------------------------------
 
 
-class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
+class S3Settings(ProviderSettings, frozen=True, kw_only=True):
     """The object store as one write sees it (from the journaled provider config)."""
 
     bucket: str
@@ -88,6 +89,11 @@ class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
         fields = {k: config[k] for k in cls.__struct_fields__ if config.get(k) is not None}
         fields.setdefault("endpoint_url", default_endpoint(str(config.get("region") or "us-east-1")))
         return msgspec.convert(fields, cls, strict=False)
+
+    @classmethod
+    def from_daemon_config(cls, config: Any) -> dict[str, Any] | None:
+        """The daemon's ``[artifact_store]`` (see :func:`store_config`): a session cannot change it."""
+        return store_config(config)
 
     def _origin_and_path(self, bucket: str) -> tuple[str, str]:
         parts = urlsplit(self.endpoint_url.rstrip("/"))
@@ -367,6 +373,16 @@ class S3Provider:
 
     def status(self) -> dict[str, Any]:
         return {"requests": self.requests}
+
+    def find_credential(self, settings: Mapping[str, Any], session_env: Mapping[str, str],
+                        daemon_env: Mapping[str, str], credentials_dir: str | None) -> tuple[Credential, list[str]] | None:
+        """The store's keys (see :func:`find_s3_credential`) bound to its endpoint, and the secret parts of them."""
+        cred = find_s3_credential(session_env, daemon_env, credentials_dir, str(settings["endpoint_url"]))
+        if cred is None:
+            return None
+        blob = cred.secret.reveal()
+        parts = (S3Secret.decode(blob) or S3Secret(access_key_id="", secret_access_key="")).secrets()
+        return cred, [blob, *parts]
 
     async def aclose(self) -> None:
         await self._http.aclose()

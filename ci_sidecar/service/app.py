@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ import trio
 
 from ci_sidecar import cienv
 from ci_sidecar.config import Config, ConfigError, context_overrides, load_config, scm_hosts
-from ci_sidecar.credentials import ACTIONS_RUNTIME, Credential, find_actions_runtime, find_credentials
+from ci_sidecar.credentials import Credential, find_credentials, session_credentials
 from ci_sidecar.delivery.outbox import Entry, Outbox
 from ci_sidecar.logs import register_secret
 from ci_sidecar.protocol import errors as E
@@ -32,7 +33,9 @@ from ci_sidecar.protocol.methods import (
 )
 from ci_sidecar.protocol.records import Capabilities, CIContext, DeliverySummary
 from ci_sidecar.providers import KNOWN_PROVIDERS, Providers
-from ci_sidecar.providers.base import ProviderEnv, ReportsStatus
+from ci_sidecar.providers.base import FindsCredentials, ProviderEnv, ReportsStatus
+from ci_sidecar.providers.catalog import CATALOG
+from ci_sidecar.providers.settings import settings_class
 
 from .reporting import Reporting
 from .artifacts import ArtifactService, ArtifactSettings
@@ -199,47 +202,44 @@ class CoreService:
             forbidden=[self.options.state_dir, os.environ.get("CREDENTIALS_DIRECTORY")])
         credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         wanted = {ci.provider} | ({ci.scm.provider} if ci.scm else set())
-        for provider in wanted - {"local"}:
-            for cred in find_credentials(provider, env, config, credentials_dir, daemon_config=self.daemon_config):
-                if cred.base_url:  # an unbound token is never sent anywhere
-                    ctx.credentials[provider] = cred
-                    secret = cred.secret.reveal()
-                    register_secret(secret)  # the caller adds it to the outbox's pool (trio context)
-                    break
-        runtime = find_actions_runtime(env) if "github" in wanted else None
-        if runtime is not None:  # GitHub Actions' artifact service token: the credential of artifact uploads
-            ctx.credentials[ACTIONS_RUNTIME] = runtime
-            register_secret(runtime.secret.reveal())
-        ctx.object_store = self._object_store()
-        if ctx.object_store is not None:
-            cred = self._s3_credential(env, credentials_dir)
+        ctx.credentials.update(session_credentials(wanted, env, config, credentials_dir,
+                                                   daemon_config=self.daemon_config))
+        for cred in ctx.credentials.values():
+            register_secret(cred.secret.reveal())  # the caller adds them to the outbox's pool (trio context)
+        store = self._store
+        if store is not None:
+            ctx.store, ctx.fixed_settings[store[0]] = store
+            cred = self._store_credential(env, credentials_dir)
             if cred is not None:
-                ctx.credentials["s3"] = cred
+                ctx.credentials[store[0]] = cred
         return ctx
 
-    def _object_store(self) -> dict[str, Any] | None:
-        """The daemon's ``[artifact_store]`` as the ``s3`` provider's config (sessions cannot set it)."""
-        store = self.daemon_config.artifact_store
-        if store is None or not store.bucket:
-            return None  # and the S3 module (httpx, botocore) is never imported
-        from ci_sidecar.providers.s3 import store_config
+    @functools.cached_property
+    def _store(self) -> tuple[str, dict[str, Any]] | None:
+        """The object store the daemon's ``[artifact_store]`` configures (the catalog's ``store`` provider) and its
+        fixed settings; sessions cannot set them."""
+        if self.daemon_config.artifact_store is None:
+            return None  # and no object store module (httpx, botocore) is ever imported
+        for spec in CATALOG:
+            if spec.role == "store":
+                fixed = settings_class(spec.name).from_daemon_config(self.daemon_config)
+                if fixed is not None:
+                    return spec.name, fixed
+        return None
 
-        return store_config(self.daemon_config)
-
-    def _s3_credential(self, env: Mapping[str, str], credentials_dir: str | None) -> Credential | None:
-        """The object store's keys (session env, daemon env, credentials dir), bound to its endpoint;
+    def _store_credential(self, env: Mapping[str, str], credentials_dir: str | None) -> Credential | None:
+        """The object store's own credential (session env, daemon env, credentials dir), bound to its endpoint;
         every secret part is registered for log redaction."""
-        from ci_sidecar.providers.s3 import S3Secret, find_s3_credential
-
-        store = self._object_store()
-        if store is None:
+        store = self._store
+        finder = self.providers.capable(store[0], FindsCredentials) if store is not None else None
+        if store is None or finder is None:
             return None
-        cred = find_s3_credential(env, os.environ, credentials_dir, store["endpoint_url"])
-        if cred is not None:
-            blob = cred.secret.reveal()
-            register_secret(blob)
-            for part in (S3Secret.decode(blob) or S3Secret(access_key_id="", secret_access_key="")).secrets():
-                register_secret(part)
+        found = finder.find_credential(store[1], env, os.environ, credentials_dir)
+        if found is None:
+            return None
+        cred, secrets = found
+        for part in secrets:
+            register_secret(part)
         return cred
 
     def _daemon_credentials(self) -> list[tuple[str, str]]:
@@ -256,11 +256,9 @@ class CoreService:
                     secret = cred.secret.reveal()
                     register_secret(secret)
                     found.append((cred.fingerprint, secret))
-        s3 = self._s3_credential(os.environ, credentials_dir)
-        if s3 is not None:
-            secret = s3.secret.reveal()
-            register_secret(secret)
-            found.append((s3.fingerprint, secret))
+        held = self._store_credential(os.environ, credentials_dir)
+        if held is not None:
+            found.append((held.fingerprint, held.secret.reveal()))
         return found
 
     async def flush_session(self, session: Session) -> DeliverySummary:
@@ -273,16 +271,10 @@ class CoreService:
     # --- delivery plumbing ------------------------------------------------------------------
 
     def _env_for(self, entry: Entry, token: str | None) -> ProviderEnv:
-        cfg = dict(entry.config)
-        base_url = cfg.get("base_url")
-        if token is not None and entry.credential is not None and entry.credential.base_url:
-            # a token goes only where it is bound (a daemon-held token never follows a session's base_url)
-            base_url = cfg["base_url"] = entry.credential.base_url
-        return ProviderEnv(
-            ci=entry.ci or CIContext(provider="local", sources={}), config=cfg, base_url=base_url,
-            token=token, read_results=self.runs.read_results, log=lambda msg: self._on_log(entry, msg),
-            idempotency_key=entry.id, username=entry.credential.username if entry.credential else None,
-            render_reports=self._render_reports,
+        return ProviderEnv.build(
+            entry.ci or CIContext(provider="local", sources={}), entry.config, entry.credential, token,
+            read_results=self.runs.read_results, log=lambda msg: self._on_log(entry, msg),
+            idempotency_key=entry.id, render_reports=self._render_reports,
         )
 
     def _render_reports(self, run_id: str) -> Any:

@@ -16,10 +16,11 @@ from typing import Any
 import msgspec
 
 from ci_sidecar.config import Config
-from ci_sidecar.credentials import ACTIONS_RUNTIME, Credential, CredentialRef
+from ci_sidecar.credentials import Credential, CredentialRef, session_credentials
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Target, Tier
 from ci_sidecar.providers.base import Provider, ProviderEnv
-from ci_sidecar.providers.catalog import env_prefixes, token_env_names
+from ci_sidecar.providers.catalog import by_name, env_prefixes, token_env_names
+from ci_sidecar.providers.settings import session_settings
 
 from .source_paths import SourcePolicy
 
@@ -57,8 +58,10 @@ class SessionContext:
     providers: Mapping[str, Provider] = field(default_factory=dict)
     #: which client files this session may make the daemon read (ingest_junit, artifacts by path)
     sources: SourcePolicy | None = None
-    #: the daemon's ``[artifact_store]`` as the ``s3`` provider's config (None: no object store)
-    object_store: dict[str, Any] | None = None
+    #: the object store the daemon holds artifacts in (a catalog ``store`` provider), None: none configured
+    store: str | None = None
+    #: settings the daemon fixes per provider, which no session can change (the object store's)
+    fixed_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ci_provider(self) -> str:
@@ -97,17 +100,17 @@ class SessionContext:
             ci_tier = self.caps(run_provider).artifacts.kind
             if ci_tier != "none":
                 providers.append(run_provider)
-        store = self.object_store is not None and self.available("s3")
-        if store:
-            providers.append("s3")
-        primary = run_provider if ci_tier == "native" else ("s3" if store else providers[-1])
+        store = self.store if self.store is not None and self.available(self.store) else None
+        if store is not None:
+            providers.append(store)
+        primary = run_provider if ci_tier == "native" else (store or providers[-1])
         return providers, primary
 
     def role_caps(self, provider: str) -> ProviderCaps:
         """``caps(provider)``, with the object store as the artifact tier when the provider has no native one."""
         caps = self.caps(provider)
-        if self.object_store is not None and self.available("s3") and caps.artifacts.kind != "native":
-            caps = msgspec.structs.replace(caps, artifacts=self.caps("s3").artifacts)
+        if self.store is not None and self.available(self.store) and caps.artifacts.kind != "native":
+            caps = msgspec.structs.replace(caps, artifacts=self.caps(self.store).artifacts)
         return caps
 
     # --- credentials and settings -----------------------------------------------------------
@@ -117,44 +120,27 @@ class SessionContext:
         return cred.ref() if cred is not None else None
 
     def artifact_credential_ref(self, provider: str) -> CredentialRef | None:
-        """The credential an artifact upload to *provider* carries: on GitHub the job's Actions runtime token
-        (the artifact service's bearer token) when the session has one, else the provider's own token."""
-        if provider == "github" and ACTIONS_RUNTIME in self.credentials:
-            return self.credentials[ACTIONS_RUNTIME].ref()
+        """The credential an artifact upload to *provider* carries: a further credential kind the catalog names
+        for artifacts (GitHub: the job's Actions runtime token) when the session has one, else the provider's token."""
+        spec = by_name(provider)
+        for kind in spec.credentials.kinds if spec is not None else ():
+            if kind.used_for == "artifacts" and kind.kind in self.credentials:
+                return self.credentials[kind.kind].ref()
         return self.credential_ref(provider)
 
     def provider_config(self, provider: str) -> dict[str, Any]:
-        """Non-secret settings a provider needs for this session's writes (journaled with them)."""
-        out: dict[str, Any] = {}
-        section = self.config.providers.get(provider)
-        if section and section.base_url:
-            out["base_url"] = section.base_url
-        cred = self.credentials.get(provider)
-        if cred is not None and cred.base_url and "base_url" not in out:
-            out["base_url"] = cred.base_url
-        if provider == "github":
-            for name in ("GITHUB_STEP_SUMMARY", "GITHUB_API_URL", "ACTIONS_RUNTIME_TOKEN_PRESENT"):
-                if self.env.get(name):
-                    out[name.lower() if name != "GITHUB_STEP_SUMMARY" else "step_summary_path"] = self.env[name]
-            runtime = self.credentials.get(ACTIONS_RUNTIME)
-            if runtime is not None:  # the token itself travels as the upload's credential, never in here
-                out["actions_runtime_token_present"] = True
-                out["actions_results_url"] = runtime.base_url
-            for name, key in (("GITHUB_JOB", "github_job"), ("CI_SIDECAR_MATRIX", "artifact_matrix"),
-                              ("CI_SIDECAR_ARTIFACT_PREFIX", "artifact_prefix")):
-                if self.env.get(name):
-                    out[key] = self.env[name]
-        if provider == "s3" and self.object_store:
-            out.update(self.object_store)  # the daemon's settings: a session cannot redirect them
-        if self.config.ca_bundle:
-            out["ca_bundle"] = self.config.ca_bundle
-        return out
+        """Non-secret settings a provider needs for this session's writes (journaled with them), built from its
+        settings type (:func:`ci_sidecar.providers.settings.session_settings`)."""
+        return session_settings(
+            provider, section=self.config.providers.get(provider), env=self.env,
+            credential_urls={name: cred.base_url for name, cred in self.credentials.items()},
+            ca_bundle=self.config.ca_bundle, fixed=self.fixed_settings.get(provider))
 
     def provider_env(self, provider: str) -> ProviderEnv:
+        """The environment of an immediate call to *provider* (capabilities, lookups) with the session's token."""
         cred = self.credentials.get(provider)
-        return ProviderEnv(ci=self.ci, config=self.provider_config(provider),
-                           base_url=self.provider_config(provider).get("base_url"),
-                           token=cred.secret.reveal() if cred else None)
+        return ProviderEnv.build(self.ci, self.provider_config(provider), cred.ref() if cred else None,
+                                 cred.secret.reveal() if cred else None)
 
     def caps(self, provider: str) -> ProviderCaps:
         impl = self.providers.get(provider)
@@ -188,23 +174,13 @@ def output_root(config: Config, cwd: str, *, system_mode: bool, state_dir: str |
 
 def describe_roles(ci: CIContext, config: Config, env: Mapping[str, str], cwd: str) -> dict[str, ProviderCaps]:
     """The capability tiers a session with this context would get (for ``ci-sidecar doctor``)."""
-    from ci_sidecar.credentials import find_credentials
     from ci_sidecar.providers import Providers
 
     ctx = SessionContext(session_id="doctor", ci=ci, config=config, cwd=cwd,
                          output_root=output_root(config, cwd, system_mode=False, state_dir=None),
                          env=trim_env(env, config), providers=Providers())
-    for provider in {ci.provider} | ({ci.scm.provider} if ci.scm else set()):
-        if provider == "local":
-            continue
-        found = [c for c in find_credentials(provider, env, config, env.get("CREDENTIALS_DIRECTORY")) if c.base_url]
-        if found:
-            ctx.credentials[provider] = found[0]
-    from ci_sidecar.credentials import find_actions_runtime
-
-    runtime = find_actions_runtime(env) if ci.provider == "github" else None
-    if runtime is not None:
-        ctx.credentials[ACTIONS_RUNTIME] = runtime
+    wanted = {ci.provider} | ({ci.scm.provider} if ci.scm else set())
+    ctx.credentials.update(session_credentials(wanted, env, config, env.get("CREDENTIALS_DIRECTORY")))
     roles = {"ci": ctx.caps(ci.provider)}
     if ctx.scm_provider and ctx.scm_provider != ci.provider:
         roles["scm"] = ctx.caps(ctx.scm_provider)

@@ -9,7 +9,10 @@ from ci_sidecar.config import ConfigError, load_config, scm_hosts
 from ci_sidecar.credentials import find_credentials
 from ci_sidecar.providers import REGISTRY
 from ci_sidecar.providers.catalog import CATALOG, ci_names, code_host_names
-from ci_sidecar.service.session_context import trim_env
+from ci_sidecar.protocol.records import CIContext
+from ci_sidecar.providers.base import ProviderEnv
+from ci_sidecar.providers.github.settings import GitHubSettings
+from ci_sidecar.service.session_context import SessionContext, trim_env
 
 CI_LINES = [spec for spec in CATALOG if spec.role == "ci"]
 
@@ -57,3 +60,23 @@ def test_registry_and_names_follow_the_catalog() -> None:
     assert {s.name: s.impl for s in CATALOG if s.impl} == REGISTRY
     assert tuple(s.name for s in CATALOG if s.role != "store") == ci_names()
     assert set(code_host_names()) <= set(ci_names())
+
+
+def test_a_providers_own_knobs_are_configurable_and_reach_its_settings(tmp_path) -> None:
+    """``[providers.github] max_annotations`` (a knob GitHub's settings declare) is accepted, typed, merged
+    across layers and journaled with the writes; a knob no provider declares names the known ones."""
+    (tmp_path / "ci-sidecar.toml").write_text('[providers.github]\nmax_annotations = 5\nbase_url = "https://ghe.example/api/v3"\n')
+    loaded = load_config(env={"CI_SIDECAR_GITHUB_WORKSPACE": "/w"}, cwd=str(tmp_path))
+    section = loaded.config.providers["github"]
+    assert {"max_annotations": 5, "workspace": "/w"} == section.options
+    ctx = SessionContext(session_id="s", ci=CIContext(provider="github", sources={}), config=loaded.config,
+                         cwd=str(tmp_path), output_root=str(tmp_path), env={"GITHUB_STEP_SUMMARY": "/s.md"})
+    settings = GitHubSettings.of(ProviderEnv(ci=ctx.ci, config=ctx.provider_config("github")))
+    assert (5, "/w", "/s.md", "https://ghe.example/api/v3") == (
+        settings.max_annotations, settings.workspace, settings.step_summary_path, settings.base_url)
+    with pytest.raises(ConfigError) as err:
+        load_config(env={}, cwd=str(tmp_path), session_config={"providers": {"github": {"max_annotation": 5}}})
+    assert "providers.github.max_annotation" == err.value.key and "max_annotations" in err.value.reason
+    with pytest.raises(ConfigError) as err:  # what the job tells the provider is never configuration
+        load_config(env={}, cwd=str(tmp_path), session_config={"providers": {"github": {"step_summary_path": "/x"}}})
+    assert "providers.github.step_summary_path" == err.value.key

@@ -8,10 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from ci_sidecar.protocol.records import Counts, TestResult
+from ci_sidecar.config import Config
+from ci_sidecar.protocol.records import CIContext, Counts, TestResult
 from ci_sidecar.providers import REGISTRY, make_provider
 from ci_sidecar.providers.base import PostComment, PublishRun, RunSnapshot, SetStatus, UploadArtifact
 from ci_sidecar.providers.github import GitHubProvider, comment_marker
+from ci_sidecar.service.session_context import SessionContext
 
 from fakes.github import FakeGitHub
 
@@ -330,10 +332,13 @@ async def test_hostile_key_cannot_close_the_marker() -> None:
     assert marker.count("-->") == 1 and marker.endswith("-->")
 
 
-async def test_enterprise_base_url_from_config(gh_spec: Any, make_env: EnvBuilder) -> None:
+async def test_enterprise_api_url_from_the_job(gh_spec: Any, make_env: EnvBuilder) -> None:
+    """A GitHub Enterprise job's ``GITHUB_API_URL`` reaches the provider through the session's settings."""
     with FakeGitHub(gh_spec, prefix="/api/v3") as ghes:
         provider = GitHubProvider()
-        env = make_env(base_url=None, config={"GITHUB_API_URL": ghes.url})
+        session = SessionContext(session_id="s", ci=CIContext(provider="github", sources={}), config=Config(),
+                                 cwd="/", output_root="/tmp", env={"GITHUB_API_URL": ghes.url})
+        env = make_env(base_url=None, config=session.provider_config("github"))
         out = await provider.deliver(SetStatus(state="success", context="ci"), env, {})
         await provider.aclose()
         assert out.kind == "delivered", out

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from .._http import DEFAULT_PACING, HttpConfig, HttpError, HttpLayer
 from ..base import ProviderEnv
+from .settings import GitHubSettings
 
 __all__ = ["DEFAULT_API_URL", "API_VERSION", "bmp_safe", "token_kind", "not_accessible", "repo_path",
            "rest_layer", "rest_config", "max_annotations", "step_summary_path", "surrogate_safe"]
@@ -78,20 +79,18 @@ def rest_layer(*, pacing: tuple[tuple[int, float], ...] = DEFAULT_PACING) -> Htt
 
 
 def rest_config(env: ProviderEnv) -> HttpConfig:
-    """``base_url`` from the session, ``GITHUB_API_URL``, or api.github.com."""
-    base = env.base_url or env.config.get("GITHUB_API_URL") or DEFAULT_API_URL
+    """``base_url`` from the session, the job's ``GITHUB_API_URL``, or api.github.com."""
+    base = env.base_url or GitHubSettings.of(env).api_url or DEFAULT_API_URL
     return HttpConfig.from_env_config(str(base), env.config)
 
 
 def max_annotations(env: ProviderEnv) -> int:
     """The cap on failure annotations per check run (``max_annotations`` setting)."""
-    try:
-        return max(0, int(env.config.get("max_annotations", DEFAULT_MAX_ANNOTATIONS)))
-    except (TypeError, ValueError):
-        return DEFAULT_MAX_ANNOTATIONS
+    configured = GitHubSettings.of(env).max_annotations
+    return DEFAULT_MAX_ANNOTATIONS if configured is None else configured
 
 
 def step_summary_path(env: ProviderEnv) -> str | None:
     """``GITHUB_STEP_SUMMARY`` of the job, when the session runs inside GitHub Actions."""
-    path = env.config.get("step_summary_path")
-    return str(path) if path and env.ci.provider == "github" else None
+    path = GitHubSettings.of(env).step_summary_path
+    return path if path and env.ci.provider == "github" else None

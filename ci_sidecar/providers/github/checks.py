@@ -33,6 +33,7 @@ from ._api import (
     step_summary_path,
     token_kind,
 )
+from .settings import GitHubSettings
 from .statuses import run_status
 
 __all__ = ["publish", "conclusion"]
@@ -119,7 +120,7 @@ def _summary(data: ReportData, note: str | None) -> str:
 
 def _annotation(result: TestResult, env: ProviderEnv) -> dict[str, Any]:
     path = result.file or result.suite or result.classname or "tests"
-    workspace = str(env.config.get("workspace") or "")
+    workspace = GitHubSettings.of(env).workspace or ""
     if workspace and path.startswith(workspace.rstrip("/") + "/"):
         path = path[len(workspace.rstrip("/")) + 1:]
     path = path.removeprefix("./") or "tests"

@@ -31,7 +31,7 @@ log = logging.getLogger("ci_sidecar.providers.github")
 
 
 class GitHubProvider:
-    """GitHub REST v3 (``base_url`` from the session, ``GITHUB_API_URL``, or api.github.com)."""
+    """GitHub REST v3 (``base_url`` from the session, the job's ``GITHUB_API_URL``, or api.github.com)."""
 
     name: ClassVar[str] = "github"
 
@@ -128,8 +128,5 @@ class GitHubProvider:
 
 
 def _artifact_note(env: ProviderEnv) -> str:
-    if env.config.get("ACTIONS_RUNTIME_TOKEN") and env.config.get("ACTIONS_RESULTS_URL"):
-        return ("GitHub Actions artifact service upload (v4) is not implemented in this version; "
-                "configure the S3 artifact backend")
     return ("GitHub artifacts need ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL (not exposed to run: steps); "
             "configure the S3 artifact backend")

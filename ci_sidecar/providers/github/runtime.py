@@ -15,6 +15,7 @@ import msgspec
 from ci_sidecar.protocol.records import Tier
 
 from ..base import ProviderEnv
+from .settings import GitHubSettings
 
 __all__ = ["RuntimeIds", "parse_runtime_token", "origin", "unavailable_message", "actions_artifact_tier",
            "artifact_prefix", "github_artifact_name"]
@@ -79,7 +80,7 @@ def unavailable_message(env: ProviderEnv) -> str:
 
 def actions_artifact_tier(env: ProviderEnv) -> Tier | None:
     """The artifacts tier when this session has the runtime token and the results URL (else None)."""
-    if env.config.get("actions_results_url") and env.config.get("actions_runtime_token_present"):
+    if GitHubSettings.of(env).actions_results_url:  # set only when the session has the runtime token
         prefix = artifact_prefix(env)
         note = f"names prefixed {prefix}-" if prefix else "names are not prefixed (no GITHUB_JOB)"
         return Tier(kind="native", via="actions artifact service", note=note)
@@ -110,11 +111,11 @@ def _matrix_label(raw: str) -> str:
 
 def artifact_prefix(env: ProviderEnv) -> str:
     """``artifact_prefix`` when configured, else ``<GITHUB_JOB>[-<matrix values>]`` (may be empty)."""
-    explicit = env.config.get("artifact_prefix")
-    if explicit:
-        return _clean_prefix(str(explicit))
-    job = str(env.config.get("github_job") or env.ci.job or "")
-    matrix = env.config.get("artifact_matrix")
+    settings = GitHubSettings.of(env)
+    if settings.artifact_prefix:
+        return _clean_prefix(settings.artifact_prefix)
+    job = str(settings.github_job or env.ci.job or "")
+    matrix = settings.artifact_matrix
     label = _matrix_label(str(matrix)) if matrix else ""
     if label:
         # the matrix label may be long: keep a digest of the full label so two legs never collapse into one

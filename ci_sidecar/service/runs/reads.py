@@ -58,8 +58,8 @@ class RunReads(RunCore):
         cached = self._read_cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        env = ProviderEnv(ci=state.meta.ci or ctx.ci, config=ctx.provider_config(provider),
-                          base_url=cred.base_url, token=cred.secret.reveal())  # the token's own URL only
+        env = ProviderEnv.build(state.meta.ci or ctx.ci, ctx.provider_config(provider), cred.ref(),
+                                cred.secret.reveal())  # the token's own URL only
         got = None
         with trio.move_on_after(READ_BACK_DEADLINE_S):
             got = await reader.read_run(self.snapshot(state), env, dict(remote))

@@ -1,0 +1,145 @@
+"""A provider's settings as one typed Struct: what it may be configured with, what it reads from the job.
+
+Each provider declares a :class:`ProviderSettings` subclass (named in its catalog line). A session builds the
+settings of each write once, at ``initialize``, with :func:`session_settings`:
+
+* ``base_url`` from ``[providers.<name>] base_url``, else the URL the session's credential is bound to;
+* every field named in ``CONFIG_KEYS`` from the ``[providers.<name>]`` table (or ``CI_SIDECAR_<NAME>_<KEY>``):
+  the knobs a provider offers its users (``max_annotations``, ``artifact_prefix``...);
+* every field named in ``ENV_KEYS`` from the session's environment (``GITHUB_STEP_SUMMARY``...): what the job
+  tells the provider, never settable through configuration;
+* every field named in ``CREDENTIAL_URLS`` from the bound URL of a second credential of the session
+  (GitHub's Actions runtime token → ``actions_results_url``);
+* ``ca_bundle`` from the daemon's configuration, and for an object store the daemon's fixed settings.
+
+The result travels (and is journaled) with each write as plain data; a provider reads it back typed with
+``MySettings.of(env)``. Secrets never go here: they travel as the write's credential.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import msgspec
+
+if TYPE_CHECKING:
+    from .base import ProviderEnv
+
+__all__ = ["ProviderSettings", "settings_class", "session_settings"]
+
+_S = TypeVar("_S", bound="ProviderSettings")
+
+
+class ProviderSettings(msgspec.Struct, kw_only=True):
+    """Settings every provider understands (its HTTP layer reads them); subclasses add their own fields."""
+
+    base_url: str | None = None
+    ca_bundle: str | None = None
+    #: seconds per request
+    http_timeout: float | None = None
+    #: honour HTTPS_PROXY/NO_PROXY/SSL_CERT_FILE (tests against loopback fakes turn it off)
+    trust_env: bool | None = None
+    max_response_bytes: int | None = None
+    #: where the full report is published (linked from a summary or comment that had to be shortened)
+    full_report_url: str | None = None
+
+    #: fields a ``[providers.<name>]`` table may set, beside ``base_url``, ``token_env`` and ``credential``
+    CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset({"http_timeout", "full_report_url"})
+    #: field → the session's environment variable it is read from
+    ENV_KEYS: ClassVar[Mapping[str, str]] = {}
+    #: field → the credential kind (catalog ``CredentialKind.kind``) whose bound URL it holds
+    CREDENTIAL_URLS: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def of(cls: type[_S], env: ProviderEnv) -> _S:
+        """This write's settings, typed (unknown keys of older journals are ignored, values coerced)."""
+        config = env.config
+        if isinstance(config, cls):
+            return config
+        try:
+            return msgspec.convert(dict(config or {}), cls, strict=False)
+        except msgspec.ValidationError:
+            # a journaled value of another shape: keep what decodes, field by field
+            good = {}
+            for key, value in dict(config or {}).items():
+                try:
+                    msgspec.convert({key: value}, cls, strict=False)
+                except msgspec.ValidationError:
+                    continue
+                good[key] = value
+            return msgspec.convert(good, cls, strict=False)
+
+    @classmethod
+    def from_daemon_config(cls, config: Any) -> dict[str, Any] | None:
+        """Settings the daemon's own configuration fixes for every session (an object store's, from
+        ``[artifact_store]``); None: not configured. The base has none."""
+        return None
+
+    @classmethod
+    def check_config(cls, key: str, value: Any, *, strict: bool = True) -> str | None:
+        """Why *key* = *value* is not a valid knob of this provider's table (None: it is)."""
+        if key not in cls.CONFIG_KEYS:
+            known = ", ".join(sorted({"base_url", "token_env", "credential"} | cls.CONFIG_KEYS))
+            return f"unknown key (known: {known})"
+        try:
+            msgspec.convert({key: value}, cls, strict=strict)
+        except msgspec.ValidationError as exc:
+            return str(exc).split(" - at ")[0]
+        return None
+
+
+def settings_class(name: str) -> type[ProviderSettings]:
+    """The settings type of the catalog's provider *name* (its module imported now); the base type for a
+    provider whose line names none."""
+    from .catalog import by_name
+
+    spec = by_name(name)
+    if spec is None or spec.settings is None:
+        return ProviderSettings
+    module, _, cls = spec.settings.partition(":")
+    found = getattr(importlib.import_module(module), cls)
+    if not (isinstance(found, type) and issubclass(found, ProviderSettings)):
+        raise TypeError(f"{spec.settings} is not a ProviderSettings subclass")
+    return found
+
+
+def session_settings(
+    name: str,
+    *,
+    section: Any = None,
+    env: Mapping[str, str],
+    credential_urls: Mapping[str, str | None],
+    ca_bundle: str | None = None,
+    fixed: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The settings of provider *name* for one session's writes, as journaled data (see the module docstring).
+
+    Args:
+        section: the session's ``[providers.<name>]`` (a ``ProviderConfig``), or None.
+        env: the session's (trimmed) environment.
+        credential_urls: credential kind → the URL the session's credential of that kind is bound to
+            (the provider's own name for its token).
+        fixed: settings the daemon fixes and no session can change (the ``[artifact_store]``).
+    """
+    cls = settings_class(name)
+    out: dict[str, Any] = {}
+    base_url = getattr(section, "base_url", None) or credential_urls.get(name)
+    if base_url:
+        out["base_url"] = base_url
+    extra = getattr(section, "options", None) or {}
+    for key in cls.CONFIG_KEYS:
+        if extra.get(key) is not None:
+            out[key] = extra[key]
+    for key, var in cls.ENV_KEYS.items():
+        if env.get(var):
+            out[key] = env[var]
+    for key, kind in cls.CREDENTIAL_URLS.items():
+        if credential_urls.get(kind):
+            out[key] = credential_urls[kind]
+    if fixed:
+        out.update(fixed)  # the daemon's settings: a session cannot redirect them
+    if ca_bundle:
+        out["ca_bundle"] = ca_bundle
+    return out
