@@ -7,7 +7,8 @@ Sources in increasing precedence:
 4. ``--config PATH``;
 5. ``CI_SIDECAR_*`` environment variables (``CI_SIDECAR_OUTPUT_DIR``, ``CI_SIDECAR_GITHUB_BASE_URL``,
    ``CI_SIDECAR_CONTEXT_PR_NUMBER``...);
-6. ``initialize.config`` of the session.
+6. the daemon's command-line flags (``--state-dir``, ``--idle-timeout``...), validated like any layer;
+7. ``initialize.config`` of the session.
 The standard ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are defaults below all of them.
 A session's ``initialize.config`` cannot set ``DAEMON_ONLY_KEYS`` (paths of the daemon, limits, source roots,
 proxy and CA bundle): those would let one client redirect or widen what the daemon does for everyone.
@@ -145,6 +146,8 @@ class LoadedConfig(msgspec.Struct, kw_only=True):
     config: Config
     files: list[str] = []
     origins: dict[str, str] = {}
+    #: the ``--config PATH`` it was loaded with (a session's configuration is loaded with it too)
+    config_path: str | None = None
 
 
 class ConfigError(ValueError):
@@ -416,6 +419,7 @@ def load_config(
     config_path: str | None = None,
     session_config: Mapping[str, Any] | None = None,
     system_mode: bool = False,
+    flags: Mapping[str, Any] | None = None,
 ) -> LoadedConfig:
     """Merge every configuration source (see the module docstring) into a ``Config``.
 
@@ -425,6 +429,8 @@ def load_config(
         config_path: ``--config PATH``; it must exist.
         session_config: ``initialize.config`` of a session (``DAEMON_ONLY_KEYS`` are refused).
         system_mode: read ``SYSTEM_CONFIG_PATH`` too (the daemon runs as a system service).
+        flags: the daemon's command-line flags as config keys (``{"idle_timeout_s": 5.0}``); None values are
+            flags not given.
 
     Raises:
         ConfigError: a file is unreadable or not TOML, or a key is unknown or has an invalid value.
@@ -448,6 +454,10 @@ def load_config(
     _merge(merged, _resolve_paths(env_data, Path(cwd)), "", {})
     origins.update({key: f"env:{var}" for key, var in env_names.items()})
 
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    if given:
+        _merge(merged, _resolve_paths(_validate_layer(given, "command line"), Path(cwd)), "command line", origins)
+
     if session_config:
         _merge(merged, _resolve_paths(_validate_layer(session_config, "initialize.config", forbidden=DAEMON_ONLY_KEYS), Path(cwd)),
                "initialize.config", origins)
@@ -457,7 +467,7 @@ def load_config(
         config = msgspec.convert(merged, Config, strict=False)
     except msgspec.ValidationError as exc:  # layers are valid one by one; this is a safety net
         raise ConfigError("merged configuration", *_error_key("", exc)) from None
-    return LoadedConfig(config=config, files=files, origins=origins)
+    return LoadedConfig(config=config, files=files, origins=origins, config_path=config_path)
 
 
 # --- helpers for the rest of the daemon ----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Wires the layers together for ``ci-sidecar serve``: options → services → transport → trio.run."""
+"""Wires the layers together for ``ci-sidecar serve``: configuration (flags on top) → services → transport → trio.run."""
 
 from __future__ import annotations
 
@@ -6,45 +6,51 @@ import argparse
 import logging
 import os
 
+import msgspec
 import trio
 
 from ci_sidecar import paths
-from ci_sidecar.rpc.server import Daemon, DaemonOptions
+from ci_sidecar.config import LoadedConfig, load_config
+from ci_sidecar.rpc.server import Daemon
 
 __all__ = ["run", "build_daemon", "CannotServe"]
 
 log = logging.getLogger("ci_sidecar.daemon")
 
 
-def _env_float(name: str) -> float | None:
-    value = os.environ.get(name)
-    try:
-        return float(value) if value else None
-    except ValueError:
-        raise SystemExit(f"ci-sidecar: {name}={value!r} is not a number") from None
-
-
 class CannotServe(Exception):
     """The daemon cannot start; the message is for the user (the CLI prints it and exits 2)."""
 
 
-def options_from_args(args: argparse.Namespace) -> DaemonOptions:
-    opts = DaemonOptions(debug_methods=args.debug_methods, system_mode=args.system, config_path=args.config)
-    idle = args.idle_timeout if args.idle_timeout is not None else _env_float("CI_SIDECAR_IDLE_TIMEOUT")
-    opts.idle_timeout_s = idle or 0.0
-    if args.max_body_bytes:
-        opts.max_body_bytes = args.max_body_bytes
-    if args.max_header_bytes:
-        opts.max_header_bytes = args.max_header_bytes
-    opts.state_dir = paths.state_dir(args.state_dir, system=args.system)
-    return opts
+def config_from_args(args: argparse.Namespace) -> LoadedConfig:
+    """The daemon's configuration: every source of :func:`ci_sidecar.config.load_config`, the flags on top.
+
+    The state dir falls back to systemd's ``$STATE_DIRECTORY``, then the platform's state dir. Raises
+    ``ConfigError``.
+    """
+    flags = {
+        "state_dir": args.state_dir,
+        "socket": args.socket or None,
+        "idle_timeout_s": args.idle_timeout,
+        "max_body_bytes": args.max_body_bytes or None,
+        "max_header_bytes": args.max_header_bytes or None,
+        "system_mode": True if args.system else None,
+    }
+    if args.idle_timeout is None and os.environ.get("CI_SIDECAR_IDLE_TIMEOUT"):  # the older name of the variable
+        flags["idle_timeout_s"] = os.environ["CI_SIDECAR_IDLE_TIMEOUT"]
+    loaded = load_config(env=os.environ, cwd=os.getcwd(), config_path=args.config, system_mode=args.system,
+                         flags=flags)
+    config = loaded.config
+    if not config.state_dir:
+        loaded.config = msgspec.structs.replace(config, state_dir=paths.state_dir(None, system=config.system_mode))
+    return loaded
 
 
-def build_daemon(opts: DaemonOptions) -> Daemon:
+def build_daemon(loaded: LoadedConfig, *, debug_methods: bool = False) -> Daemon:
     """The daemon with every service layer this build has."""
     from ci_sidecar.service.app import build_services
 
-    return Daemon(opts, build_services(opts))
+    return Daemon(loaded.config, build_services(loaded), debug_methods=debug_methods)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,11 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from ci_sidecar.service.store import StateLocked
     from ci_sidecar.state import StateError
 
-    opts = options_from_args(args)
     try:
+        loaded = config_from_args(args)
         if args.stdio:
-            return _run_stdio(opts)
-        return _run_socket(opts, args.socket or None)
+            return _run_stdio(loaded, args.debug_methods)
+        return _run_socket(loaded, args.debug_methods)
     except (ConfigError, StateLocked, StateError) as exc:
         raise CannotServe(str(exc)) from None
     except CannotServe:
@@ -66,22 +72,23 @@ def run(args: argparse.Namespace) -> int:
         raise CannotServe(f"cannot serve: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")) from None
 
 
-def _run_stdio(opts: DaemonOptions) -> int:
+def _run_stdio(loaded: LoadedConfig, debug_methods: bool) -> int:
     from ci_sidecar.transport.stdio import StdioUnavailable, open_stdio_stream
 
-    daemon = build_daemon(opts)  # first, so config/state errors are reported before stdio is taken
+    daemon = build_daemon(loaded, debug_methods=debug_methods)  # first: config/state errors before stdio is taken
     try:
         stream = open_stdio_stream()
     except StdioUnavailable as exc:
         raise CannotServe(str(exc)) from None
-    log.info("serving on stdio (pid %d, state %s)", os.getpid(), opts.state_dir)
+    log.info("serving on stdio (pid %d, state %s)", os.getpid(), loaded.config.state_dir)
     return trio.run(daemon.serve_stdio, stream)
 
 
-def _run_socket(opts: DaemonOptions, socket_path: str | None) -> int:
+def _run_socket(loaded: LoadedConfig, debug_methods: bool) -> int:
     from ci_sidecar.transport import systemd
     from ci_sidecar.transport.unix import AlreadyRunning, SocketPathError, bind_unix_listener, listener_from_fd_socket
 
+    config = loaded.config
     activated = systemd.listen_fds()
     notifier = systemd.Notifier.from_env(unset=True)  # children must not inherit NOTIFY_SOCKET
 
@@ -90,10 +97,9 @@ def _run_socket(opts: DaemonOptions, socket_path: str | None) -> int:
         if activated:
             # systemd owns the socket: its mode and group decide who may connect
             listeners = [listener_from_fd_socket(s) for s in activated]
-            opts.check_peer_uid = False
             where = f"{len(listeners)} socket(s) from systemd"
         else:
-            path = socket_path or paths.default_socket_path(system=opts.system_mode)
+            path = config.socket or paths.default_socket_path(system=config.system_mode)
             try:
                 server_socket = await bind_unix_listener(path)
             except (AlreadyRunning, SocketPathError) as exc:
@@ -102,14 +108,15 @@ def _run_socket(opts: DaemonOptions, socket_path: str | None) -> int:
             where = server_socket.path
         try:
             # after the socket lock: a second daemon on the same path hears about the socket first
-            daemon = build_daemon(opts)
+            daemon = build_daemon(loaded, debug_methods=debug_methods)
+            daemon.check_peer_uid = not activated  # systemd owns an activated socket: its mode decides
         except BaseException:
             if server_socket is not None:
                 server_socket.close()
             raise
 
         def ready() -> None:
-            log.info("serving on %s (pid %d, state %s)", where, os.getpid(), opts.state_dir)
+            log.info("serving on %s (pid %d, state %s)", where, os.getpid(), config.state_dir)
             notifier.ready(f"serving on {where}")
 
         try:

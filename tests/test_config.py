@@ -179,3 +179,23 @@ class TestHelpers:
     def test_user_config_file_follows_xdg(self, tmp_path: Path) -> None:
         """The user config file lives under $XDG_CONFIG_HOME/ci-sidecar."""
         assert user_config_file({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "ci-sidecar" / "ci-sidecar.toml"
+
+
+def test_serve_flags_are_the_top_layer_of_the_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` flags win over the environment and files; what a file says about the daemon (frame limits,
+    idle timeout, state dir) is used when no flag says otherwise."""
+    from ci_sidecar.cli import build_parser
+    from ci_sidecar.daemon_main import config_from_args
+
+    (tmp_path / "ci-sidecar.toml").write_text('max_body_bytes = 4096\nidle_timeout_s = 9\nstate_dir = "st"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CI_SIDECAR_STATE_DIR", raising=False)
+    monkeypatch.setenv("CI_SIDECAR_IDLE_TIMEOUT_S", "7")
+    loaded = config_from_args(build_parser().parse_args(["serve", "--idle-timeout", "3"]))
+    config = loaded.config
+    assert (3.0, 4096, str(tmp_path / "st")) == (config.idle_timeout_s, config.max_body_bytes, config.state_dir)
+    assert "command line" == loaded.origins["idle_timeout_s"]
+    with pytest.raises(ConfigError) as err:
+        config_from_args(build_parser().parse_args(["serve", "--idle-timeout", "-1"]))
+    assert ("command line", "idle_timeout_s") == (err.value.file, err.value.key)

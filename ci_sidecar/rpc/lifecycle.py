@@ -115,7 +115,7 @@ async def status(call: Call, p: NoParams) -> StatusResult:
         outbox=extra.get("outbox", {"pending": 0, "failed": 0}),
         providers=extra.get("providers", {}),
         counters=dict(daemon.counters),
-        state_dir=daemon.options.state_dir,
+        state_dir=daemon.config.state_dir,
     )
 
 

@@ -14,43 +14,28 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
 import trio
 
+from ci_sidecar.config import Config
 from ci_sidecar.protocol.errors import InvalidRequest
 from ci_sidecar.protocol.methods import METHODS
-from ci_sidecar.transport.framing import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, encode_frame
+from ci_sidecar.transport.framing import encode_frame
 from ci_sidecar.transport.unix import peer_credentials
 
 from .envelope import encode_error
 from .ordering import KeyedGate
 from .session import Handler, Session
 
-__all__ = ["DaemonOptions", "Daemon", "Service"]
+__all__ = ["Daemon", "Service"]
 
 log = logging.getLogger("ci_sidecar.daemon")
 
 _STOP_BUDGET_S = 4.5
 #: notifications the session itself handles (no handler function)
 SESSION_NATIVE = frozenset({"initialized", "exit", "$/cancelRequest"})
-
-
-@dataclass
-class DaemonOptions:
-    """How the daemon serves (the CLI fills this from flags, env and config)."""
-
-    debug_methods: bool = False
-    idle_timeout_s: float = 0.0  # 0 = never
-    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    request_drain_s: float = 30.0  # how long a disconnected session's in-flight requests may still run
-    state_dir: str | None = None
-    system_mode: bool = False
-    config_path: str | None = None
-    check_peer_uid: bool = True
 
 
 class Service(Protocol):
@@ -66,12 +51,23 @@ class Service(Protocol):
 
 
 class Daemon:
-    """Shared state of all sessions plus the serving loop."""
+    """Shared state of all sessions plus the serving loop.
 
-    def __init__(self, options: DaemonOptions, services: Iterable[Service] = ()) -> None:
+    How it serves (idle timeout, frame limits, state dir) comes from its ``Config``, command-line flags being
+    that configuration's top layer; only what no configuration may set is an argument: ``debug_methods``
+    (``sidecar/debug/*``, for tests).
+    """
+
+    #: how long a disconnected session's in-flight requests may still run
+    request_drain_s = 30.0
+
+    def __init__(self, config: Config, services: Iterable[Service] = (), *, debug_methods: bool = False) -> None:
         from .lifecycle import lifecycle_handlers
 
-        self.options = options
+        self.config = config
+        self.debug_methods = debug_methods
+        #: only our own uid may connect, unless systemd owns the socket (its mode and group decide then)
+        self.check_peer_uid = True
         self.services = list(services)
         self.handlers: dict[str, Handler] = dict(lifecycle_handlers())
         for service in self.services:
@@ -105,7 +101,7 @@ class Daemon:
     def served_methods(self) -> list[str]:
         """Methods this daemon answers (debug methods only with --debug-methods)."""
         names = set(self.handlers) | SESSION_NATIVE
-        return sorted(n for n in names if self.options.debug_methods or not METHODS[n].debug_only)
+        return sorted(n for n in names if self.debug_methods or not METHODS[n].debug_only)
 
     def request_stop(self, exit_code: int | None = None) -> None:
         """Begin the stop sequence (idempotent; the first exit code given wins)."""
@@ -123,7 +119,7 @@ class Daemon:
             for service in self.services:
                 await root.start(service.run)
             root.start_soon(self._watch_signals)
-            if self.options.idle_timeout_s > 0:
+            if self.config.idle_timeout_s > 0:
                 root.start_soon(self._watch_idle)
             async with trio.open_nursery() as sessions:
                 self._sessions_nursery = sessions
@@ -208,7 +204,7 @@ class Daemon:
             cred = peer_credentials(stream.socket)
         except OSError:
             cred = None
-        if self.options.check_peer_uid and cred is not None and cred.uid != os.geteuid():
+        if self.check_peer_uid and cred is not None and cred.uid != os.geteuid():
             log.warning("refused connection from uid %d (pid %d): only uid %d may connect",
                         cred.uid, cred.pid, os.geteuid())
             self.count("refused_peers")
@@ -230,7 +226,7 @@ class Daemon:
                 self.request_stop(0)
 
     async def _watch_idle(self) -> None:
-        timeout = self.options.idle_timeout_s
+        timeout = self.config.idle_timeout_s
         while True:
             await trio.sleep(min(1.0, timeout / 4))
             idle_for = time.monotonic() - self._last_activity

@@ -198,8 +198,8 @@ class Session:
     async def run(self) -> None:
         """Serve the connection until EOF, ``exit``, a framing error or daemon stop."""
         daemon = self.daemon
-        parser = FrameParser(max_header_bytes=daemon.options.max_header_bytes,
-                             max_body_bytes=daemon.options.max_body_bytes)
+        parser = FrameParser(max_header_bytes=daemon.config.max_header_bytes,
+                             max_body_bytes=daemon.config.max_body_bytes)
         reader = FrameReader(self.stream, parser)
         try:
             async with trio.open_nursery() as nursery:
@@ -238,7 +238,7 @@ class Session:
         """Let in-flight requests finish; on daemon stop, cancel what outlives the grace period."""
         if not self._inflight:
             return
-        grace = _STOP_GRACE_S if self.daemon.stopping else self.daemon.options.request_drain_s
+        grace = _STOP_GRACE_S if self.daemon.stopping else self.daemon.request_drain_s
         with trio.move_on_after(grace):
             while self._inflight:
                 await trio.sleep(0.01)
@@ -286,7 +286,7 @@ class Session:
         req = element
         spec = METHODS.get(req.method)
         handler = self.daemon.handlers.get(req.method)
-        if spec is not None and spec.debug_only and not self.daemon.options.debug_methods:
+        if spec is not None and spec.debug_only and not self.daemon.debug_methods:
             spec = handler = None
 
         if req.is_notification:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ci_sidecar import cienv
-from ci_sidecar.config import Config, ConfigError, context_overrides, load_config, scm_hosts
+from ci_sidecar.config import Config, ConfigError, LoadedConfig, context_overrides, load_config, scm_hosts
 from ci_sidecar.credentials import Credential, find_credentials, session_credentials
 from ci_sidecar.delivery.outbox import Entry, Outbox
 from ci_sidecar.logs import register_secret
@@ -45,7 +45,6 @@ from .source_paths import SourcePolicy
 from .store import StateStore
 
 if TYPE_CHECKING:
-    from ci_sidecar.rpc.server import DaemonOptions
     from ci_sidecar.rpc.session import Call, Session
 
 __all__ = ["CoreService", "build_services"]
@@ -59,11 +58,12 @@ SHUTDOWN_FLUSH_S = 20.0  # under systemd's TimeoutStopSec with room to spare
 class CoreService:
     """Runs, statuses, comments and their delivery, for every session of the daemon."""
 
-    def __init__(self, options: DaemonOptions, daemon_config: Config) -> None:
-        self.options = options
+    def __init__(self, loaded: LoadedConfig) -> None:
+        daemon_config = loaded.config
         self.daemon_config = daemon_config
+        self.config_path = loaded.config_path
         self.providers = Providers()
-        self.store = StateStore(options.state_dir or ".")
+        self.store = StateStore(daemon_config.state_dir or ".")
         self.outbox = Outbox(self.providers, append=self.store.append, commit=self.store.commit,
                              env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log)
         self.runs = RunService(self.store, self.outbox, abandon_timeout_s=daemon_config.abandon_timeout_s,
@@ -168,8 +168,8 @@ class CoreService:
         cwd = session.cwd or os.getcwd()
         try:
             loaded = await trio.to_thread.run_sync(lambda: load_config(
-                env=env, cwd=cwd, config_path=self.options.config_path, session_config=session.config,
-                system_mode=self.options.system_mode))
+                env=env, cwd=cwd, config_path=self.config_path, session_config=session.config,
+                system_mode=self.daemon_config.system_mode))
         except ConfigError as exc:
             path = f"$.config.{exc.key}" if exc.file == "initialize.config" and exc.key else f"{exc.file}:{exc.key or ''}"
             raise E.InvalidParams(path, exc.reason) from None
@@ -193,13 +193,13 @@ class CoreService:
             raise E.InvalidParams("$.config.context", str(exc)) from None
         ctx = SessionContext(
             session_id=session_id or "daemon", ci=ci, config=config, cwd=cwd,
-            output_root=output_root(config, cwd, system_mode=self.options.system_mode,
-                                    state_dir=self.options.state_dir),
+            output_root=output_root(config, cwd, system_mode=self.daemon_config.system_mode,
+                                    state_dir=self.daemon_config.state_dir),
             env=trim_env(env, config), providers=self.providers,
         )
         ctx.sources = SourcePolicy.for_session(
             cwd, config.source_roots,
-            forbidden=[self.options.state_dir, os.environ.get("CREDENTIALS_DIRECTORY")])
+            forbidden=[self.daemon_config.state_dir, os.environ.get("CREDENTIALS_DIRECTORY")])
         credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         wanted = {ci.provider} | ({ci.scm.provider} if ci.scm else set())
         ctx.credentials.update(session_credentials(wanted, env, config, credentials_dir,
@@ -305,9 +305,7 @@ class CoreService:
                 log.exception("maintenance failed; will try again")
 
 
-def build_services(options: DaemonOptions) -> list[Any]:
+def build_services(loaded: LoadedConfig) -> list[Any]:
     """The daemon's service layers (the CLI reports a config or state error and exits)."""
-    loaded = load_config(env=os.environ, cwd=os.getcwd(), config_path=options.config_path,
-                         system_mode=options.system_mode)
-    Path(options.state_dir or ".").mkdir(parents=True, exist_ok=True, mode=0o700)
-    return [CoreService(options, loaded.config)]
+    Path(loaded.config.state_dir or ".").mkdir(parents=True, exist_ok=True, mode=0o700)
+    return [CoreService(loaded)]

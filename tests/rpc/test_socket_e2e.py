@@ -142,8 +142,13 @@ def test_bad_clients_never_affect_others(daemon: DaemonProcess) -> None:
     assert daemon.proc.poll() is None
 
 
-def test_body_limit_is_exact_and_configurable(short_tmp: Path, env: dict[str, str]) -> None:
-    d = DaemonProcess.start(short_tmp / "l.sock", env, extra=["--max-body-bytes", "2000"])
+@pytest.mark.parametrize("how", ["flag", "config"])
+def test_body_limit_is_exact_and_configurable(short_tmp: Path, env: dict[str, str], how: str) -> None:
+    """The body limit is exact, set by ``--max-body-bytes`` or by the configuration (flags are its top layer)."""
+    if how == "config":
+        env = {**env, "CI_SIDECAR_MAX_BODY_BYTES": "2000"}
+    extra = ["--max-body-bytes", "2000"] if how == "flag" else []
+    d = DaemonProcess.start(short_tmp / "l.sock", env, extra=extra)
     try:
         raw = RawConnection(d.path)
         raw.initialize()
