@@ -1,14 +1,7 @@
 """``ci-sidecar doctor --check``: prove that the tokens found here can do what the chosen tiers need.
 
-Read-only by default and trace-free: ``GET /rate_limit`` (does not count against the limit) proves the token is
-accepted and shows a classic token's scopes (``x-oauth-scopes``); ``GET /repos/{owner}/{repo}`` proves the
-repository is visible and, for user tokens, shows the permissions (``push`` is what statuses need); the Actions
-runtime token is proven with a ``ListArtifacts`` call to the results service and URL lookup with the REST
-artifact list. What cannot be proven without writing — creating a check run with an App/Actions token, a
-comment or status with a fine-grained token — is reported ``unproven``; ``--write`` proves it by doing it once,
-visibly named: a check run "ci-sidecar doctor" created and completed (conclusion ``neutral``), a commit status
-with context ``ci-sidecar/doctor``, a PR comment created and deleted again.
-
+Each provider of the session (ci and scm) that has the ``ProbesAccess`` capability proves its own access
+(GitHub's probes: :mod:`ci_sidecar.providers.github.doctor`); the others are reported ``skipped``.
 Every result is ``proven``, ``failed``, ``unproven`` or ``skipped``; the command exits 1 when one ``failed``.
 No token value appears in the report (the HTTP layer redacts, and the whole report is redacted again).
 """
@@ -17,261 +10,18 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Mapping
-from typing import Any, Literal
-from urllib.parse import quote
+from typing import Any
 
 import msgspec
 import trio
 
-from ci_sidecar.credentials import Credential, find_actions_runtime, find_credentials, redact
-from ci_sidecar.protocol.records import CIContext
+from ci_sidecar.credentials import find_kind, find_credentials, redact
+from ci_sidecar.providers import Providers
+from ci_sidecar.providers.base import CheckItem, CheckReport, ProbesAccess
+from ci_sidecar.providers.catalog import by_name
 
-__all__ = ["CheckItem", "CheckReport", "check_github", "run_check", "format_check"]
-
-Result = Literal["proven", "failed", "unproven", "skipped"]
-DOCTOR_CHECK_NAME = "ci-sidecar doctor"
-DOCTOR_STATUS_CONTEXT = "ci-sidecar/doctor"
-_STATUS_SCOPES = {"repo", "repo:status"}
-_COMMENT_SCOPES = {"repo"}
-
-
-class CheckItem(msgspec.Struct, kw_only=True):
-    """One thing doctor tried to prove."""
-
-    name: str
-    result: Result
-    detail: str
-
-
-class CheckReport(msgspec.Struct, kw_only=True):
-    """What ``--check`` found for one provider."""
-
-    provider: str
-    tier: str | None = None
-    write: bool = False
-    items: list[CheckItem] = []
-
-    @property
-    def ok(self) -> bool:
-        return all(i.result != "failed" for i in self.items)
-
-
-def _scopes(header: str | None) -> set[str] | None:
-    if header is None:
-        return None
-    return {s.strip() for s in header.split(",") if s.strip()}
-
-
-class _Probe:
-    """Runs the GitHub probes with one token; collects items."""
-
-    def __init__(self, api: Any, report: CheckReport) -> None:
-        self.api = api
-        self.report = report
-
-    def add(self, name: str, result: Result, detail: str) -> None:
-        self.report.items.append(CheckItem(name=name, result=result, detail=self.api.redact(detail)))
-
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        from ci_sidecar.providers._http import HttpError
-
-        try:
-            return await self.api.request("GET", path, params=params)
-        except HttpError as err:
-            return err
-
-
-async def check_github(
-    ci: CIContext,
-    env: Mapping[str, str],
-    token: str | None,
-    *,
-    base_url: str,
-    write: bool = False,
-    trust_env: bool = True,
-) -> CheckReport:
-    """Prove (read-only unless ``write``) what the GitHub tiers chosen for this token need."""
-    from ci_sidecar.providers._http import HttpConfig, HttpError, HttpLayer
-    from ci_sidecar.providers.github import API_VERSION, token_kind
-
-    kind = token_kind(token)
-    tier = {"pat": "commit status", "none": "job summary"}.get(kind, "check run")
-    report = CheckReport(provider="github", tier=tier, write=write)
-    layer = HttpLayer("github", default_headers={"Accept": "application/vnd.github+json",
-                                                 "X-GitHub-Api-Version": API_VERSION})
-    config = HttpConfig.from_env_config(base_url, {"trust_env": trust_env})
-    api = layer.session(config, token, None)
-    probe = _Probe(api, report)
-    try:
-        repo = ci.repository if ci.repository and ci.repository.count("/") == 1 else None
-        repo_path = "/repos/" + "/".join(quote(p, safe="") for p in repo.split("/")) if repo else None
-        sha = ci.head_sha or ci.commit_sha
-        step = env.get("GITHUB_STEP_SUMMARY")
-        if step:
-            writable = os.access(step, os.W_OK) or (not os.path.exists(step)
-                                                     and os.access(os.path.dirname(step) or ".", os.W_OK))
-            probe.add("job summary", "proven" if writable else "failed",
-                      f"{step} is {'writable' if writable else 'not writable'}")
-        elif tier == "job summary":
-            probe.add("job summary", "failed", "no GitHub token and no GITHUB_STEP_SUMMARY: nothing can be reported")
-        if token:
-            scopes, permissions, private = await _identity(probe, repo_path, base_url)
-            if tier == "check run" and repo_path and sha:
-                await _check_runs(probe, repo_path, sha, write)
-            elif tier == "commit status" and repo_path and sha:
-                await _statuses(probe, repo_path, sha, scopes, permissions, private, write)
-            elif tier != "job summary":
-                probe.add(tier, "failed", "no repository or commit SHA detected to report on")
-            if repo_path and ci.pr_number:
-                await _comments(probe, repo_path, ci.pr_number, kind, scopes, write)
-            if repo_path and ci.build_id:
-                got = await probe.get(f"{repo_path}/actions/runs/{quote(ci.build_id, safe='')}/artifacts",
-                                      {"per_page": 1})
-                if isinstance(got, HttpError):
-                    probe.add("artifact URL lookup", "failed", f"listing this run's artifacts: {got.provider_message}")
-                else:
-                    probe.add("artifact URL lookup", "proven", "the token can list this run's artifacts")
-        await _runtime(probe, env, layer, trust_env)
-    finally:
-        await layer.aclose()
-    return report
-
-
-async def _identity(probe: _Probe, repo_path: str | None, base_url: str) -> tuple[set[str] | None, dict | None, bool]:
-    from ci_sidecar.providers._http import HttpError
-
-    got = await probe.get("/rate_limit")
-    if isinstance(got, HttpError):
-        probe.add("token", "failed", f"{base_url} refused the token: {got.provider_message}")
-        return None, None, True
-    scopes = _scopes(got.headers.get("x-oauth-scopes"))
-    limit = got.headers.get("x-ratelimit-limit")
-    extra = f"; classic scopes: {', '.join(sorted(scopes)) or '(none)'}" if scopes is not None else ""
-    probe.add("token", "proven", f"accepted by {base_url} (rate limit {limit or '?'}/h{extra})")
-    if repo_path is None:
-        probe.add("repository", "failed", "no owner/repo detected")
-        return scopes, None, True
-    got = await probe.get(repo_path)
-    if isinstance(got, HttpError):
-        probe.add("repository", "failed", f"{repo_path[7:]} is not visible to this token: {got.provider_message}")
-        return scopes, None, True
-    body = got.json() or {}
-    permissions = body.get("permissions") if isinstance(body.get("permissions"), dict) else None
-    private = bool(body.get("private", True))
-    shown = ", ".join(k for k, v in (permissions or {}).items() if v) or "not shown for this token kind"
-    accepted = got.headers.get("x-accepted-github-permissions")
-    note = f"; endpoint accepts {accepted}" if accepted else ""
-    probe.add("repository", "proven", f"{repo_path[7:]} is visible (permissions: {shown}{note})")
-    return scopes, permissions, private
-
-
-async def _check_runs(probe: _Probe, repo_path: str, sha: str, write: bool) -> None:
-    from ci_sidecar.providers._http import HttpError
-
-    if not write:
-        got = await probe.get(f"{repo_path}/commits/{quote(sha, safe='')}/check-runs", {"per_page": 1})
-        read = "check runs of the commit are readable; " if not isinstance(got, HttpError) else ""
-        probe.add("check run", "unproven",
-                  f"{read}creating one needs checks: write, which GitHub shows nowhere without writing: run "
-                  f"`ci-sidecar doctor --check --write` (creates and completes a check run named '{DOCTOR_CHECK_NAME}')")
-        return
-    body = {"name": DOCTOR_CHECK_NAME, "head_sha": sha, "status": "in_progress", "external_id": "ci-sidecar-doctor",
-            "output": {"title": "Proving write access", "summary": "Created by `ci-sidecar doctor --check --write`."}}
-    try:
-        created = (await probe.api.request("POST", f"{repo_path}/check-runs", json_body=body)).json() or {}
-        done = {"status": "completed", "conclusion": "neutral",
-                "output": {"title": "Write access proven", "summary": "`ci-sidecar doctor` can create and complete "
-                                                                      "check runs here; this run can be ignored."}}
-        await probe.api.request("PATCH", f"{repo_path}/check-runs/{created.get('id')}", json_body=done)
-    except HttpError as err:
-        probe.add("check run", "failed", f"creating a check run was refused: {err.provider_message} "
-                                         "(needs a GitHub App or Actions token with checks: write)")
-        return
-    probe.add("check run", "proven", f"created and completed check run {created.get('html_url') or created.get('id')}")
-
-
-async def _statuses(probe: _Probe, repo_path: str, sha: str, scopes: set[str] | None, permissions: dict | None,
-                    private: bool, write: bool) -> None:
-    from ci_sidecar.providers._http import HttpError
-
-    if scopes is not None and permissions is not None and not write:
-        wanted = _STATUS_SCOPES | ({"public_repo"} if not private else set())
-        if not scopes & wanted:
-            probe.add("commit status", "failed", f"the token's scopes ({', '.join(sorted(scopes)) or 'none'}) "
-                                                 f"include none of {', '.join(sorted(wanted))}")
-        elif not permissions.get("push"):
-            probe.add("commit status", "failed", "the token's user has no push (write) access to the repository")
-        else:
-            probe.add("commit status", "proven", "scope and push access allow creating commit statuses")
-        return
-    if not write:
-        probe.add("commit status", "unproven", "fine-grained tokens show no permissions: run "
-                                               f"`ci-sidecar doctor --check --write` (sets status '{DOCTOR_STATUS_CONTEXT}')")
-        return
-    body = {"state": "success", "context": DOCTOR_STATUS_CONTEXT, "description": "write access proven by ci-sidecar doctor"}
-    try:
-        await probe.api.request("POST", f"{repo_path}/statuses/{quote(sha, safe='')}", json_body=body)
-    except HttpError as err:
-        probe.add("commit status", "failed", f"setting a commit status was refused: {err.provider_message}")
-        return
-    probe.add("commit status", "proven", f"set commit status '{DOCTOR_STATUS_CONTEXT}' on {sha[:12]}")
-
-
-async def _comments(probe: _Probe, repo_path: str, pr: int, kind: str, scopes: set[str] | None, write: bool) -> None:
-    from ci_sidecar.providers._http import HttpError
-
-    path = f"{repo_path}/issues/{pr}/comments"
-    if write:
-        try:
-            made = (await probe.api.request("POST", path, json_body={
-                "body": "<!-- ci-sidecar:doctor -->\nci-sidecar doctor: proving write access (deleted right away)."
-            })).json() or {}
-            await probe.api.request("DELETE", f"{repo_path}/issues/comments/{made.get('id')}", expect_json=False,
-                                    allow=(404,))
-        except HttpError as err:
-            probe.add("PR comment", "failed", f"commenting on #{pr} was refused: {err.provider_message}")
-            return
-        probe.add("PR comment", "proven", f"created and deleted a comment on #{pr}")
-        return
-    got = await probe.get(path, {"per_page": 1})
-    if isinstance(got, HttpError):
-        probe.add("PR comment", "failed", f"the comments of #{pr} are not readable: {got.provider_message}")
-    elif scopes is not None and scopes & (_COMMENT_SCOPES | {"public_repo"}):
-        probe.add("PR comment", "proven", "the token's scopes allow commenting")
-    else:
-        probe.add("PR comment", "unproven", f"comments of #{pr} are readable; writing is proven only by "
-                                            "`ci-sidecar doctor --check --write` (creates and deletes one)")
-
-
-async def _runtime(probe: _Probe, env: Mapping[str, str], layer: Any, trust_env: bool) -> None:
-    """The Actions artifact service: a ListArtifacts call proves the runtime token is accepted (no trace)."""
-    from ci_sidecar.providers._http import HttpConfig, HttpError
-    from ci_sidecar.providers.github.artifacts import SERVICE
-    from ci_sidecar.providers.github.runtime import parse_runtime_token
-
-    cred = find_actions_runtime(env)
-    if cred is None:
-        if env.get("GITHUB_ACTIONS") == "true":
-            probe.add("artifacts", "skipped", "no ACTIONS_RUNTIME_TOKEN/ACTIONS_RESULTS_URL in this step "
-                                              "(see .github/actions/export-runtime); the S3 backend is used if set")
-        return
-    token = cred.secret.reveal()
-    try:
-        ids = parse_runtime_token(token)
-    except ValueError as exc:
-        probe.add("artifacts", "failed", str(exc))
-        return
-    api = layer.session(HttpConfig.from_env_config(cred.base_url or "", {"trust_env": trust_env}), token, None)
-    body = {"workflow_run_backend_id": ids.run, "workflow_job_run_backend_id": ids.job, "name_filter": "ci-sidecar-doctor"}
-    try:
-        await api.request("POST", f"/twirp/{SERVICE}/ListArtifacts", json_body=body, paced=False)
-    except HttpError as err:
-        probe.add("artifacts", "failed", api.redact(f"the results service refused the runtime token: {err.provider_message}"))
-        return
-    probe.add("artifacts", "proven", f"the results service at {cred.base_url} accepts the runtime token "
-                                     "(uploads are not tried: they would leave an artifact)")
+__all__ = ["CheckItem", "CheckReport", "run_check", "format_check"]
 
 
 def run_check(env: Mapping[str, str], cwd: str, config_path: str | None, *, write: bool = False) -> dict[str, Any]:
@@ -284,21 +34,23 @@ def run_check(env: Mapping[str, str], cwd: str, config_path: str | None, *, writ
         ci = detect(env, cwd, context_overrides(config), hosts=scm_hosts(config))
     except (ConfigError, ValueError) as exc:
         return {"ok": False, "reports": [], "error": str(exc)}
-    providers = [ci.provider] + ([ci.scm.provider] if ci.scm is not None else [])
+    names = [ci.provider] + ([ci.scm.provider] if ci.scm is not None else [])
     secrets: list[Any] = []
     reports: list[CheckReport] = []
-    if "github" in providers:
-        found: list[Credential] = [c for c in find_credentials("github", env, config, env.get("CREDENTIALS_DIRECTORY"))
-                                   if c.base_url]
-        runtime = find_actions_runtime(env)
-        secrets += [c.secret for c in found] + ([runtime.secret] if runtime else [])
-        cred = found[0] if found else None
-        base = cred.base_url if cred else (env.get("GITHUB_API_URL") or "https://api.github.com")
-        token = cred.secret.reveal() if cred else None
-        reports.append(trio.run(functools.partial(check_github, ci, env, token, base_url=str(base), write=write)))
-    for other in sorted(set(providers) - {"github", "local"}):
-        reports.append(CheckReport(provider=other, items=[CheckItem(
-            name="access", result="skipped", detail=f"no --check probes for {other} in this version")]))
+    registry = Providers()
+    for name in dict.fromkeys(n for n in names if n != "local"):
+        prober = registry.capable(name, ProbesAccess)
+        if prober is None:
+            reports.append(CheckReport(provider=name, items=[CheckItem(
+                name="access", result="skipped", detail=f"no --check probes for {name} in this version")]))
+            continue
+        found = [c for c in find_credentials(name, env, config, env.get("CREDENTIALS_DIRECTORY")) if c.base_url]
+        spec = by_name(name)
+        kinds = [k for k in (find_kind(kind, env) for kind in spec.credentials.kinds) if k] if spec else []
+        secrets += [c.secret for c in found + kinds]
+        probe = functools.partial(prober.probe_access, ci, env, found[0] if found else None, write=write,
+                                  trust_env=True)
+        reports.append(trio.run(probe))
     data = {"ok": all(r.ok for r in reports), "reports": msgspec.to_builtins(reports)}
     return json.loads(redact(json.dumps(data), secrets))
 

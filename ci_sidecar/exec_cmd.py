@@ -180,10 +180,9 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
     conclusion = "failure" if status != 0 or counts["failed"] or counts["errors"] else "success"
     done = client.request("complete_test_run", {"test_run_id": run_id, "conclusion": conclusion,
                                                 "wait": True, "wait_s": args.wait_s}, timeout=args.wait_s + 30)
-    ci = (client.initialize_result or {}).get("ci", {})
-    if ci.get("provider") == "github" and (done["counts"]["failed"] or done["counts"]["errors"]):
-        # workflow commands: the annotation tier that needs no token (fork PRs, Dependabot)
-        rendered = client.request("render_report", {"test_run_id": run_id, "format": "github-annotations"})
+    job_log = _job_log_format((client.initialize_result or {}).get("ci", {}), done["counts"])
+    if job_log is not None:  # e.g. GitHub's workflow commands: the annotation tier that needs no token
+        rendered = client.request("render_report", {"test_run_id": run_id, "format": job_log})
         sys.stdout.write(Path(rendered["path"]).read_text())
         sys.stdout.flush()
     args.completed_run = done  # for `ci-sidecar demo`, which must tell "a test failed" from "no run"
@@ -192,6 +191,22 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
     if args.fail_on_undelivered and undelivered:
         return 1
     return status
+
+
+def _job_log_format(ci: dict[str, Any], counts: dict[str, int]) -> str | None:
+    """The report format the session's CI provider wants in the job's log (its ``WritesJobLog`` capability)."""
+    import msgspec
+
+    from ci_sidecar.protocol.records import CIContext
+    from ci_sidecar.providers import Providers
+    from ci_sidecar.providers.base import WritesJobLog
+
+    try:
+        context = msgspec.convert(ci, CIContext)
+    except msgspec.ValidationError:
+        return None
+    writer = Providers().capable(context.provider, WritesJobLog)
+    return writer.job_log_format(context, counts) if writer is not None else None
 
 
 def _summary(run: dict[str, Any]) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from ci_sidecar.cienv.cli import run_doctor
 from ci_sidecar.cli import build_parser
-from ci_sidecar.doctor_check import CheckReport, check_github
+from ci_sidecar.providers.base import CheckReport
+from ci_sidecar.providers.github.doctor import check_github
 from ci_sidecar.protocol.records import CIContext
 
 from fakes.github_artifacts import FakeGitHubArtifacts, FakeResults, extended_spec_cached, make_runtime_token

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ci_sidecar.protocol.records import ProviderCaps, Tier
+from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
 from .._http import DEFAULT_PACING, HttpError
-from ..base import Operation, Outcome, PostComment, ProviderEnv, PublishRun, RunSnapshot, SetStatus, UploadArtifact
+from ..base import (
+    CheckReport,
+    Operation,
+    Outcome,
+    PostComment,
+    ProviderEnv,
+    PublishRun,
+    RunSnapshot,
+    SetStatus,
+    UploadArtifact,
+)
 from ._api import (
     ANNOTATIONS_PER_REQUEST,
     COMMENT_CHARS,
+    DEFAULT_API_URL,
     STATUS_DESCRIPTION_CHARS,
     SUMMARY_BYTES,
     max_annotations,
@@ -118,6 +130,22 @@ class GitHubProvider:
         except HttpError as err:
             log.info("github: artifact lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
             return None
+
+    async def probe_access(self, ci: CIContext, env: Mapping[str, str], credential: Any, *, write: bool,
+                           trust_env: bool) -> CheckReport:
+        """``doctor --check``: the probes of :mod:`.doctor` with the session's bound token (else none: the job
+        summary tier), against the token's URL, else the job's ``GITHUB_API_URL``, else api.github.com."""
+        from .doctor import check_github
+
+        base = credential.base_url if credential is not None else (env.get("GITHUB_API_URL") or DEFAULT_API_URL)
+        token = credential.secret.reveal() if credential is not None else None
+        return await check_github(ci, env, token, base_url=str(base), write=write, trust_env=trust_env)
+
+    def job_log_format(self, ci: CIContext, counts: Mapping[str, int]) -> str | None:
+        """Inside GitHub Actions, a run with failures prints ``::error file=…,line=…`` workflow commands to the job
+        log: the annotation tier that needs no token (fork PRs, Dependabot)."""
+        failed = counts.get("failed", 0) or counts.get("errors", 0)
+        return "github-annotations" if ci.provider == "github" and failed else None
 
     def status(self) -> dict[str, Any]:
         """For ``sidecar/status``: the last rate-limit headers seen."""
