@@ -32,6 +32,7 @@ from ci_sidecar.cienv._fields import Fields, truthy
 from ci_sidecar.cienv._git import Git
 from ci_sidecar.cienv.scm import parse_remote, scm_from_remote
 from ci_sidecar.protocol.records import CIContext, ScmContext, Source
+from ci_sidecar.providers.catalog import ci_names
 
 __all__ = ["DETECTORS", "PROVIDERS", "choose_provider", "detect", "strip_userinfo"]
 
@@ -70,10 +71,11 @@ def strip_userinfo(url: object) -> object:
 
 
 def choose_provider(env: Mapping[str, str], override: object = None) -> tuple[str, Source]:
-    """Which CI runs the session, and why (the Source of ``provider``)."""
+    """Which CI runs the session, and why (the Source of ``provider``): a configured provider may be any CI of
+    the provider catalog (one without a detector here gets what git and the configuration say)."""
     if override is not None:
-        if override not in _BY_NAME:
-            raise ValueError(f"unknown CI provider {override!r} (known: {', '.join(PROVIDERS)})")
+        if override not in _BY_NAME and override not in ci_names():
+            raise ValueError(f"unknown CI provider {override!r} (known: {', '.join(dict.fromkeys(PROVIDERS + ci_names()))})")
         return str(override), Source(kind="config", name="provider")
     if truthy(env.get("CI")) is False:
         return "local", Source(kind="env", name="CI")
@@ -176,7 +178,7 @@ def detect(
     provider, why = choose_provider(env, overrides.get("provider"))
     git = Git(cwd)
     f = Fields(provider, env)
-    _BY_NAME[provider].detect(f, git)
+    _BY_NAME.get(provider, local).detect(f, git)
     _detect_scm(f, git, hosts)
     local.fill_from_git(f, git)
     _apply_overrides(f, overrides)

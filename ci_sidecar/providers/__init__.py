@@ -18,18 +18,22 @@ if TYPE_CHECKING:  # the catalog is read by the configuration: importing it must
 
 __all__ = ["REGISTRY", "KNOWN_PROVIDERS", "Providers", "make_provider", "provider_class"]
 
-#: every provider this version has (the ``s3`` object store among them: it holds artifacts, it is not a CI)
-REGISTRY: dict[str, str] = implemented()
 
-#: every provider a session can name (PROTOCOL.md §CIContext); those not in REGISTRY answer -31007
-KNOWN_PROVIDERS = ci_names()
+def __getattr__(name: str) -> object:
+    # read from the catalog when asked, so what a process adds to it before using providers counts
+    if name == "REGISTRY":  # every provider this version has (the s3 object store too: it is not a CI)
+        return implemented()
+    if name == "KNOWN_PROVIDERS":  # every provider a session can name; those not in REGISTRY answer -31007
+        return ci_names()
+    raise AttributeError(name)
+
 
 _C = TypeVar("_C")
 
 
 def provider_class(name: str, registry: Mapping[str, str] | None = None) -> type | None:
     """The named provider's class (its module imported now), or None when this build has none by that name."""
-    target = (REGISTRY if registry is None else registry).get(name)
+    target = (implemented() if registry is None else registry).get(name)
     if target is None:
         return None
     module, _, cls = target.partition(":")
@@ -64,8 +68,8 @@ def _load(name: str, registry: Mapping[str, str] | None) -> tuple[Provider, froz
 class Providers(Mapping[str, "Provider"]):
     """The daemon's provider instances, created on first use (one per name, shared by all sessions)."""
 
-    def __init__(self, names: Mapping[str, str] = REGISTRY) -> None:
-        self._names = names
+    def __init__(self, names: Mapping[str, str] | None = None) -> None:
+        self._names = implemented() if names is None else names
         self._instances: dict[str, Provider] = {}
         self._capabilities: dict[str, frozenset[type]] = {}
 

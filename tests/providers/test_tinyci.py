@@ -1,0 +1,99 @@
+"""A provider costs four places: its module (tests/providers/tinyci.py), its fake (tests/fakes/tinyci.py), this test
+file and one catalog line (``LINE``, added here to the catalog of this process and of a spawned daemon, as
+writing it into ci_sidecar/providers/catalog.py would). Nothing else in the daemon knows tiny CI."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+import helpers
+from ci_sidecar.providers import catalog
+from fakes.tinyci import FakeTinyCI
+from helpers import DaemonProcess
+
+from .contract import check_credentials, check_provider, check_settings
+
+#: the catalog line, exactly as it would stand in CATALOG
+LINE = ('ProviderSpec("tinyci", "providers.tinyci:TinyCIProvider", "providers.tinyci:TinyCISettings", code_host=True, '
+        'credentials=CredentialSpec(("TINYCI_TOKEN",), url_env=("TINYCI_URL",)), env_prefixes=("TINYCI_",))')
+TESTS = Path(__file__).resolve().parents[1]
+#: ``ci-sidecar`` with the line in its catalog (nothing else of the daemon is imported before it is added)
+LAUNCHER = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); from ci_sidecar.providers import catalog; "
+            f"catalog.CATALOG += (eval({LINE!r}, vars(catalog)),); "
+            "from ci_sidecar.cli import main; sys.exit(main(sys.argv[1:]))")
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def line(monkeypatch: pytest.MonkeyPatch) -> catalog.ProviderSpec:
+    spec = eval(LINE, vars(catalog))  # noqa: S307 - our own constant, the catalog's syntax
+    monkeypatch.setattr(catalog, "CATALOG", catalog.CATALOG + (spec,))
+    return spec
+
+
+def test_the_line_passes_the_provider_contract(line: catalog.ProviderSpec) -> None:
+    """Tiny CI's line and provider keep the contract every catalog provider keeps."""
+    check_credentials(line)
+    assert {"context_prefix", "http_timeout", "full_report_url"} == check_settings(line).CONFIG_KEYS
+    provider = check_provider(line)
+    trio.run(provider.aclose)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTinyCI]:
+    with FakeTinyCI() as f:
+        yield f
+
+
+@pytest.fixture
+def daemon(short_tmp: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonProcess]:
+    monkeypatch.setattr(helpers, "daemon_argv", lambda *args: [sys.executable, "-c", LAUNCHER, *args])
+    d = DaemonProcess.start(short_tmp / "t.sock", env)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def test_a_run_goes_end_to_end_through_the_daemon(daemon: DaemonProcess, fake: FakeTinyCI,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configured as the session's CI, tiny CI gets the run as a commit status (through a refused-then-retried
+    write), a build status and a sticky PR comment; its knob, token and URL come from the catalog line alone."""
+    monkeypatch.setenv("TINYCI_TOKEN", fake.token)
+    monkeypatch.setenv("TINYCI_URL", fake.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    config = {"provider": "tinyci", "providers": {"tinyci": {"context_prefix": "tiny/"}},
+              "context": {"repository": "octo/repo", "commit_sha": SHA, "pr_number": 7}}
+    c = daemon.client(config=config)
+    roles = c.initialize_result["capabilities"]["roles"]
+    assert {"kind": "native", "via": "commit status"} == roles["ci"]["test_run"]
+    assert "tinyci" == c.initialize_result["ci"]["provider"]
+
+    fake.fail_next(1)  # the first write answers 503: the outbox retries it
+    run = c.request("create_test_run", {"name": "unit", "wait": True})
+    assert "pending" == fake.status_of("octo/repo", SHA, "tiny/unit")["state"] and 1 == fake.failed
+    c.request("report_results", {"test_run_id": run["id"], "results": [
+        {"name": "t1", "status": "passed", "duration": 0.1}, {"name": "t2", "status": "failed", "duration": 0.2}]})
+    c.request("set_build_status", {"state": "success", "context": "lint", "wait": True})
+    first = c.request("add_pr_comment", {"body": "first", "key": "summary", "wait": True})
+    second = c.request("add_pr_comment", {"body": "second", "key": "summary", "wait": True})
+    done = c.request("complete_test_run", {"test_run_id": run["id"], "wait": True})
+
+    assert ("created", "updated") == (first["action"], second["action"])
+    [comment] = fake.comments.values()
+    assert comment["body"].endswith("\nsecond") and 7 == comment["pr"]
+    status = fake.status_of("octo/repo", SHA, "tiny/unit")
+    assert "failure" == status["state"] and "1 passed, 1 failed" in status["description"]
+    assert "success" == fake.status_of("octo/repo", SHA, "tiny/lint")["state"]
+    target = next(t for t in done["targets"] if t["provider"] == "tinyci")
+    assert "delivered" == target["delivery"]["state"]
+    assert {"pending": 0, "failed": 0} == {k: done["delivery"][k] for k in ("pending", "failed")}
+    read = c.request("get_test_run_status", {"test_run_id": run["id"]})
+    assert "failure" == next(t for t in read["targets"] if t["provider"] == "tinyci")["remote_status"]
+    assert [] == fake.violations
+    assert fake.token not in daemon.log()
