@@ -36,8 +36,6 @@ __all__ = [
     "find_credentials",
     "fingerprint",
     "redact",
-    "ACTIONS_RUNTIME",
-    "find_actions_runtime",
     "find_kind",
     "session_credentials",
 ]
@@ -200,10 +198,6 @@ def find_credentials(
     return found
 
 
-#: the credential kind of GitHub Actions' ``ACTIONS_RUNTIME_TOKEN`` (the artifact service's bearer token)
-ACTIONS_RUNTIME = "github-actions-runtime"
-
-
 def find_kind(kind: CredentialKind, env: Mapping[str, str]) -> Credential | None:
     """A provider's second credential (catalog ``CredentialKind``) from the job's environment, bound to the
     origin of its URL variable (both from the same environment, as the CI sets them), or None when either is
@@ -218,13 +212,6 @@ def find_kind(kind: CredentialKind, env: Mapping[str, str]) -> Credential | None
         return None
     return Credential(provider=kind.kind, base_url=f"{parts.scheme}://{parts.netloc}",
                       source=f"env:{kind.env}", fingerprint=fingerprint(token), secret=Secret(token))
-
-
-def find_actions_runtime(env: Mapping[str, str]) -> Credential | None:
-    """The job's ``ACTIONS_RUNTIME_TOKEN``, bound to the origin of ``ACTIONS_RESULTS_URL`` (see :func:`find_kind`)."""
-    spec = by_name("github")
-    kind = next(k for k in spec.credentials.kinds if k.kind == ACTIONS_RUNTIME) if spec else None
-    return find_kind(kind, env) if kind is not None else None
 
 
 def session_credentials(

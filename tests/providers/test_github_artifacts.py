@@ -18,14 +18,19 @@ from typing import Any
 import pytest
 
 from ci_sidecar.config import Config
-from ci_sidecar.credentials import ACTIONS_RUNTIME, find_actions_runtime
 from ci_sidecar.protocol.records import CIContext
 from ci_sidecar.providers._http import HttpConfig, HttpLayer
 from ci_sidecar.providers.base import Outcome, ProviderEnv, UploadArtifact
 from ci_sidecar.providers.github import GitHubProvider
 from ci_sidecar.providers.github._zip import ZipLayout
 from ci_sidecar.providers.github.artifact_lookup import find_run_artifact
-from ci_sidecar.providers.github.runtime import artifact_prefix, github_artifact_name, parse_runtime_token
+from ci_sidecar.providers.github.runtime import (
+    ACTIONS_RUNTIME,
+    artifact_prefix,
+    find_actions_runtime,
+    github_artifact_name,
+    parse_runtime_token,
+)
 from ci_sidecar.service.session_context import SessionContext
 
 from fakes.github_artifacts import FakeGitHubArtifacts, FakeResults, make_runtime_token

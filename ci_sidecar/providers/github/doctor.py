@@ -17,14 +17,13 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
-from ci_sidecar.credentials import find_actions_runtime
 from ci_sidecar.protocol.records import CIContext
 
 from .._http import HttpConfig, HttpError, HttpLayer
 from ..base import CheckItem, CheckReport
 from ._api import API_VERSION, token_kind
 from .artifacts import SERVICE
-from .runtime import parse_runtime_token
+from .runtime import find_actions_runtime, parse_runtime_token
 
 __all__ = ["check_github", "DOCTOR_CHECK_NAME", "DOCTOR_STATUS_CONTEXT"]
 

@@ -8,17 +8,32 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import msgspec
 
+from ci_sidecar.credentials import Credential, find_kind
 from ci_sidecar.protocol.records import Tier
 
 from ..base import ProviderEnv
+from ..catalog import by_name
 from .settings import GitHubSettings
 
-__all__ = ["RuntimeIds", "parse_runtime_token", "origin", "unavailable_message", "actions_artifact_tier",
+__all__ = ["ACTIONS_RUNTIME", "RuntimeIds", "find_actions_runtime", "parse_runtime_token", "origin", "unavailable_message", "actions_artifact_tier",
            "artifact_prefix", "github_artifact_name"]
+
+#: the credential kind of GitHub Actions' ``ACTIONS_RUNTIME_TOKEN`` (the artifact service's bearer token)
+ACTIONS_RUNTIME = "github-actions-runtime"
+
+
+def find_actions_runtime(env: Mapping[str, str]) -> Credential | None:
+    """The job's ``ACTIONS_RUNTIME_TOKEN``, bound to the origin of ``ACTIONS_RESULTS_URL`` (the catalog's credential
+    kind of GitHub, see :func:`ci_sidecar.credentials.find_kind`)."""
+    spec = by_name("github")
+    kind = next((k for k in spec.credentials.kinds if k.kind == ACTIONS_RUNTIME), None) if spec else None
+    return find_kind(kind, env) if kind is not None else None
+
 
 #: characters the artifact service rejects in names (path-and-artifact-name-validation.ts)
 _INVALID_NAME = re.compile(r'[":<>|*?\r\n\\/]')
