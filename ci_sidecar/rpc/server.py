@@ -26,6 +26,7 @@ from ci_sidecar.transport.framing import encode_frame
 from ci_sidecar.transport.unix import peer_credentials
 
 from .envelope import encode_error
+from .lifecycle import lifecycle_handlers
 from .ordering import KeyedGate
 from .session import Handler, Session
 
@@ -62,8 +63,6 @@ class Daemon:
     request_drain_s = 30.0
 
     def __init__(self, config: Config, services: Iterable[Service] = (), *, debug_methods: bool = False) -> None:
-        from .lifecycle import lifecycle_handlers
-
         self.config = config
         self.debug_methods = debug_methods
         #: only our own uid may connect, unless systemd owns the socket (its mode and group decide then)

@@ -24,7 +24,7 @@ from .envelope import Invalid, Request, decode_message, encode_error, encode_res
 from .ordering import Ticket
 
 if TYPE_CHECKING:
-    from .server import Daemon
+    from .host import SessionHost
 
 __all__ = ["Session", "Call", "Handler"]
 
@@ -64,7 +64,7 @@ class Call:
             self.ticket.release()
 
     @property
-    def daemon(self) -> Daemon:
+    def daemon(self) -> SessionHost:
         return self.session.daemon
 
     async def progress(self, kind: str, message: str | None = None, percentage: int | None = None,
@@ -107,7 +107,7 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 class Session:
     """A client connection (stdio or one socket connection)."""
 
-    def __init__(self, daemon: Daemon, stream: trio.abc.HalfCloseableStream | trio.StapledStream,
+    def __init__(self, daemon: SessionHost, stream: trio.abc.HalfCloseableStream | trio.StapledStream,
                  *, transport: str, peer: str = "") -> None:
         self.daemon = daemon
         self.stream = stream
