@@ -1,4 +1,4 @@
-"""Params and results of the artifact methods (PROTOCOL.md §Artifacts), registered in the method table."""
+"""Params and results of the artifact methods (PROTOCOL.md §Artifacts), and their entries in the method table."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .methods import MethodSpec, WaitS, register
 from .records import Artifact, ErrorInfo, Wire
+from .spec import MethodSpec, WaitS
 
 __all__ = [
     "MAX_CHUNK_BYTES",
@@ -137,31 +137,34 @@ class PurgeArtifactsResult(Wire):
 
 
 _UPLOAD_ERRORS = (-31001, -31005, -31006, -31003, -31004)
-register(MethodSpec("upload_artifact", UploadArtifactParams, Artifact,
-                    "Store a file (by daemon-readable path or inline base64) as a named artifact of a run "
-                    "and hand it to the run's providers; the same name again replaces it.",
-                    errors=_UPLOAD_ERRORS))
-register(MethodSpec("upload_artifacts", UploadArtifactsParams, list[UploadItemResult],
-                    "Upload many files concurrently; each item answers on its own ($/progress with a workDoneToken).",
-                    errors=(-31001,)))
-register(MethodSpec("open_artifact_stream", OpenArtifactStreamParams, OpenArtifactStreamResult,
-                    "Start a chunked upload for clients that cannot share files with the daemon.",
-                    run_scoped=True, errors=(-31001, -31005, -31006)))
-register(MethodSpec("write_artifact_stream", WriteArtifactStreamParams, WriteArtifactStreamResult,
-                    "Write a chunk (≤ 8 MiB) at an offset; chunks at offsets already written are ignored.",
-                    run_scoped=True, errors=(-31006,)))
-register(MethodSpec("close_artifact_stream", CloseArtifactStreamParams, Artifact,
-                    "Finish a chunked upload (the sha256 is checked when given) and store it as an artifact.",
-                    run_scoped=True, errors=(-31001, -31006, -31003, -31004)))
-register(MethodSpec("get_artifact_url", ArtifactNameParams, ArtifactUrlResult,
-                    "The artifact's URL: the provider's when known, else the local file:// URL, else null.",
-                    errors=(-31001, -31002)))
-register(MethodSpec("get_artifacts_for_test_run", ArtifactRunParams, list[Artifact],
-                    "Every artifact of a run, oldest first.", errors=(-31001,)))
-register(MethodSpec("get_artifact_by_name", ArtifactNameParams, Artifact | None,
-                    "One artifact by name, or null.", errors=(-31001,)))
-register(MethodSpec("update_artifact_metadata", UpdateArtifactMetadataParams, Artifact,
-                    "Merge metadata into an artifact (unknown name: -31002).", errors=(-31001, -31002)))
-register(MethodSpec("purge_artifacts_for_test_run", ArtifactRunParams, PurgeArtifactsResult,
-                    "Remove a run's artifacts, their local copies and any stored content no other artifact uses.",
-                    errors=(-31001,)))
+#: the artifact methods, in the order the method table lists them
+ARTIFACT_METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec("upload_artifact", UploadArtifactParams, Artifact,
+               "Store a file (by daemon-readable path or inline base64) as a named artifact of a run "
+               "and hand it to the run's providers; the same name again replaces it.",
+               errors=_UPLOAD_ERRORS),
+    MethodSpec("upload_artifacts", UploadArtifactsParams, list[UploadItemResult],
+               "Upload many files concurrently; each item answers on its own ($/progress with a workDoneToken).",
+               errors=(-31001,)),
+    MethodSpec("open_artifact_stream", OpenArtifactStreamParams, OpenArtifactStreamResult,
+               "Start a chunked upload for clients that cannot share files with the daemon.",
+               run_scoped=True, errors=(-31001, -31005, -31006)),
+    MethodSpec("write_artifact_stream", WriteArtifactStreamParams, WriteArtifactStreamResult,
+               "Write a chunk (≤ 8 MiB) at an offset; chunks at offsets already written are ignored.",
+               run_scoped=True, errors=(-31006,)),
+    MethodSpec("close_artifact_stream", CloseArtifactStreamParams, Artifact,
+               "Finish a chunked upload (the sha256 is checked when given) and store it as an artifact.",
+               run_scoped=True, errors=(-31001, -31006, -31003, -31004)),
+    MethodSpec("get_artifact_url", ArtifactNameParams, ArtifactUrlResult,
+               "The artifact's URL: the provider's when known, else the local file:// URL, else null.",
+               errors=(-31001, -31002)),
+    MethodSpec("get_artifacts_for_test_run", ArtifactRunParams, list[Artifact],
+               "Every artifact of a run, oldest first.", errors=(-31001,)),
+    MethodSpec("get_artifact_by_name", ArtifactNameParams, Artifact | None,
+               "One artifact by name, or null.", errors=(-31001,)),
+    MethodSpec("update_artifact_metadata", UpdateArtifactMetadataParams, Artifact,
+               "Merge metadata into an artifact (unknown name: -31002).", errors=(-31001, -31002)),
+    MethodSpec("purge_artifacts_for_test_run", ArtifactRunParams, PurgeArtifactsResult,
+               "Remove a run's artifacts, their local copies and any stored content no other artifact uses.",
+               errors=(-31001,)),
+)

@@ -7,12 +7,13 @@ from that document. Handlers are bound to these names elsewhere (the rpc layer k
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from .artifact_methods import ARTIFACT_METHODS
 from .records import Capabilities, CIContext, DeliverySummary, Wire
+from .spec import MethodSpec, WaitS
 
 __all__ = [
     "MethodSpec",
@@ -32,21 +33,6 @@ __all__ = [
     "SleepResult",
     "RaiseParams",
 ]
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One protocol method."""
-
-    name: str
-    params: type
-    result: Any  # a type, or None for notifications
-    summary: str
-    notification: bool = False
-    debug_only: bool = False
-    #: True when the params carry ``test_run_id`` and requests must apply in arrival order per run
-    run_scoped: bool = False
-    errors: tuple[int, ...] = field(default=())
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -195,7 +181,6 @@ from .records import (  # noqa: E402  (kept next to the methods that use them)
     TestRun,
 )
 
-WaitS = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 
 
 class CreateTestRunParams(Wire):
@@ -366,5 +351,7 @@ register(MethodSpec("render_badge", RenderBadgeParams, RenderBadgeResult,
                     "A shields-style SVG badge for a run (or a given status); written beside the run's reports."))
 
 
-# Artifact methods live in their own module (same table, registered on import).
-from . import artifact_methods as _artifact_methods  # noqa: E402,F401
+# --- artifacts (their Structs live in their own module) -------------------------------------------
+
+for _spec in ARTIFACT_METHODS:
+    register(_spec)
