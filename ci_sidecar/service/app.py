@@ -45,7 +45,7 @@ from .source_paths import SourcePolicy
 from .store import StateStore
 
 if TYPE_CHECKING:
-    from ci_sidecar.rpc.session import Call, Session
+    from .calls import Call, ClientSession
 
 __all__ = ["CoreService", "build_services"]
 
@@ -72,7 +72,7 @@ class CoreService:
         self.artifacts = ArtifactService(self.store, self.outbox, self.runs,
                                          ArtifactSettings.from_config(daemon_config, os.environ))
         self.reporting = Reporting(self.runs)
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, ClientSession] = {}
 
     # --- Service protocol ---------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class CoreService:
 
     # --- sessions -------------------------------------------------------------------------------
 
-    async def session_started(self, session: Session, ci: CIContext, caps: Capabilities) -> tuple[CIContext, Capabilities]:
+    async def session_started(self, session: ClientSession, ci: CIContext, caps: Capabilities) -> tuple[CIContext, Capabilities]:
         env = session.env if session.env is not None else dict(os.environ)
         cwd = session.cwd or os.getcwd()
         try:
@@ -261,10 +261,10 @@ class CoreService:
             found.append((held.fingerprint, held.secret.reveal()))
         return found
 
-    async def flush_session(self, session: Session) -> DeliverySummary:
+    async def flush_session(self, session: ClientSession) -> DeliverySummary:
         return await self.outbox.flush_session(session.id, SHUTDOWN_FLUSH_S)
 
-    def session_ended(self, session: Session) -> None:
+    def session_ended(self, session: ClientSession) -> None:
         self._sessions.pop(session.id, None)
         self.artifacts.session_ended(session.id)
 

@@ -21,8 +21,7 @@ from .streams import ArtifactStreams
 from .urls import ArtifactUrls
 
 if TYPE_CHECKING:
-    from ci_sidecar.rpc.session import Call
-
+    from ..calls import Call
     from ..session_context import SessionContext
 
 __all__ = ["ArtifactService"]

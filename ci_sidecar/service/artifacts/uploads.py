@@ -23,8 +23,7 @@ from .retention import ArtifactRetention
 from .settings import normalise_name
 
 if TYPE_CHECKING:
-    from ci_sidecar.rpc.session import Call
-
+    from ..calls import Call
     from ..session_context import SessionContext
 
 __all__ = ["ArtifactUploads", "UploadFailed"]
