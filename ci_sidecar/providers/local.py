@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import msgspec
 import trio
 
+from ci_sidecar.atomic import atomic_write_bytes
 from ci_sidecar.protocol.records import ProviderCaps, Tier
-from ci_sidecar.state.atomic import atomic_write_bytes
 
 from ._render import utc_stamp
 from ._results import iter_results

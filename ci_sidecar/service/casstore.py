@@ -24,7 +24,7 @@ from pathlib import Path
 
 import trio
 
-from ci_sidecar.state.atomic import ensure_private_dir, fsync_dir
+from ci_sidecar.atomic import ensure_private_dir, fsync_dir
 
 __all__ = ["CasStore", "BlobWriter", "StagedBlob", "TooLarge", "NotRegularFile", "CHUNK"]
 

@@ -31,7 +31,7 @@ from ci_sidecar.reports import (
     shields_endpoint_json,
     write_report,
 )
-from ci_sidecar.state.atomic import atomic_write_bytes
+from ci_sidecar.atomic import atomic_write_bytes
 
 from .runs import RunService, RunState
 from .session_context import SessionContext

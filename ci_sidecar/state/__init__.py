@@ -7,7 +7,8 @@ directory; every replacement is atomic; a torn tail is skipped with a warning.
 
 from __future__ import annotations
 
-from .atomic import atomic_write_bytes, ensure_private_dir, fsync_dir
+from ci_sidecar.atomic import atomic_write_bytes, ensure_private_dir, fsync_dir
+
 from .journal import Journal, JournalBroken, JournalGap, ReplayReport, StateError
 from .records import RecordStore
 from .snapshot import Recovery, Snapshot, SnapshotStore, checkpoint, recover

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import trio
 
-from .atomic import ensure_private_dir, remove_stale_temps
+from ci_sidecar.atomic import ensure_private_dir, remove_stale_temps
+
 from .segments import FILE_HEADER, MAX_RECORD, RECORD_HEADER, AppendFile, Scan, check_payload, frame_many
 
 __all__ = ["RecordStore"]

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from .atomic import _write_all, atomic_write_bytes
+from ci_sidecar.atomic import _write_all, atomic_write_bytes
 
 __all__ = [
     "FILE_HEADER",

@@ -34,7 +34,8 @@ from pathlib import Path
 import msgspec
 import trio
 
-from .atomic import atomic_write_bytes, ensure_private_dir, fsync_dir, remove_stale_temps
+from ci_sidecar.atomic import atomic_write_bytes, ensure_private_dir, fsync_dir, remove_stale_temps
+
 from .journal import Journal, ReplayReport
 
 __all__ = ["Recovery", "Snapshot", "SnapshotStore", "checkpoint", "recover"]

@@ -1,4 +1,4 @@
-"""Tests for ci_sidecar.state.atomic: atomic replacement and private directories."""
+"""Tests for ci_sidecar.atomic: atomic replacement and private directories."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_sidecar.state import atomic
-from ci_sidecar.state.atomic import atomic_write_bytes, ensure_private_dir, remove_stale_temps
+from ci_sidecar import atomic
+from ci_sidecar.atomic import atomic_write_bytes, ensure_private_dir, remove_stale_temps
 
 from .helpers import mode_of
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ci_sidecar.state import Journal, JournalGap, SnapshotStore, atomic, checkpoint, recover
+from ci_sidecar import atomic
+from ci_sidecar.state import Journal, JournalGap, SnapshotStore, checkpoint, recover
 from ci_sidecar.state import snapshot as snapshot_mod
 
 from .helpers import mode_of

@@ -1,4 +1,4 @@
-"""Atomic, durable file replacement and the private-directory rules every state file follows.
+"""Atomic, durable file replacement and the private-directory rules (state files, run output, blobs).
 
 A file written here is either the old version or the complete new one after a crash at any point:
 the bytes go to a temporary file in the same directory (same filesystem, so ``rename`` is atomic),
