@@ -146,7 +146,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _add_env(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("env", help="print the detected CI context as JSON")
     p.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
-    p.set_defaults(func=lambda a: _cienv_cli().run_env(a))
+    p.set_defaults(func=lambda a: _env_cmd().run_env(a))
 
 
 def _add_doctor(sub: argparse._SubParsersAction) -> None:
@@ -158,13 +158,13 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--write", action="store_true",
                    help="with --check: prove write access by writing once (a 'ci-sidecar doctor' check run, "
                         "a 'ci-sidecar/doctor' status, a PR comment deleted again)")
-    p.set_defaults(func=lambda a: _cienv_cli().run_doctor(a))
+    p.set_defaults(func=lambda a: _env_cmd().run_doctor(a))
 
 
-def _cienv_cli() -> Any:
-    from ci_sidecar.cienv import cli
+def _env_cmd() -> Any:
+    from ci_sidecar import env_cmd
 
-    return cli
+    return env_cmd
 
 
 def _add_install_units(sub: argparse._SubParsersAction) -> None:

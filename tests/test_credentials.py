@@ -124,7 +124,7 @@ class TestRedact:
 def test_doctor_reports_capability_tiers_without_the_token(capsys) -> None:
     import argparse
 
-    from ci_sidecar.cienv.cli import run_doctor
+    from ci_sidecar.env_cmd import run_doctor
 
     token = "ghs_" + "t" * 36
     env = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "a" * 40, "GITHUB_TOKEN": token}

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ci_sidecar.cienv.cli import run_doctor, run_env
 from ci_sidecar.cienv.report import doctor_report, format_doctor
+from ci_sidecar.cli import main
 from ci_sidecar.credentials import fingerprint
+from ci_sidecar.env_cmd import run_doctor, run_env
 
 GH_TOKEN = "ghp_TESTtokenVALUE0123456789abcdefABCD"
 GL_TOKEN = "glpat-TESTtokenVALUE-xyz"
@@ -117,3 +118,18 @@ def test_local_repo_doctor(make_repo: Callable[..., tuple[Path, str]], tmp_path:
     assert (report["ci_provider"], report["scm_provider"]) == ("local", "gitlab")
     assert report["context"]["commit_sha"] == head
     assert report["credentials"] == []
+
+
+def test_env_and_doctor_run_from_the_command_line(env: dict[str, str], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``ci-sidecar env`` and ``ci-sidecar doctor --json`` answer through the console entry point."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    assert 0 == main(["env"])
+    assert "jenkins" == json.loads(capsys.readouterr().out)["provider"]
+    main(["doctor", "--json"])
+    out = capsys.readouterr().out
+    assert "jenkins" == json.loads(out)["ci_provider"]
+    assert secrets_absent(out)

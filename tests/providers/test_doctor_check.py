@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_sidecar.cienv.cli import run_doctor
+from ci_sidecar.env_cmd import run_doctor
 from ci_sidecar.cli import build_parser
 from ci_sidecar.providers.base import CheckReport
 from ci_sidecar.providers.github.doctor import check_github
