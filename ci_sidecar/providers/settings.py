@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
-
-if TYPE_CHECKING:
-    from .base import ProviderEnv
 
 __all__ = ["ProviderSettings", "settings_class", "session_settings"]
 
 _S = TypeVar("_S", bound="ProviderSettings")
+
+
+class _Env(Protocol):
+    """What :meth:`ProviderSettings.of` reads of a write's :class:`~ci_sidecar.providers.base.ProviderEnv`
+    (named structurally: the configuration imports this module, and ``base`` imports the configuration)."""
+
+    config: Any
 
 
 class ProviderSettings(msgspec.Struct, kw_only=True):
@@ -53,7 +57,7 @@ class ProviderSettings(msgspec.Struct, kw_only=True):
     CREDENTIAL_URLS: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
-    def of(cls: type[_S], env: ProviderEnv) -> _S:
+    def of(cls: type[_S], env: _Env) -> _S:
         """This write's settings, typed (unknown keys of older journals are ignored, values coerced)."""
         config = env.config
         if isinstance(config, cls):
