@@ -11,21 +11,18 @@ Every request is validated against the official OpenAPI description (path and qu
 a violation answers 422 like GitHub and is recorded in ``violations`` — the fixture fails the test on any
 violation it did not expect. Faults can be injected per route (429, 5xx, primary/secondary rate limits,
 a reset before the change is made, a lost response after it is made) or at a seeded random rate.
+Server, recording, faults and spec checks come from the fake kit (:mod:`fakes._server`).
 """
 
 from __future__ import annotations
 
-import json
-import random
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
+from ._server import GENERIC_FAULTS, WRITES, FakeServer, Fault, FaultDice, LoopbackServer, RateLimit, Recorded
+from ._server import Reply, page_link
 from .spec import OpenApiSpec
 
 __all__ = ["FakeGitHub", "Fault", "FaultDice", "LoopbackServer", "Recorded"]
@@ -35,57 +32,8 @@ SECONDARY = ("You have exceeded a secondary rate limit. Please wait a few minute
              "If you reach out to GitHub Support for help, please include the request ID")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _IDS_IN_PATH = re.compile(r"/\d+(?=/|$)")
-FAULT_KINDS = ("429", "500", "502", "503", "secondary", "secondary-no-header", "primary", "reset", "lost")
-
-
-@dataclass
-class Fault:
-    """Answer the next ``times`` matching requests with ``kind`` instead of the real thing."""
-
-    kind: str
-    method: str | None = None
-    path: str | None = None  # regex searched in the request path
-    times: int = 1
-    retry_after: int | None = 7
-    #: also send ``Retry-After`` with a 5xx (random faults: a fast test without touching the retry policy)
-    retry_after_on_5xx: bool = False
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (self.path is None or re.search(self.path, path)
-                                                                   is not None)
-
-
-class FaultDice:
-    """Seeded random faults: one sequence for all requests, or (``per_resource``) decided per resource, where
-    the n-th request for one resource (a route with its ids blanked, an artifact) gets the same answer however
-    concurrent deliveries interleave — a seed then replays through a real daemon."""
-
-    def __init__(self, seed: int, per_resource: bool = False) -> None:
-        self.seed = seed
-        self.per_resource = per_resource
-        self._rng = random.Random(seed)
-        self._seen: dict[str, int] = {}
-
-    def roll(self, resource: str, rate: float, kinds: list[str]) -> str | None:
-        """The fault kind for this request of ``resource`` (None: answer it properly)."""
-        rng = self._rng
-        if self.per_resource:
-            n = self._seen[resource] = self._seen.get(resource, 0) + 1
-            rng = random.Random(f"{self.seed}|{resource}|{n}")
-        return rng.choice(kinds) if rng.random() < rate else None
-
-
-@dataclass
-class Recorded:
-    """One request as the fake saw it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    body: Any
-    headers: dict[str, str]
-    status: int = 0
-    operation: str | None = None
+FAULT_KINDS = (*GENERIC_FAULTS, "secondary", "secondary-no-header", "primary")
+_DOC = {"documentation_url": "https://docs.github.com/rest"}
 
 
 @dataclass
@@ -100,22 +48,12 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class LoopbackServer(ThreadingHTTPServer):
-    """A threading HTTP server that takes a client hanging up (a timeout, a closed pool) quietly."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
+def _token(rec: Recorded) -> str:
+    auth = rec.headers.get("authorization", "")
+    return auth.split(" ", 1)[1] if auth.lower().startswith(("bearer ", "token ")) else ""
 
 
-class _Dropped(Exception):
-    """Close the connection without an answer."""
-
-
-class FakeGitHub:
+class FakeGitHub(FakeServer):
     """Start with ``with FakeGitHub(spec) as gh:``; ``gh.url`` is the API base URL to configure."""
 
     def __init__(
@@ -129,58 +67,18 @@ class FakeGitHub:
         seed: int = 1,
         fault_kinds: tuple[str, ...] = ("502", "503", "429", "secondary", "reset", "lost"),
         fault_retry_after: int | None = 0,
-        lost_methods: tuple[str, ...] = ("POST", "PATCH", "PUT", "DELETE"),
+        lost_methods: tuple[str, ...] = WRITES,
         per_resource_faults: bool = False,
     ) -> None:
-        self.spec = spec
+        super().__init__(spec=spec, prefix=prefix, fault_rate=fault_rate, seed=seed, fault_kinds=fault_kinds,
+                         fault_retry_after=fault_retry_after, lost_methods=lost_methods,
+                         per_resource_faults=per_resource_faults)
         #: token → kind: "app" (everything), "pat" (no check-run writes), "readonly" (no writes)
         self.tokens = tokens or {"app-token": "app", "ghp_classicpat": "pat", "readonly-token": "readonly"}
-        self.prefix = prefix.rstrip("/")
         self.rate_limit = rate_limit
-        self.fault_rate = fault_rate
-        #: what a random fault can be ("lost" only ever hits writes); ``fault_retry_after`` is the
-        #: ``Retry-After`` of random 429s, secondary limits and 5xx (``None``: no header); a random "lost"
-        #: hits only ``lost_methods`` (``("POST",)``: creates only)
-        self.fault_kinds = fault_kinds
-        self.fault_retry_after = fault_retry_after
-        self.lost_methods = lost_methods
-        self._dice = FaultDice(seed, per_resource_faults)
-        self.lock = threading.RLock()
+        self._limits = RateLimit(rate_limit)
         self.repos: dict[str, _Repo] = {}
-        self.requests: list[Recorded] = []
-        self.violations: list[str] = []
-        self.expected_violations = 0
-        self.faults: list[Fault] = []
         self._ids = iter(range(1000, 10**9))
-        self._used: dict[str, int] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---------------------------------------------------------------------------------
-
-    def __enter__(self) -> FakeGitHub:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = LoopbackServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.prefix}"
 
     # --- test helpers --------------------------------------------------------------------------------
 
@@ -188,12 +86,7 @@ class FakeGitHub:
                retry_after: int | None = 7) -> None:
         """Queue a fault for the next matching requests (see ``FAULT_KINDS``)."""
         assert kind in FAULT_KINDS, kind
-        with self.lock:
-            self.faults.append(Fault(kind, method, path, times, retry_after))
-
-    def expect_violations(self, n: int = 1) -> None:
-        """This test sends ``n`` spec-invalid requests on purpose."""
-        self.expected_violations += n
+        super().inject(kind, method, path, times, retry_after)
 
     def repo(self, name: str = "octo/repo") -> _Repo:
         with self.lock:
@@ -216,15 +109,64 @@ class FakeGitHub:
         with self.lock:
             return list(reversed(self.repo(repo).statuses.get(sha, [])))
 
-    def calls(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
-        with self.lock:
-            return [r for r in self.requests if (method is None or r.method == method)
-                    and (path is None or re.search(path, r.path))]
-
     def add_comment(self, issue: int, body: str, login: str = "someone", repo: str = "octo/repo") -> dict[str, Any]:
         """A comment made by somebody else (or a leftover of ours)."""
         with self.lock:
             return self._new_comment(repo, issue, body, login)
+
+    # --- the kit's hooks -----------------------------------------------------------------------------
+
+    def rate_headers(self, token: str) -> dict[str, str]:
+        self._limits.limit = self.rate_limit
+        return self._limits.headers(token)
+
+    def headers_for(self, rec: Recorded) -> dict[str, str]:
+        return self.rate_headers(_token(rec) or "anonymous")
+
+    def error(self, status: int, message: str) -> Reply:
+        extra = {"status": str(status)} if status in (401, 403, 422) else {}
+        return Reply(status, {"message": message, **_DOC, **extra})
+
+    def gate(self, rec: Recorded) -> Reply | None:
+        if not rec.headers.get("user-agent"):
+            return Reply(403, {"message": "Request forbidden by administrative rules. "
+                               "Please make sure your request has a User-Agent header", **_DOC})
+        path = rec.path
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                return self.error(404, "Not Found")
+            path = path[len(self.prefix):]
+        if self.tokens.get(_token(rec)) is None:
+            return self.error(401, "Bad credentials")
+        checked = self.check_spec(rec, path)
+        return checked if isinstance(checked, Reply) else None
+
+    def resource(self, rec: Recorded) -> str:
+        return _resource(rec.method, rec.path[len(self.prefix):] if self.prefix else rec.path, rec.body)
+
+    def fault_reply(self, fault: Fault, rec: Recorded) -> Reply:
+        retry = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
+        if fault.kind == "secondary":
+            return Reply(403, {"message": SECONDARY, **_DOC, "status": "403"}, retry)
+        if fault.kind == "secondary-no-header":
+            return Reply(403, {"message": SECONDARY, **_DOC, "status": "403"})
+        if fault.kind == "primary":
+            reset = int(time.time()) + (fault.retry_after or 60)
+            return Reply(403, {"message": "API rate limit exceeded for installation ID 1.", **_DOC},
+                         {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)})
+        return super().fault_reply(fault, rec)
+
+    def respond(self, rec: Recorded) -> Reply:
+        kind = self.tokens[_token(rec)]
+        op = rec.operation or ""
+        if rec.method != "GET" and (kind == "readonly" or (kind == "pat" and op.startswith("checks/"))):
+            return self.error(403, NOT_ACCESSIBLE)
+        quirk = self._quirks(op, rec.body)
+        if quirk:
+            return self.error(422, quirk)
+        login = {"app": "github-actions[bot]", "pat": "octocat"}.get(kind, "reader")
+        status, payload, extra = self.handle(rec, op, rec.params, login, kind)
+        return Reply(status, payload, extra)
 
     # --- behaviour -----------------------------------------------------------------------------------
 
@@ -282,22 +224,8 @@ class FakeGitHub:
         return None
 
     def _page(self, items: list[Any], path: str, query: dict[str, list[str]]) -> tuple[list[Any], str | None]:
-        per_page = min(100, max(1, int(query.get("per_page", ["30"])[0])))
-        page = max(1, int(query.get("page", ["1"])[0]))
-        last = max(1, -(-len(items) // per_page))
-        chosen = items[(page - 1) * per_page: page * per_page]
-        links = []
-
-        def link(p: int, rel: str) -> str:
-            q = {k: v[0] for k, v in query.items()}
-            q.update(page=str(p), per_page=str(per_page))
-            return f'<{self.url}{path}?{urlencode(q)}>; rel="{rel}"'
-
-        if page < last:
-            links += [link(page + 1, "next"), link(last, "last")]
-        if page > 1:
-            links += [link(1, "first"), link(page - 1, "prev")]
-        return chosen, ", ".join(links) or None
+        chosen, headers = page_link(items, self.origin + path, query)
+        return chosen, headers.get("Link")
 
     def handle(self, req: Recorded, route_op: str, pp: dict[str, str], login: str,
                kind: str) -> tuple[int, Any, dict[str, str]]:
@@ -402,27 +330,6 @@ class FakeGitHub:
                 check["output"][key] = output[key]
         repo.annotations.setdefault(check["id"], []).extend(output.get("annotations") or [])
 
-    def rate_headers(self, token: str) -> dict[str, str]:
-        used = self._used[token] = self._used.get(token, 0) + 1
-        return {
-            "x-ratelimit-limit": str(self.rate_limit), "x-ratelimit-remaining": str(max(0, self.rate_limit - used)),
-            "x-ratelimit-used": str(used), "x-ratelimit-reset": str(int(time.time()) + 3600),
-            "x-ratelimit-resource": "core",
-        }
-
-    def next_fault(self, method: str, path: str, body: Any = None) -> Fault | None:
-        for fault in self.faults:
-            if fault.times > 0 and fault.matches(method, path):
-                fault.times -= 1
-                return fault
-        if self.fault_rate:
-            kinds = [k for k in self.fault_kinds if k != "lost" or method in self.lost_methods]
-            kind = self._dice.roll(_resource(method, path, body), self.fault_rate, kinds)
-            if kind is not None:
-                return Fault(kind, retry_after=self.fault_retry_after,
-                             retry_after_on_5xx=self.fault_retry_after is not None)
-        return None
-
 
 def _resource(method: str, path: str, body: Any) -> str:
     """What a request writes, for per-resource faults: the route with ids blanked plus the parts of the body
@@ -436,131 +343,3 @@ def _resource(method: str, path: str, body: Any) -> str:
                      body.get("body"), len(output.get("annotations") or []), notes[0].get("path"),
                      notes[0].get("start_line")))
     return key
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: FakeGitHub
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
-        return
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        if body is not None:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _serve(self) -> None:
-        fake = self.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        parts = urlsplit(self.path)
-        path = parts.path
-        query = parse_qs(parts.query, keep_blank_values=True)
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        rec = Recorded(self.command, path, query, body, {k.lower(): v for k, v in self.headers.items()})
-        with fake.lock:
-            fake.requests.append(rec)
-        try:
-            status, payload, headers = self._answer(rec, raw)
-        except _Dropped:
-            rec.status = -1
-            self.close_connection = True
-            return
-        rec.status = status
-        self._send(status, payload, headers)
-
-    def _answer(self, rec: Recorded, raw: bytes) -> tuple[int, Any, dict[str, str]]:
-        fake = self.owner
-        auth = rec.headers.get("authorization", "")
-        token = auth.split(" ", 1)[1] if auth.lower().startswith(("bearer ", "token ")) else ""
-        with fake.lock:
-            headers = fake.rate_headers(token or "anonymous")
-        doc = {"documentation_url": "https://docs.github.com/rest"}
-        if not rec.headers.get("user-agent"):
-            return 403, {"message": "Request forbidden by administrative rules. "
-                         "Please make sure your request has a User-Agent header", **doc}, headers
-        path = rec.path
-        if fake.prefix:
-            if not path.startswith(fake.prefix + "/"):
-                return 404, {"message": "Not Found", **doc}, headers
-            path = path[len(fake.prefix):]
-        kind = fake.tokens.get(token)
-        if kind is None:
-            return 401, {"message": "Bad credentials", **doc, "status": "401"}, headers
-        if fake.spec is None:
-            return 500, {"message": "fake started without a spec"}, headers
-        matched = fake.spec.match(rec.method, path)
-        if matched is None:
-            with fake.lock:
-                fake.violations.append(f"{rec.method} {path}: no such operation in the spec")
-            return 404, {"message": "Not Found", **doc}, headers
-        route, pp = matched
-        rec.operation = route.operation_id
-        errors = fake.spec.validate(route, pp, rec.query, raw or None)
-        if errors:
-            with fake.lock:
-                fake.violations.append(f"{route.operation_id}: " + "; ".join(errors))
-            return 422, {"message": "Invalid request.\n\n" + "\n".join(errors), **doc, "status": "422"}, headers
-        with fake.lock:
-            fault = fake.next_fault(rec.method, path, rec.body)
-        if fault is not None and fault.kind != "lost":
-            return self._fault(fault, headers, doc)
-        is_write = rec.method != "GET"
-        if is_write and (kind == "readonly" or (kind == "pat" and route.operation_id.startswith("checks/"))):
-            return 403, {"message": NOT_ACCESSIBLE, **doc, "status": "403"}, headers
-        quirk = fake._quirks(route.operation_id, rec.body)
-        if quirk:
-            return 422, {"message": quirk, **doc, "status": "422"}, headers
-        login = {"app": "github-actions[bot]", "pat": "octocat"}.get(kind, "reader")
-        with fake.lock:
-            status, payload, extra = fake.handle(rec, route.operation_id, pp, login, kind)
-        if fault is not None:  # "lost": the change is made, the answer never arrives
-            raise _Dropped
-        return status, payload, {**headers, **extra}
-
-    @staticmethod
-    def _fault(fault: Fault, headers: dict[str, str], doc: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        retry = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
-        if fault.kind == "reset":
-            raise _Dropped
-        if fault.kind == "429":
-            return 429, {"message": "Too Many Requests", **doc}, {**headers, **retry}
-        if fault.kind in ("500", "502", "503") and fault.retry_after_on_5xx:
-            return int(fault.kind), {"message": "Server Error"}, {**headers, **retry}
-        if fault.kind in ("500", "502", "503"):
-            return int(fault.kind), {"message": "Server Error"}, headers
-        if fault.kind == "secondary":
-            return 403, {"message": SECONDARY, **doc, "status": "403"}, {**headers, **retry}
-        if fault.kind == "secondary-no-header":
-            return 403, {"message": SECONDARY, **doc, "status": "403"}, headers
-        if fault.kind == "primary":
-            reset = int(time.time()) + (fault.retry_after or 60)
-            return 403, {"message": "API rate limit exceeded for installation ID 1.", **doc},  {
-                **headers, "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
-        raise AssertionError(fault.kind)
-

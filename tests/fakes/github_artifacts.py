@@ -25,6 +25,7 @@ Behaviour, as far as it is documented or observed:
 Faults: ``inject(kind, method)`` with ``kind`` in ``503``, ``429``, ``reset`` (before anything happens) and
 ``lost`` (the change is made, the answer never arrives); ``method`` is a twirp method name or ``blob``; or
 ``FakeResults(fault_rate=0.3)`` for a seeded random share of them (``lost`` only where something is created).
+Server, recording and fault plumbing come from the fake kit (:mod:`fakes._server`).
 """
 
 from __future__ import annotations
@@ -37,16 +38,14 @@ import re
 import secrets
 import shutil
 import tempfile
-import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
-from .github import FakeGitHub, FaultDice, LoopbackServer, Recorded
+from ._server import Drop, FakeServer, Fault, Recorded, Reply
+from .github import FakeGitHub
 from .spec import OpenApiSpec, load_spec, spec_path
 
 __all__ = ["FakeResults", "FakeGitHubArtifacts", "make_runtime_token", "extended_github_spec"]
@@ -133,68 +132,35 @@ class _BlobState:
         return digest.hexdigest()
 
 
-@dataclass
-class _Fault:
-    kind: str
-    method: str | None
-    times: int
-    random: bool = False  # a random fault: 503/429 carry the fake's ``fault_retry_after``
-
-
-class _Dropped(Exception):
-    pass
-
-
-class FakeResults:
+class FakeResults(FakeServer):
     """Start with ``with FakeResults() as svc:``; ``svc.url`` is ``ACTIONS_RESULTS_URL``."""
+
+    fault_kinds = ("503", "429", "reset", "lost")
 
     def __init__(self, *, fault_rate: float = 0.0, seed: int = 1, fault_retry_after: int | None = 0,
                  per_resource_faults: bool = False) -> None:
-        self.lock = threading.RLock()
         #: share of requests answered with a random fault (503, 429, a reset, or — for the calls that
         #: create something — a lost answer after the change is made); 503/429 carry ``fault_retry_after``
-        self.fault_rate = fault_rate
-        self.fault_retry_after = fault_retry_after
-        self._dice = FaultDice(seed, per_resource_faults)  # per resource: rolled per artifact
+        #: (per resource: rolled per artifact); blob bodies are not kept (a large upload would be measured
+        #: as the client's memory)
+        super().__init__(fault_rate=fault_rate, seed=seed, fault_retry_after=fault_retry_after,
+                         per_resource_faults=per_resource_faults, keep_bodies=False)
         #: token → (run backend id, job backend id)
         self.tokens: dict[str, tuple[str, str]] = {}
         self.artifacts: list[FakeArtifact] = []
         self.blobs: dict[str, _BlobState] = {}
-        self.requests: list[Recorded] = []
-        self.violations: list[str] = []
-        self.expected_violations = 0
-        self.faults: list[_Fault] = []
         self._ids = iter(range(5000, 10**9))
-        self._server: LoopbackServer | None = None
-        self._thread: threading.Thread | None = None
         self.dir = tempfile.mkdtemp(prefix="fake-blobs-")
 
     # --- lifecycle and helpers ----------------------------------------------------------------------
 
-    def __enter__(self) -> FakeResults:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = LoopbackServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__exit__(*exc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return self.origin + "/"
 
     def token(self, run: str = "run-uuid-1", job: str = "job-uuid-1", *, exp: float | None = None) -> str:
         """A runtime token for one job run, accepted by this service."""
@@ -203,10 +169,11 @@ class FakeResults:
             self.tokens[value] = (run, job)
         return value
 
-    def inject(self, kind: str, method: str | None = None, times: int = 1) -> None:
-        assert kind in ("503", "429", "reset", "lost"), kind
+    def inject(self, kind: str, method: str | None = None, times: int = 1) -> None:  # type: ignore[override]
+        """Queue a fault; ``method`` is a twirp method name or ``blob``."""
+        assert kind in self.fault_kinds, kind
         with self.lock:
-            self.faults.append(_Fault(kind, method, times))
+            self.faults.append(Fault(kind, method, None, times, None))
 
     def finalized(self, run: str = "run-uuid-1") -> list[FakeArtifact]:
         with self.lock:
@@ -218,24 +185,44 @@ class FakeResults:
         assert data is not None
         return data
 
-    def calls(self, what: str | None = None) -> list[Recorded]:
+    def calls(self, what: str | None = None) -> list[Recorded]:  # type: ignore[override]
         """Requests seen; ``what`` is a twirp method name or ``blob``."""
-        with self.lock:
-            return [r for r in self.requests if what is None or r.operation == what]
+        return super().calls(operation=what)
 
     # --- behaviour ---------------------------------------------------------------------------------------
 
-    def _fault(self, method: str, artifact: str | None = None) -> _Fault | None:
-        for fault in self.faults:
-            if fault.times > 0 and fault.method in (None, method):
-                fault.times -= 1
-                return fault
-        if self.fault_rate:
-            kinds = ["503", "429", "reset"] + (["lost"] if method in _CREATES else [])
-            kind = self._dice.roll(f"{method} {artifact}", self.fault_rate, kinds)
-            if kind is not None:
-                return _Fault(kind, method, 0, random=True)
+    def gate(self, rec: Recorded) -> Reply | None:
+        is_twirp = rec.path.startswith(SERVICE_PREFIX)
+        rec.operation = rec.path[len(SERVICE_PREFIX):] if is_twirp else "blob"
+        if rec.chunked:
+            self.violation(f"{rec.method} {rec.path}: chunked body (Content-Length required)")
+            return Reply(411, b"<Error><Code>MissingContentLengthHeader</Code></Error>", {"Connection": "close"},
+                         "application/xml")
         return None
+
+    def resource(self, rec: Recorded) -> str:
+        return f"{rec.operation} {self._artifact_of(rec.operation or '', rec.path, rec.raw)}"
+
+    def lost_allowed(self, rec: Recorded) -> bool:
+        return rec.operation in _CREATES
+
+    def fault_reply(self, fault: Fault, rec: Recorded) -> Reply:
+        if fault.kind == "reset":
+            raise Drop
+        retry = ({"Retry-After": str(self.fault_retry_after)}
+                 if fault.random and self.fault_retry_after is not None else {})
+        return Reply(int(fault.kind), {"code": "unavailable", "msg": "try again"}, retry, "application/json")
+
+    def respond(self, rec: Recorded) -> Reply:
+        if rec.operation != "blob" and rec.method == "POST":
+            status, payload = self._twirp(rec, rec.raw)
+            return Reply(status, payload, content_type="application/json")
+        if rec.path.startswith("/blob/") and rec.method == "PUT":
+            status, code = self.blob(rec, rec.raw)
+            data = b"" if code is None else (f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
+                                             f"<Message>{code}</Message></Error>").encode()
+            return Reply(status, data, content_type="application/xml")
+        return Reply(404, b'{"code":"bad_route","msg":"no such route"}', content_type="application/json")
 
     def _artifact_of(self, operation: str, path: str, raw: bytes) -> str | None:
         """The artifact name a request is about (random faults are rolled per artifact)."""
@@ -247,9 +234,6 @@ class FakeResults:
         except ValueError:
             return None
         return str(body.get("name")) if isinstance(body, dict) else None
-
-    def violation(self, text: str) -> None:
-        self.violations.append(text)
 
     def check_message(self, method: str, body: Any) -> str | None:
         """Why a twirp request body is not a valid JSON ``<method>Request`` (None when it is)."""
@@ -351,6 +335,37 @@ class FakeResults:
             return 200, {"signed_url": f"{base}/blob/actions-results/{art.blob}?sig=read"}
         return 404, {"code": "bad_route", "msg": f"no handler for {method}"}
 
+    def _twirp(self, rec: Recorded, raw: bytes) -> tuple[int, Any]:
+        fake = self
+        method = rec.operation or ""
+        if not rec.headers.get("content-type", "").startswith("application/json"):
+            fake.violation(f"{method}: Content-Type {rec.headers.get('content-type')!r}")
+            return 404, {"code": "bad_route", "msg": "unexpected Content-Type"}
+        auth = rec.headers.get("authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        ids = fake.tokens.get(token)
+        if ids is None:
+            return 401, {"code": "unauthenticated", "msg": "invalid or missing token"}
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        except ValueError:
+            claims = {}
+        if claims.get("exp", 0) < time.time():
+            return 401, {"code": "unauthenticated", "msg": "token expired"}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        rec.body = body
+        problem = fake.check_message(method, body)
+        if problem is not None:
+            fake.violation(f"{method}: {problem}")
+            return 400, {"code": "malformed", "msg": problem}
+        run, job = ids
+        if body["workflow_run_backend_id"] != run or body["workflow_job_run_backend_id"] != job:
+            return 403, {"code": "permission_denied", "msg": "backend ids do not match the token"}
+        return fake.twirp(method, body, run, job, self.origin)
+
     def blob(self, rec: Recorded, raw: bytes) -> tuple[int, str | None]:
         """Azure Blob ``PUT`` semantics for the fake's SAS URLs: (status, error code)."""
         parts = rec.path.split("/")
@@ -411,112 +426,6 @@ class FakeResults:
         state.put(raw)
         state.content_type = rec.headers.get("x-ms-blob-content-type") or rec.headers.get("content-type")
         return 201, None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: FakeResults
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
-        return
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _serve(self) -> None:
-        fake = self.owner
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            with fake.lock:
-                fake.violation(f"{self.command} {self.path.split('?')[0]}: chunked body (Content-Length required)")
-            self._reply(411, b"<Error><Code>MissingContentLengthHeader</Code></Error>", "application/xml")
-            self.close_connection = True
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        parts = urlsplit(self.path)
-        rec = Recorded(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True), None,
-                       {k.lower(): v for k, v in self.headers.items()})
-        is_twirp = parts.path.startswith(SERVICE_PREFIX)
-        rec.operation = parts.path[len(SERVICE_PREFIX):] if is_twirp else "blob"
-        with fake.lock:
-            fake.requests.append(rec)
-            fault = fake._fault(rec.operation, fake._artifact_of(rec.operation, parts.path, raw)
-                                if fake.fault_rate else None)
-        if fault is not None and fault.kind == "reset":
-            rec.status = -1
-            self.close_connection = True
-            return
-        if fault is not None and fault.kind in ("503", "429"):
-            rec.status = int(fault.kind)
-            retry = ({"Retry-After": str(fake.fault_retry_after)}
-                     if fault.random and fake.fault_retry_after is not None else {})
-            self._reply(int(fault.kind), json.dumps({"code": "unavailable", "msg": "try again"}).encode(),
-                        "application/json", retry)
-            return
-        with fake.lock:
-            if is_twirp and self.command == "POST":
-                status, payload = self._twirp(rec, raw)
-                data, ctype = json.dumps(payload).encode(), "application/json"
-            elif parts.path.startswith("/blob/") and self.command == "PUT":
-                status, code = fake.blob(rec, raw)
-                data = b"" if code is None else f"<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
-                ctype = "application/xml"
-            else:
-                status, data, ctype = 404, b'{"code":"bad_route","msg":"no such route"}', "application/json"
-        rec.status = status
-        if fault is not None and fault.kind == "lost":
-            rec.status = -1
-            self.close_connection = True
-            return
-        self._reply(status, data, ctype)
-
-    def _twirp(self, rec: Recorded, raw: bytes) -> tuple[int, Any]:
-        fake = self.owner
-        method = rec.operation or ""
-        if not rec.headers.get("content-type", "").startswith("application/json"):
-            fake.violation(f"{method}: Content-Type {rec.headers.get('content-type')!r}")
-            return 404, {"code": "bad_route", "msg": "unexpected Content-Type"}
-        auth = rec.headers.get("authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        ids = fake.tokens.get(token)
-        if ids is None:
-            return 401, {"code": "unauthenticated", "msg": "invalid or missing token"}
-        try:
-            claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-        except ValueError:
-            claims = {}
-        if claims.get("exp", 0) < time.time():
-            return 401, {"code": "unauthenticated", "msg": "token expired"}
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        rec.body = body
-        problem = fake.check_message(method, body)
-        if problem is not None:
-            fake.violation(f"{method}: {problem}")
-            return 400, {"code": "malformed", "msg": problem}
-        run, job = ids
-        if body["workflow_run_backend_id"] != run or body["workflow_job_run_backend_id"] != job:
-            return 403, {"code": "permission_denied", "msg": "backend ids do not match the token"}
-        host, port = self.server.server_address[:2]
-        return fake.twirp(method, body, run, job, f"http://{host}:{port}")
-
 
 # --- the REST side ----------------------------------------------------------------------------------
 
