@@ -30,19 +30,18 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
-import httpx
 import msgspec
 import trio
-from defusedxml import ElementTree
 
 from ci_sidecar.credentials import Credential, Secret, fingerprint, redact
 from ci_sidecar.protocol.records import ProviderCaps, Tier
 
-from ._http import HttpConfig, HttpLayer, classify_exception, retry_after_seconds
+from ._http import HttpConfig, HttpError, HttpLayer, NoAuth, Raw, Response
+from ._s3wire import RETRY_CODES, RULES, FileRange, SigV4, classify, first_text, presign_get, s3_error, sha256_range
+from ._s3wire import xml_escape, xml_texts
 from .base import Operation, Outcome, ProviderEnv, UploadArtifact
 from .settings import ProviderSettings
 
@@ -51,12 +50,8 @@ __all__ = ["S3Provider", "S3Settings", "S3Secret", "find_s3_credential", "store_
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-_READ_CHUNK = 1 * MiB
 _MAX_PARTS = 10_000
-_MAX_ERROR_BODY = 1 * MiB
-#: S3 error codes worth another attempt whatever the status says (RequestTimeout comes as a 400)
-_RETRY_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling",
-                          "ThrottlingException", "RequestLimitExceeded", "OperationAborted"})
+_MAX_ANSWER_BYTES = 1 * MiB  # S3 answers are small; the start of a bigger one is kept (see _s3wire.RULES)
 _ENV_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _CRED_FILES = ("s3-access-key-id", "s3-secret-access-key", "s3-session-token")
 _TIER = "object store"
@@ -202,144 +197,6 @@ def find_s3_credential(session_env: Mapping[str, str], daemon_env: Mapping[str, 
     return None
 
 
-# --- signing ---------------------------------------------------------------------------------------
-
-
-def _signer(secret: S3Secret, region: str, *, presign_ttl: int | None = None) -> Any:
-    # botocore is imported on first use: the daemon starts without paying for it
-    from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
-    from botocore.credentials import Credentials
-
-    creds = Credentials(secret.access_key_id, secret.secret_access_key, secret.session_token)
-    if presign_ttl is not None:
-        return S3SigV4QueryAuth(creds, "s3", region, expires=presign_ttl)
-
-    class _KnownPayload(S3SigV4Auth):
-        """Signs the SHA-256 we already know (the blob's or the part's) instead of hashing a body in memory."""
-
-        def payload(self, request: Any) -> str:
-            known = request.context.get("payload_sha256")
-            return known if known else super().payload(request)
-
-    return _KnownPayload(creds, "s3", region)
-
-
-def sign_headers(secret: S3Secret, region: str, method: str, url: str, headers: Mapping[str, str],
-                 payload_sha256: str) -> dict[str, str]:
-    """The headers to send (``Authorization``, ``X-Amz-Date``, ``X-Amz-Content-SHA256``...) for one request."""
-    from botocore.awsrequest import AWSRequest
-
-    request = AWSRequest(method=method, url=url, headers=dict(headers))
-    request.context["payload_sha256"] = payload_sha256
-    _signer(secret, region).add_auth(request)
-    return dict(request.headers.items())
-
-
-def presign_get(secret: S3Secret, region: str, url: str, ttl_s: int) -> tuple[str, str]:
-    """A presigned GET URL and its expiry (ISO 8601, from the signature's own ``X-Amz-Date``)."""
-    from botocore.awsrequest import AWSRequest
-
-    request = AWSRequest(method="GET", url=url)
-    _signer(secret, region, presign_ttl=ttl_s).add_auth(request)
-    query = parse_qs(urlsplit(request.url).query)
-    signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    expires = datetime.fromtimestamp(signed.timestamp() + int(query["X-Amz-Expires"][0]), tz=timezone.utc)
-    return request.url, expires.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- bodies ----------------------------------------------------------------------------------------
-
-
-class _FileRange:
-    """``length`` bytes of an open file from ``offset``, as an async iterable of 1 MiB chunks (flat memory)."""
-
-    def __init__(self, fh: Any, offset: int, length: int) -> None:  # a trio async file
-        self._fh, self._offset, self._left = fh, offset, length
-        self._positioned = False
-
-    def __aiter__(self) -> _FileRange:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._left <= 0:
-            raise StopAsyncIteration
-        if not self._positioned:
-            await self._fh.seek(self._offset)
-            self._positioned = True
-        data = await self._fh.read(min(_READ_CHUNK, self._left))
-        if not data:
-            raise OSError(f"stored blob ended {self._left} byte(s) early")
-        self._left -= len(data)
-        return data
-
-
-def _sha256_range(path: str, offset: int, length: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        left = length
-        while left > 0:
-            data = fh.read(min(_READ_CHUNK, left))
-            if not data:
-                raise OSError(f"stored blob ended {left} byte(s) early")
-            digest.update(data)
-            left -= len(data)
-    return digest.hexdigest()
-
-
-# --- responses -------------------------------------------------------------------------------------
-
-
-class _Answer(msgspec.Struct, kw_only=True):
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
-def _xml_texts(body: bytes, *names: str) -> list[dict[str, str]]:
-    """Every element whose local name is ``names[0]``, as {child local name: text} (namespaces ignored)."""
-    try:
-        root = ElementTree.fromstring(body)
-    except Exception:  # a proxy's HTML page, an empty body: no XML to read
-        return []
-    out = []
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] == names[0]:
-            out.append({c.tag.rsplit("}", 1)[-1]: (c.text or "") for c in el})
-    if not out and root.tag.rsplit("}", 1)[-1] == names[0]:
-        out.append({c.tag.rsplit("}", 1)[-1]: (c.text or "") for c in root})
-    return out
-
-
-def _first_text(body: bytes, name: str) -> str:
-    """The text of the first element with this local name anywhere in an XML answer ("" when none)."""
-    try:
-        root = ElementTree.fromstring(body)
-    except Exception:
-        return ""
-    return next((el.text or "" for el in root.iter() if el.tag.rsplit("}", 1)[-1] == name), "")
-
-
-def _error(body: bytes) -> tuple[str, str]:
-    """S3's ``<Error><Code>…</Code><Message>…</Message></Error>`` (code, message)."""
-    errors = _xml_texts(body, "Error")
-    if errors:
-        return errors[0].get("Code", ""), errors[0].get("Message", "")
-    return "", body[:200].decode("utf-8", "replace").strip()
-
-
-def classify(answer: _Answer, what: str) -> Outcome | None:
-    """None for success, else retry (429, 5xx, throttling codes) or refused (any other 4xx)."""
-    if answer.status < 300:
-        return None
-    code, message = _error(answer.body)
-    reason = httpx.codes.get_reason_phrase(answer.status) or "error"
-    text = f"{what}: HTTP {answer.status} {code or reason}" + (f": {message}" if message else "")
-    if answer.status == 429 or answer.status >= 500 or code in _RETRY_CODES:
-        return Outcome.retry(text, status=answer.status, retry_after=retry_after_seconds(answer.headers))
-    return Outcome.refused(text, status=answer.status)
-
-
 class _Failed(Exception):
     def __init__(self, outcome: Outcome, code: str = "") -> None:
         super().__init__(outcome.message)
@@ -355,7 +212,7 @@ class S3Provider:
     name: ClassVar[str] = "s3"
 
     def __init__(self) -> None:
-        self._http = HttpLayer("s3", auth=lambda _token: {})
+        self._http = HttpLayer("s3", auth=NoAuth(), pacing=(), rules=RULES)
         self.requests = 0  # sent by this instance (tests and benchmarks count them)
 
     def capabilities(self, env: ProviderEnv) -> ProviderCaps:
@@ -463,55 +320,37 @@ class S3Provider:
 
 
 class _Attempt:
-    """One delivery attempt: its settings, credentials and client."""
+    """One delivery attempt: its settings, credentials and session (requests signed by :class:`SigV4`)."""
 
     def __init__(self, provider: S3Provider, settings: S3Settings, secret: S3Secret, env: ProviderEnv) -> None:
         self.p, self.s, self.secret, self.env = provider, settings, secret, env
-        self.client = provider._http.client(HttpConfig.from_env_config(settings.endpoint_url, env.config))
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.bucket_url()))
+        config = msgspec.structs.replace(HttpConfig.from_env_config(origin, env.config),
+                                         max_response_bytes=_MAX_ANSWER_BYTES)
+        self.api = provider._http.session(config, None, None, auth=SigV4(secret, settings.region),
+                                          secrets=secret.secrets())
 
     async def send(self, method: str, url: str, what: str, *, headers: Mapping[str, str] | None = None,
                    content: Any = None, payload_sha256: str | None = None, length: int | None = None,
-                   ok_codes: tuple[str, ...] = ()) -> _Answer:
+                   ok_codes: tuple[str, ...] = ()) -> Response:
         """One signed request; raises :class:`_Failed` with the classified outcome unless it succeeded."""
         if payload_sha256 is None:
             payload_sha256 = hashlib.sha256(content or b"").hexdigest()
-        base = dict(headers or {})
-        if length is not None:
-            base["Content-Length"] = str(length)  # S3 refuses chunked transfer encoding
-        elif content is not None:
-            base["Content-Length"] = str(len(content))
-        signed = sign_headers(self.secret, self.s.region, method, url, base, payload_sha256)
+        # S3 refuses chunked transfer encoding: the length always goes with the body
+        body = Raw(content, length=length) if content is not None else None
         self.p.requests += 1
         try:
-            request = self.client.build_request(method, url, headers=signed, content=content)
-            resp = await self.client.send(request, stream=True)
-            try:
-                body = await self._read(resp)
-            finally:
-                await resp.aclose()
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            outcome = classify_exception(exc)
+            return await self.api.request(method, url, body=body, headers=headers, expect_json=False,
+                                          context={"payload_sha256": payload_sha256})
+        except HttpError as err:
+            code = s3_error(err.response.body)[0] if err.response is not None else ""
+            if err.response is not None and code in ok_codes:
+                return err.response
+            outcome = err.outcome
             outcome.message = f"{what}: {outcome.message}"
-            raise _Failed(outcome) from None
-        answer = _Answer(status=resp.status_code, headers=resp.headers, body=body)
-        outcome = classify(answer, what)
-        if outcome is not None:
-            code = _error(body)[0]
-            if code in ok_codes:
-                return answer
-            log.info("s3 %s: %s", what, redact(outcome.message, self.secret.secrets()))
-            raise _Failed(outcome, code)
-        return answer
-
-    @staticmethod
-    async def _read(resp: httpx.Response) -> bytes:
-        chunks, size = [], 0
-        async for chunk in resp.aiter_bytes():
-            size += len(chunk)
-            if size > _MAX_ERROR_BODY:
-                break  # S3 answers are small; a huge one is a misbehaving proxy: keep what we have
-            chunks.append(chunk)
-        return b"".join(chunks)
+            if err.response is not None:
+                log.info("s3 %s: %s", what, outcome.message)
+            raise _Failed(outcome, code) from None
 
     # --- the upload ------------------------------------------------------------------------------
 
@@ -544,7 +383,7 @@ class _Attempt:
                    "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(op.sha256)).decode()}
         async with await trio.open_file(op.stored_path, "rb") as fh:
             answer = await self.send("PUT", self.s.object_url(key), f"PUT {key}", headers=headers,
-                                     content=_FileRange(fh, 0, op.size), payload_sha256=op.sha256, length=op.size)
+                                     content=FileRange(fh, 0, op.size), payload_sha256=op.sha256, length=op.size)
         return answer.headers.get("etag", "")
 
     async def _multipart(self, op: UploadArtifact, key: str, remote: dict[str, Any]) -> str:
@@ -560,7 +399,7 @@ class _Attempt:
             await self._abort_unfinished(key)  # a crashed or abandoned attempt of this artifact
             answer = await self.send("POST", url + "?uploads=", f"create multipart upload of {key}",
                                      headers={"Content-Type": op.mime_type, _META_SHA256: op.sha256})
-            upload_id = _first_text(answer.body, "UploadId")
+            upload_id = first_text(answer.body, "UploadId")
             if not upload_id:
                 raise _Failed(Outcome.retry(f"create multipart upload of {key}: no UploadId in the answer"))
             parts = {}
@@ -575,16 +414,16 @@ class _Attempt:
                     continue
                 offset = (number - 1) * part_size
                 length = min(part_size, op.size - offset)
-                digest = await trio.to_thread.run_sync(_sha256_range, op.stored_path, offset, length)
+                digest = await trio.to_thread.run_sync(sha256_range, op.stored_path, offset, length)
                 part_url = f"{url}?partNumber={number}&uploadId={quote(upload_id, safe='')}"
                 try:
                     answer = await self.send("PUT", part_url, f"upload part {number}/{count} of {key}",
-                                             content=_FileRange(fh, offset, length), payload_sha256=digest,
+                                             content=FileRange(fh, offset, length), payload_sha256=digest,
                                              length=length)
                 except _Failed as exc:
                     raise await self._part_failed(exc, upload_id, key, progress()) from None
                 parts[number] = answer.headers.get("etag", "")
-        body = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{_xml_escape(e)}</ETag></Part>"
+        body = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{xml_escape(e)}</ETag></Part>"
                        for n, e in sorted(parts.items()))
         payload = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
         try:
@@ -594,13 +433,13 @@ class _Attempt:
         except _Failed as exc:
             raise await self._part_failed(exc, upload_id, key, progress()) from None
         # S3 may answer 200 and report the failure in the body (the XML streams while it assembles the parts)
-        code, message = _error(answer.body) if b"<Error" in answer.body else ("", "")
+        code, message = s3_error(answer.body) if b"<Error" in answer.body else ("", "")
         if code:
-            failure = classify(_Answer(status=500 if code in _RETRY_CODES else 400, headers=answer.headers,
-                                       body=answer.body), f"complete multipart upload of {key}")
+            failure = classify(500 if code in RETRY_CODES else 400, answer.headers, answer.body,
+                               f"complete multipart upload of {key}")
             assert failure is not None
             raise await self._part_failed(_Failed(failure, code), upload_id, key, progress()) from None
-        return _first_text(answer.body, "ETag")  # (moto names the root ...Response, S3 ...Result)
+        return first_text(answer.body, "ETag")  # (moto names the root ...Response, S3 ...Result)
 
     async def _part_failed(self, exc: _Failed, upload_id: str, key: str, progress: dict[str, Any]) -> _Failed:
         """What a failed part means: resume next time (transient), start over (upload gone), or abort."""
@@ -633,12 +472,7 @@ class _Attempt:
             log.info("s3: cannot list unfinished uploads of %s: %s", key,
                      redact(exc.outcome.message, self.secret.secrets()))
             return
-        for upload in _xml_texts(answer.body, "Upload"):
+        for upload in xml_texts(answer.body, "Upload"):
             if upload.get("Key") == key and upload.get("UploadId"):
                 log.info("s3: aborting an unfinished upload of %s left by an earlier attempt", key)
                 await self._abort(key, upload["UploadId"])
-
-
-def _xml_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-

@@ -26,7 +26,9 @@ from ci_sidecar.providers._http import (
     retry_after_seconds,
 )
 
-from fakes.github import LoopbackServer
+from ci_sidecar.providers.github._api import RULES as GITHUB_RULES
+
+from fakes._server import LoopbackServer
 
 SECRET = "s3cr3t-token-value"
 
@@ -150,10 +152,17 @@ async def test_response_size_limit(layer: HttpLayer, server: Any) -> None:
     assert len(ok.json()["blob"]) == 200_000
 
 
-async def test_undecodable_success_body_is_a_retry(layer: HttpLayer, server: Any) -> None:
+async def test_non_json_success_body_is_refused_by_default_and_retried_by_github(layer: HttpLayer,
+                                                                                server: Any) -> None:
+    """A 2xx HTML page is "not the API" (refused, asking again gets the same page); GitHub's hook retries it."""
     url, _ = server
     with pytest.raises(HttpError) as err:
         await _session(layer, url).request("GET", "/proxy-page")
+    assert err.value.outcome.kind == "refused" and "not JSON" in err.value.outcome.message
+    github = HttpLayer("github", rules=GITHUB_RULES)
+    with pytest.raises(HttpError) as err:
+        await _session(github, url).request("GET", "/proxy-page")
+    await github.aclose()
     assert err.value.outcome.kind == "retry" and "undecodable" in err.value.outcome.message
 
 
@@ -209,16 +218,23 @@ def _resp(status: int, body: Any = None, headers: dict[str, str] | None = None) 
 
 
 def test_classification_table() -> None:
+    """429/5xx retry with the server's wait; other 4xx are refused with the provider's words; GitHub's hook
+    (not the layer's default) makes a rate-limit 403 a retry."""
     now = 1_700_000_000.0
     assert classify_response(_resp(200, {})) is None
     r = classify_response(_resp(429, {"message": "slow"}, {"Retry-After": "12"}), now=now)
     assert r is not None and r.kind == "retry" and r.retry_after == 12
-    r = classify_response(_resp(403, {"message": "You have exceeded a secondary rate limit."}), now=now)
+    secondary = _resp(403, {"message": "You have exceeded a secondary rate limit."})
+    r = classify_response(secondary, rules=GITHUB_RULES, now=now)
     assert r is not None and r.kind == "retry" and r.retry_after == 60
+    r = classify_response(secondary, now=now)
+    assert r is not None and r.kind == "refused"
     r = classify_response(_resp(403, {"message": "API rate limit exceeded"},
-                                {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(now) + 90)}), now=now)
+                                {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(now) + 90)}),
+                          rules=GITHUB_RULES, now=now)
     assert r is not None and r.kind == "retry" and r.retry_after == 90
-    r = classify_response(_resp(403, {"message": "Resource not accessible by integration"}), now=now)
+    r = classify_response(_resp(403, {"message": "Resource not accessible by integration"}), rules=GITHUB_RULES,
+                          now=now)
     assert r is not None and r.kind == "refused" and r.message == "Resource not accessible by integration"
     r = classify_response(_resp(422, {"message": "Validation Failed", "errors": [
         {"resource": "Status", "code": "custom", "field": "description", "message": "description is too long"}]}))

@@ -6,12 +6,21 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from .._http import DEFAULT_PACING, HttpConfig, HttpError, HttpLayer
-from ..base import ProviderEnv
+from .._http import (
+    DEFAULT_PACING,
+    HttpConfig,
+    HttpError,
+    HttpLayer,
+    Response,
+    Rules,
+    retry_after_seconds,
+    retry_undecodable,
+)
+from ..base import Outcome, ProviderEnv
 from .settings import GitHubSettings
 
 __all__ = ["DEFAULT_API_URL", "API_VERSION", "bmp_safe", "token_kind", "not_accessible", "repo_path",
-           "rest_layer", "rest_config", "max_annotations", "step_summary_path", "surrogate_safe"]
+           "rest_layer", "RULES", "rest_config", "max_annotations", "step_summary_path", "surrogate_safe"]
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -72,10 +81,33 @@ def repo_path(repository: str | None) -> str | None:
     return f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
 
 
+#: When a secondary rate limit names no wait at all, GitHub's docs say to wait at least a minute.
+SECONDARY_LIMIT_DEFAULT_WAIT = 60.0
+
+
+def _rate_limit_403(resp: Response, message: str, now: float | None) -> Outcome | None:
+    """GitHub answers its primary and secondary rate limits with 403 (not only 429): a retry, after
+    ``Retry-After``, the reset time, or a minute."""
+    if resp.status != 403:
+        return None
+    lowered = message.lower()
+    limited = ("rate limit" in lowered or "abuse" in lowered
+               or resp.headers.get("x-ratelimit-remaining", "").strip() == "0" or "retry-after" in resp.headers)
+    if not limited:
+        return None
+    wait = retry_after_seconds(resp.headers, now=now)
+    return Outcome.retry(f"rate limited (HTTP 403): {message}", status=403,
+                         retry_after=SECONDARY_LIMIT_DEFAULT_WAIT if wait is None else wait)
+
+
+#: GitHub's hooks: 403 rate limits retry; an undecodable 2xx is a truncated answer or a passing proxy page
+RULES = Rules(classify=_rate_limit_403, non_json=retry_undecodable)
+
+
 def rest_layer(*, pacing: tuple[tuple[int, float], ...] = DEFAULT_PACING) -> HttpLayer:
     """The HTTP layer for GitHub's REST API (its media type and API version on every request)."""
     return HttpLayer("github", default_headers={"Accept": "application/vnd.github+json",
-                                                "X-GitHub-Api-Version": API_VERSION}, pacing=pacing)
+                                                "X-GitHub-Api-Version": API_VERSION}, pacing=pacing, rules=RULES)
 
 
 def rest_config(env: ProviderEnv) -> HttpConfig:

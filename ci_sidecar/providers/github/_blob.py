@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import httpx
 
-from .._http import HttpConfig, HttpError, HttpLayer, Response, classify_exception, classify_response
+from .._http import HttpConfig, HttpError, HttpLayer, NoAuth, Raw
 from ..base import Outcome, ProviderEnv
-from ._zip import SourceChanged, ZipLayout, zip_stream
+from ._zip import ZipLayout, zip_stream
 from .runtime import origin
 
 __all__ = ["Blob"]
@@ -59,28 +59,20 @@ class Blob:
         return text
 
     async def put(self, content: Any, headers: dict[str, str], params: dict[str, str] | None = None) -> None:
-        client = self.http.client(self.config)
+        # no credential header: the signature is in the URL, which is a secret of the session
+        api = self.http.session(self.config, None, None, auth=NoAuth(), secrets=self.secrets)
         self.calls += 1
+        # appended by hand: httpx would replace the SAS query (the signature) with ``params``
+        url = self.url + (("&" if "?" in self.url else "?") + urlencode(params) if params else "")
         try:
-            # appended by hand: httpx would replace the SAS query (the signature) with ``params``
-            url = self.url + (("&" if "?" in self.url else "?") + urlencode(params) if params else "")
-            resp = await client.put(url, content=content, headers=headers)
-            body = await resp.aread() if resp.status_code >= 400 else b""
-        except SourceChanged:
-            raise
-        except (httpx.HTTPError, OSError) as exc:
-            outcome = classify_exception(exc)
+            await api.request("PUT", url, body=Raw(content), headers=headers, paced=False, expect_json=False)
+        except HttpError as err:
+            outcome = err.outcome
+            if err.status == 403:
+                # an expired or rejected signature: a new CreateArtifact hands out a fresh URL
+                outcome = Outcome.retry(outcome.message, status=403)
             outcome.message = self._clean(f"blob upload to {self.shown}: {outcome.message}")
             raise HttpError(outcome) from None
-        if resp.status_code in (200, 201):
-            return
-        outcome = classify_response(Response(status=resp.status_code, headers=resp.headers, body=body[:2000],
-                                             url=self.shown)) or Outcome.refused(f"HTTP {resp.status_code}")
-        if resp.status_code == 403:
-            # an expired or rejected signature: a new CreateArtifact hands out a fresh URL
-            outcome = Outcome.retry(outcome.message, status=403)
-        outcome.message = self._clean(f"blob upload to {self.shown}: {outcome.message}")
-        raise HttpError(outcome)
 
     async def upload(self, layout: ZipLayout, path: str, block_bytes: int) -> str:
         """Send the archive; returns the SHA-256 of what was sent."""

@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 from ci_sidecar.protocol.records import CIContext
 
-from .._http import HttpConfig, HttpError, HttpLayer
+from .._http import HttpConfig, HttpError
 from ..base import CheckItem, CheckReport
-from ._api import API_VERSION, token_kind
+from ._api import rest_layer, token_kind
 from .artifacts import SERVICE
 from .runtime import find_actions_runtime, parse_runtime_token
 
@@ -70,8 +70,7 @@ async def check_github(
     kind = token_kind(token)
     tier = {"pat": "commit status", "none": "job summary"}.get(kind, "check run")
     report = CheckReport(provider="github", tier=tier, write=write)
-    layer = HttpLayer("github", default_headers={"Accept": "application/vnd.github+json",
-                                                 "X-GitHub-Api-Version": API_VERSION})
+    layer = rest_layer()  # GitHub's rules: a rate-limit 403 is a retry, not a missing permission
     config = HttpConfig.from_env_config(base_url, {"trust_env": trust_env})
     api = layer.session(config, token, None)
     probe = _Probe(api, report)

@@ -1,0 +1,113 @@
+"""The values the HTTP layer passes around: connection settings, a complete response, the error a call raises,
+and what an auth hook sees of a request."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from ci_sidecar import __version__
+
+from ..base import Outcome
+
+__all__ = ["USER_AGENT", "HttpConfig", "Response", "HttpError", "Call", "token_fingerprint", "origin_of"]
+
+USER_AGENT = f"ci-sidecar/{__version__}"
+
+
+class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Connection settings for one provider base URL.
+
+    ``trust_env`` makes httpx honour ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE``; ``ca_bundle`` names an
+    extra PEM bundle for a self-hosted server behind a private CA.
+    """
+
+    base_url: str
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    max_response_bytes: int = 8 * 1024 * 1024
+    trust_env: bool = True
+    ca_bundle: str | None = None
+    max_pages: int = 100
+
+    @classmethod
+    def from_env_config(cls, base_url: str, config: Mapping[str, Any]) -> HttpConfig:
+        """Read the optional ``http_timeout``/``ca_bundle``/``trust_env``/``max_response_bytes`` settings."""
+        kw: dict[str, Any] = {"base_url": base_url.rstrip("/")}
+        if config.get("http_timeout") is not None:
+            kw["timeout"] = float(config["http_timeout"])
+        if config.get("ca_bundle"):
+            kw["ca_bundle"] = str(config["ca_bundle"])
+        if config.get("trust_env") is not None:
+            kw["trust_env"] = bool(config["trust_env"])
+        if config.get("max_response_bytes") is not None:
+            kw["max_response_bytes"] = int(config["max_response_bytes"])
+        return cls(**kw)
+
+
+class Response(msgspec.Struct, kw_only=True):
+    """A complete (size-limited) response."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: str
+
+    def json(self) -> Any:
+        """The body as JSON (``None`` for an empty body)."""
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def links(self) -> dict[str, str]:
+        """``rel`` → absolute URL from the ``Link`` header."""
+        from .pagination import parse_link_header
+
+        return parse_link_header(self.headers.get("link", ""), self.url)
+
+
+class HttpError(Exception):
+    """Raised by :class:`~.session.ApiSession` calls that did not succeed; ``outcome`` is what to return
+    (redacted), ``response`` the answer when there was one."""
+
+    def __init__(self, outcome: Outcome, response: Response | None = None) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+        self.response = response
+
+    @property
+    def status(self) -> int | None:
+        return self.outcome.status
+
+    @property
+    def provider_message(self) -> str:
+        """The provider's own error message (already redacted)."""
+        return self.outcome.message
+
+
+class Call(msgspec.Struct, kw_only=True):
+    """A request as an auth hook sees it before it is sent: the headers so far (body headers included) and
+    ``context``, values the caller passed for the hook (e.g. S3's payload digest)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    context: dict[str, Any] = {}
+
+
+def token_fingerprint(token: str | None) -> str:
+    """A short, non-reversible id of a token (pacing and logs key on it, never on the token)."""
+    if not token:
+        return "anonymous"
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def origin_of(url: str) -> tuple[str, str]:
+    """(scheme, host[:port]) in lower case: credentials stay within one origin."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()

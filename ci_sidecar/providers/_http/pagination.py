@@ -1,0 +1,102 @@
+"""How a vendor says "there is more": each kind answers the next request (URL or path, and params) from the page
+just read, or None on the last page. The session follows only targets on the base URL's origin.
+
+* :class:`LinkHeader` — RFC 8288 ``Link: <…>; rel="next"`` (GitHub, GitLab keyset pagination);
+* :class:`NextPageHeader` — a header with the next page number, sent back as a query parameter
+  (GitLab ``X-Next-Page`` → ``page``);
+* :class:`ContinuationToken` — an opaque header token sent back as a parameter (Azure DevOps
+  ``x-ms-continuationtoken`` → ``continuationToken``);
+* :class:`JsonNext` — an absolute URL in the body (Bitbucket ``{"next": "…"}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from .model import Response
+
+__all__ = ["Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "parse_link_header"]
+
+NextRequest = tuple[str, Mapping[str, Any] | None]
+
+
+class Pagination(Protocol):
+    """Where the page after ``resp`` is (``params`` are those the page was asked with)."""
+
+    def next_page(self, resp: Response, params: Mapping[str, Any] | None) -> NextRequest | None: ...
+
+
+def parse_link_header(value: str, base: str) -> dict[str, str]:
+    """Parse RFC 8288 ``Link`` values into ``rel`` → absolute URL (relative targets resolve against ``base``)."""
+    links: dict[str, str] = {}
+    for part in value.split(","):
+        section = part.strip()
+        if not section.startswith("<") or ">" not in section:
+            continue
+        target, _, params = section[1:].partition(">")
+        for param in params.split(";"):
+            key, _, val = param.strip().partition("=")
+            if key.strip().lower() == "rel":
+                for rel in val.strip().strip('"').split():
+                    links.setdefault(rel.lower(), urljoin(base, target.strip()))
+    return links
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class LinkHeader:
+    """``Link: <url>; rel="next"`` (the URL carries the query)."""
+
+    def next_page(self, resp: Response, params: Mapping[str, Any] | None) -> NextRequest | None:
+        nxt = resp.links.get("next")
+        return (nxt, None) if nxt else None
+
+
+@dataclass(frozen=True)
+class _HeaderValue:
+    header: str
+    param: str
+
+    def next_page(self, resp: Response, params: Mapping[str, Any] | None) -> NextRequest | None:
+        value = resp.headers.get(self.header, "").strip()
+        if not value:
+            return None
+        return _without_query(resp.url), {**(params or {}), self.param: value}
+
+
+@dataclass(frozen=True)
+class NextPageHeader(_HeaderValue):
+    """A next-page number in a header, asked for with a query parameter (GitLab's offset pagination)."""
+
+    header: str = "x-next-page"
+    param: str = "page"
+
+
+@dataclass(frozen=True)
+class ContinuationToken(_HeaderValue):
+    """An opaque continuation token in a header, sent back as a query parameter (Azure DevOps)."""
+
+    header: str = "x-ms-continuationtoken"
+    param: str = "continuationToken"
+
+
+@dataclass(frozen=True)
+class JsonNext:
+    """The next page's absolute URL in a JSON body field (Bitbucket Cloud's ``next``)."""
+
+    field: str = "next"
+
+    def next_page(self, resp: Response, params: Mapping[str, Any] | None) -> NextRequest | None:
+        try:
+            body = resp.json()
+        except ValueError:
+            return None
+        nxt = body.get(self.field) if isinstance(body, dict) else None
+        return (urljoin(resp.url, nxt), None) if isinstance(nxt, str) and nxt else None
