@@ -10,22 +10,46 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import msgspec
 from defusedxml import ElementTree
 
 from ._http import Auth, Call, Rules, retry_after_seconds
 from .base import Outcome
 
 if TYPE_CHECKING:
-    from ._http import ApiSession
-    from .s3 import S3Secret
+    from ._http import Requester
 
-__all__ = ["SigV4", "sign_headers", "presign_get", "FileRange", "sha256_range", "xml_texts", "first_text",
+__all__ = ["S3Secret", "SigV4", "sign_headers", "presign_get", "FileRange", "sha256_range", "xml_texts", "first_text",
            "s3_error", "classify", "RULES", "RETRY_CODES", "xml_escape"]
 
 _READ_CHUNK = 1024 * 1024
 #: S3 error codes worth another attempt whatever the status says (RequestTimeout comes as a 400)
 RETRY_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling",
                          "ThrottlingException", "RequestLimitExceeded", "OperationAborted"})
+
+
+class S3Secret(msgspec.Struct, frozen=True, kw_only=True):
+    """An access key pair (and session token), carried as one secret string through the outbox."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def encode(self) -> str:
+        return msgspec.json.encode(self).decode()
+
+    @classmethod
+    def decode(cls, token: str | None) -> S3Secret | None:
+        if not token:
+            return None
+        try:
+            return msgspec.json.decode(token, type=cls)
+        except msgspec.DecodeError:
+            return None
+
+    def secrets(self) -> list[str]:
+        """What must never appear in a message (the key id is an identifier, visible in every request)."""
+        return [s for s in (self.secret_access_key, self.session_token) if s]
 
 
 def _signer(secret: S3Secret, region: str, *, presign_ttl: int | None = None) -> Any:
@@ -76,7 +100,7 @@ class SigV4(Auth):
     def __init__(self, secret: S3Secret, region: str) -> None:
         self.secret, self.region = secret, region
 
-    async def headers(self, call: Call, token: str | None, session: ApiSession) -> dict[str, str]:
+    async def headers(self, call: Call, token: str | None, session: Requester) -> dict[str, str]:
         payload = call.context.get("payload_sha256") or hashlib.sha256(b"").hexdigest()
         return sign_headers(self.secret, self.region, call.method, call.url, call.headers, payload)
 

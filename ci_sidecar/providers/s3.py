@@ -40,8 +40,20 @@ from ci_sidecar.credentials import Credential, Secret, fingerprint, redact
 from ci_sidecar.protocol.records import ProviderCaps, Tier
 
 from ._http import HttpConfig, HttpError, HttpLayer, NoAuth, Raw, Response
-from ._s3wire import RETRY_CODES, RULES, FileRange, SigV4, classify, first_text, presign_get, s3_error, sha256_range
-from ._s3wire import xml_escape, xml_texts
+from ._s3wire import (
+    RETRY_CODES,
+    RULES,
+    FileRange,
+    S3Secret,
+    SigV4,
+    classify,
+    first_text,
+    presign_get,
+    s3_error,
+    sha256_range,
+    xml_escape,
+    xml_texts,
+)
 from .base import Operation, Outcome, ProviderEnv, UploadArtifact
 from .settings import ProviderSettings
 
@@ -138,30 +150,6 @@ def object_key(prefix: str, run_id: str, name: str) -> str:
 
 
 # --- credentials -----------------------------------------------------------------------------------
-
-
-class S3Secret(msgspec.Struct, frozen=True, kw_only=True):
-    """An access key pair (and session token), carried as one secret string through the outbox."""
-
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-
-    def encode(self) -> str:
-        return msgspec.json.encode(self).decode()
-
-    @classmethod
-    def decode(cls, token: str | None) -> S3Secret | None:
-        if not token:
-            return None
-        try:
-            return msgspec.json.decode(token, type=cls)
-        except msgspec.DecodeError:
-            return None
-
-    def secrets(self) -> list[str]:
-        """What must never appear in a message (the key id is an identifier, visible in every request)."""
-        return [s for s in (self.secret_access_key, self.session_token) if s]
 
 
 def _from_env(env: Mapping[str, str]) -> S3Secret | None:

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import base64
 from http.cookies import CookieError, SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .model import Call, Response, token_fingerprint
-
-if TYPE_CHECKING:
-    from .session import ApiSession
+from .model import Call, Requester, Response, token_fingerprint
 
 __all__ = ["Auth", "NoAuth", "Bearer", "Basic", "HeaderToken", "Crumb", "WRITE_METHODS"]
 
@@ -30,7 +27,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Auth:
     """The hook a session calls for every request (subclass and override ``headers``)."""
 
-    async def headers(self, call: Call, token: str | None, session: ApiSession) -> dict[str, str]:
+    async def headers(self, call: Call, token: str | None, session: Requester) -> dict[str, str]:
         """Headers that carry ``token`` on ``call``."""
         return {}
 
@@ -50,7 +47,7 @@ class NoAuth(Auth):
 class Bearer(Auth):
     """``Authorization: Bearer <token>`` (nothing without a token)."""
 
-    async def headers(self, call: Call, token: str | None, session: ApiSession) -> dict[str, str]:
+    async def headers(self, call: Call, token: str | None, session: Requester) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -69,7 +66,7 @@ class Basic(Auth):
     def _encoded(self, token: str) -> str:
         return base64.b64encode(self._pair(token).encode()).decode()
 
-    async def headers(self, call: Call, token: str | None, session: ApiSession) -> dict[str, str]:
+    async def headers(self, call: Call, token: str | None, session: Requester) -> dict[str, str]:
         return {"Authorization": f"Basic {self._encoded(token)}"} if token else {}
 
     def secrets(self, token: str | None) -> list[str]:
@@ -85,7 +82,7 @@ class HeaderToken(Auth):
     def __init__(self, header: str) -> None:
         self.header = header
 
-    async def headers(self, call: Call, token: str | None, session: ApiSession) -> dict[str, str]:
+    async def headers(self, call: Call, token: str | None, session: Requester) -> dict[str, str]:
         return {self.header: token} if token else {}
 
 
@@ -102,7 +99,7 @@ class Crumb(Basic):
         self.path = path
         self._crumbs: dict[str, dict[str, str]] = {}
 
-    async def headers(self, call: Call, token: str | None, session: ApiSession) -> dict[str, str]:
+    async def headers(self, call: Call, token: str | None, session: Requester) -> dict[str, str]:
         headers = await super().headers(call, token, session)
         if call.method.upper() not in WRITE_METHODS or call.context.get("crumb_fetch"):
             return headers
@@ -112,7 +109,7 @@ class Crumb(Basic):
             crumb = self._crumbs[key] = await self._fetch(session)
         return {**headers, **crumb}
 
-    async def _fetch(self, session: ApiSession) -> dict[str, str]:
+    async def _fetch(self, session: Requester) -> dict[str, str]:
         resp = await session.request("GET", self.path, allow=(404,), context={"crumb_fetch": True})
         if resp.status == 404:
             return {}  # crumbs are disabled on this server

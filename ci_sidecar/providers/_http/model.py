@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import msgspec
@@ -16,7 +16,8 @@ from ci_sidecar import __version__
 
 from ..base import Outcome
 
-__all__ = ["USER_AGENT", "HttpConfig", "Response", "HttpError", "Call", "token_fingerprint", "origin_of"]
+__all__ = ["USER_AGENT", "HttpConfig", "Response", "HttpError", "Call", "token_fingerprint", "origin_of",
+           "parse_link_header", "Requester"]
 
 USER_AGENT = f"ci-sidecar/{__version__}"
 
@@ -66,8 +67,6 @@ class Response(msgspec.Struct, kw_only=True):
     @property
     def links(self) -> dict[str, str]:
         """``rel`` → absolute URL from the ``Link`` header."""
-        from .pagination import parse_link_header
-
         return parse_link_header(self.headers.get("link", ""), self.url)
 
 
@@ -111,3 +110,25 @@ def origin_of(url: str) -> tuple[str, str]:
     """(scheme, host[:port]) in lower case: credentials stay within one origin."""
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
+
+
+def parse_link_header(value: str, base: str) -> dict[str, str]:
+    """Parse RFC 8288 ``Link`` values into ``rel`` → absolute URL (relative targets resolve against ``base``)."""
+    links: dict[str, str] = {}
+    for part in value.split(","):
+        section = part.strip()
+        if not section.startswith("<") or ">" not in section:
+            continue
+        target, _, params = section[1:].partition(">")
+        for param in params.split(";"):
+            key, _, val = param.strip().partition("=")
+            if key.strip().lower() == "rel":
+                for rel in val.strip().strip('"').split():
+                    links.setdefault(rel.lower(), urljoin(base, target.strip()))
+    return links
+
+
+class Requester(Protocol):
+    """What an auth hook may use of a session: one more request (Jenkins' crumb fetch)."""
+
+    async def request(self, method: str, path: str, **kw: Any) -> Response: ...

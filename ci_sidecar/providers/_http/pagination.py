@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from .model import Response
+from .model import Response, parse_link_header
 
 __all__ = ["Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "parse_link_header"]
 
@@ -27,22 +27,6 @@ class Pagination(Protocol):
     """Where the page after ``resp`` is (``params`` are those the page was asked with)."""
 
     def next_page(self, resp: Response, params: Mapping[str, Any] | None) -> NextRequest | None: ...
-
-
-def parse_link_header(value: str, base: str) -> dict[str, str]:
-    """Parse RFC 8288 ``Link`` values into ``rel`` → absolute URL (relative targets resolve against ``base``)."""
-    links: dict[str, str] = {}
-    for part in value.split(","):
-        section = part.strip()
-        if not section.startswith("<") or ">" not in section:
-            continue
-        target, _, params = section[1:].partition(">")
-        for param in params.split(";"):
-            key, _, val = param.strip().partition("=")
-            if key.strip().lower() == "rel":
-                for rel in val.strip().strip('"').split():
-                    links.setdefault(rel.lower(), urljoin(base, target.strip()))
-    return links
 
 
 def _without_query(url: str) -> str:

@@ -8,7 +8,7 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urljoin
 
 import httpx
@@ -18,12 +18,10 @@ from ci_sidecar.credentials import redact
 from ..base import Outcome
 from .auth import Auth
 from .bodies import Body, Json
-from .classify import classify_exception, classify_response
+from .classify import Rules, classify_exception, classify_response
 from .model import Call, HttpConfig, HttpError, Response, origin_of
+from .pacing import Pacer, RateLimitState
 from .pagination import Pagination
-
-if TYPE_CHECKING:
-    from .layer import HttpLayer
 
 __all__ = ["ApiSession", "Redirects"]
 
@@ -35,11 +33,24 @@ Redirects = Literal["refuse", "return", "follow"]
 _MAX_HOPS = 5
 
 
+class Layer(Protocol):
+    """What a session uses of its :class:`~.layer.HttpLayer` (the layer creates sessions, not the reverse)."""
+
+    provider: str
+    rules: Rules
+    pagination: Pagination
+    rate_limit: RateLimitState
+
+    def client(self, config: HttpConfig) -> httpx.AsyncClient: ...
+
+    def pacer(self, token: str | None) -> Pacer | None: ...
+
+
 class ApiSession:
     """Calls for one delivery attempt. Every failure raises :class:`HttpError` carrying a redacted Outcome."""
 
     def __init__(
-        self, layer: HttpLayer, config: HttpConfig, token: str | None, say: Callable[[str], None] | None, *,
+        self, layer: Layer, config: HttpConfig, token: str | None, say: Callable[[str], None] | None, *,
         auth: Auth, secrets: list[str] | None = None,
     ) -> None:
         self._layer = layer
