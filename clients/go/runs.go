@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"time"
 )
 
 // TestResult is one test's outcome (PROTOCOL.md "Test runs").
@@ -42,6 +43,7 @@ type TestRun struct {
 	StartTime  string          `json:"start_time"`
 	EndTime    string          `json:"end_time,omitempty"`
 	ExternalID string          `json:"external_id,omitempty"`
+	OutputDir  string          `json:"output_dir,omitempty"` // where the local reports are (report.html)
 	Counts     Counts          `json:"counts"`
 	Delivery   DeliverySummary `json:"delivery"`
 	Raw        json.RawMessage `json:"-"`
@@ -119,13 +121,36 @@ func (c *Client) ReportResults(ctx context.Context, runID string, results []Test
 	return &a, nil
 }
 
-// CompleteTestRun calls complete_test_run; an empty conclusion lets the daemon derive it.
+// CompleteTestRun calls complete_test_run; an empty conclusion lets the daemon derive it. A run this
+// client joined (RunID, from `ci-sidecar exec`) belongs to its owner: use FinishRun, which leaves it.
 func (c *Client) CompleteTestRun(ctx context.Context, runID, conclusion string) (*TestRun, error) {
+	return c.CompleteTestRunWait(ctx, runID, conclusion, 0)
+}
+
+// CompleteTestRunWait is CompleteTestRun that also waits up to wait for the run's delivery (reports
+// written, providers updated); 0 does not wait.
+func (c *Client) CompleteTestRunWait(ctx context.Context, runID, conclusion string, wait time.Duration) (*TestRun, error) {
 	p := map[string]any{"test_run_id": runID}
 	if conclusion != "" {
 		p["conclusion"] = conclusion
 	}
+	if wait > 0 {
+		p["wait"] = true
+		p["wait_s"] = wait.Seconds()
+	}
 	return c.callRun(ctx, "complete_test_run", p)
+}
+
+// FinishRun completes runID unless it is the run this client joined (RunID, set by `ci-sidecar
+// exec`): that run belongs to its owner, who completes it, so it is left running and its current
+// state is returned with completed=false. Pair it with JoinOrCreateRun.
+func (c *Client) FinishRun(ctx context.Context, runID, conclusion string) (run *TestRun, completed bool, err error) {
+	if c.RunID != "" && runID == c.RunID {
+		run, err = c.GetTestRunStatus(ctx, runID)
+		return run, false, err
+	}
+	run, err = c.CompleteTestRunWait(ctx, runID, conclusion, 30*time.Second)
+	return run, err == nil, err
 }
 
 // UploadArtifact uploads a file by its daemon-side path; extra holds name, type, labels, metadata.

@@ -1,0 +1,6 @@
+// A package that does not compile: its tests never run.
+package nocompile
+
+import "testing"
+
+func TestNever(t *testing.T) { undefinedHelper() }
