@@ -828,6 +828,11 @@ export type MethodParams<M extends string> = M extends keyof Methods ? Methods[M
 /** Result of a method the daemon serves (unknown methods, e.g. ones added after this file: any). */
 export type MethodResult<M extends string> = M extends keyof Methods ? Methods[M]['result'] : any;
 
+/** A run's conclusion, as `complete_test_run` takes it. */
+export type Conclusion = NonNullable<MethodParams<'complete_test_run'>['conclusion']>;
+/** `complete_test_run` params besides the run and the conclusion (`wait`, `wait_s`). */
+export type CompleteParams = Omit<MethodParams<'complete_test_run'>, 'test_run_id' | 'conclusion'>;
+
 /** A JSON-RPC error answer: `code`, `message` and `data` exactly as the daemon sent them. */
 export declare class RpcError extends Error {
   constructor(code: number, message: string, data?: unknown);
@@ -903,11 +908,14 @@ export declare class Client {
   /** `shutdown` then `exit`; resolves with the session's delivery summary (null if already closed). */
   close(options?: { timeoutMs?: number }): Promise<DeliverySummary | null>;
 
-  /** Join `CI_SIDECAR_RUN_ID` when set, else `create_test_run` with `name`. */
-  joinOrCreateRun(name: string, params?: Record<string, unknown>): Promise<{ run: MethodResult<'create_test_run'>; joined: boolean }>;
+  /** Join `CI_SIDECAR_RUN_ID` when set, else `create_test_run` with `name`. Pair with `finishRun`. */
+  joinOrCreateRun(name: string, params?: Omit<MethodParams<'create_test_run'>, 'name'>): Promise<{ run: MethodResult<'create_test_run'>; joined: boolean }>;
   createTestRun(params: MethodParams<'create_test_run'>): Promise<MethodResult<'create_test_run'>>;
-  reportResults(testRunId: string, results: Array<Record<string, unknown>>): Promise<MethodResult<'report_results'>>;
-  completeTestRun(testRunId: string, conclusion?: 'success' | 'failure' | 'cancelled' | 'neutral' | 'timed_out', params?: Record<string, unknown>): Promise<MethodResult<'complete_test_run'>>;
+  reportResults(testRunId: string, results: TestResult[]): Promise<MethodResult<'report_results'>>;
+  /** Always completes; a run this client joined belongs to its owner: use `finishRun`. */
+  completeTestRun(testRunId: string, conclusion?: Conclusion, params?: CompleteParams): Promise<MethodResult<'complete_test_run'>>;
+  /** Complete the run (waiting for its delivery) unless it is the joined `CI_SIDECAR_RUN_ID`, which is left to its owner. */
+  finishRun(testRunId: string, conclusion?: Conclusion, params?: CompleteParams): Promise<{ run: MethodResult<'complete_test_run'>; completed: boolean }>;
   /** Upload a file (daemon-side `path`) or `content` (sent as base64). */
   uploadArtifact(testRunId: string, item: { path?: string; content?: string | Uint8Array; name?: string; type?: string; labels?: string[]; metadata?: Record<string, unknown> }): Promise<MethodResult<'upload_artifact'>>;
   getArtifactUrl(testRunId: string, name: string): Promise<MethodResult<'get_artifact_url'>>;

@@ -412,11 +412,26 @@ export class Client {
     return this.request('report_results', { test_run_id: testRunId, results });
   }
 
-  /** `complete_test_run` (without a conclusion the daemon derives it from the results). */
+  /**
+   * `complete_test_run` (without a conclusion the daemon derives it from the results). A run this client
+   * joined belongs to its owner: use `finishRun`, which leaves it.
+   */
   completeTestRun(testRunId, conclusion, params = {}) {
     const p = { test_run_id: testRunId, ...params };
     if (conclusion) p.conclusion = conclusion;
     return this.request('complete_test_run', p);
+  }
+
+  /**
+   * Complete the run unless it is the run this client joined (`CI_SIDECAR_RUN_ID`, set by `ci-sidecar exec`):
+   * that run belongs to its owner, who completes it, so it is left running and returned as it is.
+   * Completing waits for the run's delivery (`wait: true`). Resolves with `{ run, completed }`.
+   */
+  async finishRun(testRunId, conclusion, params = {}) {
+    if (this.runId && testRunId === this.runId) {
+      return { run: await this.request('get_test_run_status', { test_run_id: testRunId }), completed: false };
+    }
+    return { run: await this.completeTestRun(testRunId, conclusion, { wait: true, ...params }), completed: true };
   }
 
   /** `upload_artifact` of a file (daemon-side path) or of `content` (a Buffer or string, sent as base64). */

@@ -7,7 +7,7 @@
 // one named $CI_SIDECAR_RUN_NAME (default "node --test") and completes it when the tests end. It talks
 // to $CI_SIDECAR_SOCKET when set, else spawns `ci-sidecar serve --stdio`.
 
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { open } from './index.js';
 
 const FLUSH_EVERY = 50;
@@ -33,6 +33,7 @@ export class ResultMapper {
   constructor(cwd = process.cwd()) {
     this.cwd = cwd;
     this.stacks = new Map(); // file -> [name at nesting 0, 1, ...]
+    this.parents = new Map(); // file -> [whether the open test at nesting 0, 1, ... has started a subtest]
     this.reportedFiles = new Set();
   }
 
@@ -44,11 +45,21 @@ export class ResultMapper {
       stack.length = data.nesting;
       stack[data.nesting] = data.name;
       this.stacks.set(data.file, stack);
+      const parents = this.parents.get(data.file) || [];
+      parents.length = data.nesting;
+      if (data.nesting > 0) parents[data.nesting - 1] = true;
+      parents[data.nesting] = false;
+      this.parents.set(data.file, parents);
       return null;
     }
     if (type !== 'test:pass' && type !== 'test:fail') return null;
     const file = data.file ? relative(this.cwd, data.file) || data.file : undefined;
     if (data.details?.type === 'suite') return null;
+    // a test that ran subtests is a container: its subtests are the tests, and a failure that only
+    // says "a subtest failed" is theirs, not a second one; a container failing on its own still counts
+    const container = Boolean((this.parents.get(data.file) || [])[data.nesting]);
+    const failureType = data.details?.error?.failureType;
+    if (failureType === 'subtestsFailed' || (container && type === 'test:pass')) return null;
     if (data.file && data.name === data.file) {
       // the file itself: only worth a result when it failed without running any test (e.g. a syntax error)
       if (type === 'test:pass' || this.reportedFiles.has(data.file)) return null;
@@ -135,10 +146,14 @@ export default async function* ciSidecarReporter(source) {
     if (joined) {
       yield `ci-sidecar: reported ${counts.sent} results to run ${runId} (joined; its owner completes it)\n`;
     } else {
-      const run = await client.completeTestRun(runId);
+      // waits for the run's delivery, so the report exists when its path is printed
+      const { run } = await client.finishRun(runId);
       const c = run.counts || {};
       yield `ci-sidecar: run ${runId} ${run.conclusion}: ${c.passed ?? 0} passed, ${c.failed ?? 0} failed, ` +
         `${c.errors ?? 0} errors, ${c.skipped ?? 0} skipped\n`;
+      if (run.output_dir) yield `ci-sidecar: report: ${join(run.output_dir, 'report.html')}\n`;
+      const undelivered = (run.delivery?.pending ?? 0) + (run.delivery?.failed ?? 0);
+      if (undelivered) yield `ci-sidecar: ${undelivered} provider writes undelivered ${run.delivery.last_error ?? ''}\n`;
     }
   } catch (err) {
     yield `ci-sidecar: could not complete run ${runId} (${err.message})\n`;

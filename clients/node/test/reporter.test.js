@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../index.js';
 import { startDaemon } from './daemon.js';
@@ -39,25 +40,29 @@ describe('node:test reporter', () => {
     if (missing.length) return t.skip(`daemon does not serve ${missing.join(', ')} yet`);
     const { code, stdout } = await runNodeTest({ ...daemon.env, CI_SIDECAR_SOCKET: daemon.path, CI_SIDECAR_RUN_NAME: 'fixture' });
     assert.equal(code, 1, 'the test run itself failed (one failing test)');
-    const m = stdout.match(/ci-sidecar: run (\S+) failure: 2 passed, 1 failed, 1 errors, 1 skipped/);
+    // 'parent' only holds its subtests: its "a subtest failed" is not a second failure
+    const m = stdout.match(/ci-sidecar: run (\S+) failure: 3 passed, 2 failed, 1 errors, 1 skipped/);
     assert.ok(m, stdout);
+    const report = stdout.match(/ci-sidecar: report: (\S+)/);
+    assert.ok(report, `the report path is printed at the end: ${stdout}`);
+    assert.ok(existsSync(report[1]), report[1]);
     const run = await client.request('get_test_run_status', { test_run_id: m[1] });
     assert.equal(run.name, 'fixture');
     assert.equal(run.status, 'finished');
     assert.equal(run.conclusion, 'failure');
     assert.deepEqual(
       { total: run.counts.total, passed: run.counts.passed, failed: run.counts.failed, errors: run.counts.errors, skipped: run.counts.skipped },
-      { total: 5, passed: 2, failed: 1, errors: 1, skipped: 1 });
+      { total: 7, passed: 3, failed: 2, errors: 1, skipped: 1 });
   });
 
   test('joins CI_SIDECAR_RUN_ID and leaves it running for its owner', async (t) => {
     if (missing.length) return t.skip(`daemon does not serve ${missing.join(', ')} yet`);
     const run = await client.request('create_test_run', { name: 'owned by exec' });
     const { stdout } = await runNodeTest({ ...daemon.env, CI_SIDECAR_SOCKET: daemon.path, CI_SIDECAR_RUN_ID: run.id });
-    assert.match(stdout, new RegExp(`reported 5 results to run ${run.id} \\(joined`));
+    assert.match(stdout, new RegExp(`reported 7 results to run ${run.id} \\(joined`));
     const now = await client.request('get_test_run_status', { test_run_id: run.id });
     assert.equal(now.status, 'running');
-    assert.equal(now.counts.total, 5);
+    assert.equal(now.counts.total, 7);
   });
 
   test('says so, and fails the command, when no daemon can be reached', async () => {
