@@ -8,7 +8,6 @@ file work runs in worker threads.
 from __future__ import annotations
 
 import io
-import itertools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from ci_sidecar.atomic import atomic_write_bytes
 
 from .runs import RunService, RunState
 from .session_context import SessionContext
+from .result_versions import iter_merged
 from .tally import test_key
 
 __all__ = ["Reporting"]
@@ -56,26 +56,15 @@ class Reporting:
     # --- reading a run back -------------------------------------------------------------------
 
     def iter_results(self, state: RunState) -> Iterator[TestResult]:
-        """Every stored result in order; a resent (test, attempt) appears once, at its last version.
+        """Every stored result in order, each (test, attempt) once (see ``result_versions``).
 
-        Blocking: call from a worker thread. Memory stays flat unless the run has resends, when one
-        int per record is kept to know which version is the last.
+        Blocking: call from a worker thread.
         """
         store = self.runs.store.records(state.meta.id)
         store.commit_sync(fsync=False)
         count = state.meta.results_count
-        dedupe = count > state.tally.total  # more records than tests: retries or resends
-        last: dict[tuple[int, int], int] | None = None
-        if dedupe:
-            last = {}
-            for i, raw in enumerate(itertools.islice(store.iter_records(), count)):
-                r = _decode_result(raw)
-                last[(test_key(r), r.attempt or 1)] = i
-        for i, raw in enumerate(itertools.islice(store.iter_records(), count)):
-            r = _decode_result(raw)
-            if last is not None and last.get((test_key(r), r.attempt or 1)) != i:
-                continue
-            yield r
+        for raw in iter_merged(store.iter_records, count, unique=count <= state.tally.total):
+            yield _decode_result(raw)
 
     def report_data(self, state: RunState) -> ReportData:
         """Everything the renderers need (blocking: one pass over the records)."""

@@ -10,11 +10,12 @@ a test whose latest attempt passed after an earlier attempt failed counts as pas
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import msgspec
 
 from ci_sidecar.protocol.records import Counts, TestResult
+
+from .result_versions import merge_versions, test_key
 
 __all__ = ["Tally", "test_key", "STATUS_CODES"]
 
@@ -23,15 +24,6 @@ _STATUS_NAMES = ("passed", "failed", "error", "skipped")
 _MAX_ATTEMPT = 55  # attempts above this share the top bit (bitmask stays a machine-sized int)
 MAX_FAILURES_IN_MEMORY = 1000
 SLOWEST_KEPT = 20
-
-
-def test_key(r: TestResult) -> int:
-    """A stable 64-bit identity of (suite, classname, name) — stable across restarts, unlike hash()."""
-    raw = f"{r.suite or ''}\x1f{r.classname or ''}\x1f{r.name}".encode()
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little")
-
-
-test_key.__test__ = False  # type: ignore[attr-defined]
 
 
 class Tally(msgspec.Struct, kw_only=True):
@@ -95,7 +87,10 @@ class Tally(msgspec.Struct, kw_only=True):
             elif r.duration > self.slowest[0][0]:
                 heapq.heapreplace(self.slowest, (r.duration, key, r.name))
         if status in (1, 2) and attempt == latest:
-            if key in self.failures or len(self.failures) < MAX_FAILURES_IN_MEMORY:
+            prev = self.failures.get(key)
+            if prev is not None and min(prev.attempt or 1, _MAX_ATTEMPT) == attempt:
+                self.failures[key] = _trim(merge_versions(prev, r))  # a second source of this failure
+            elif prev is not None or len(self.failures) < MAX_FAILURES_IN_MEMORY:
                 self.failures[key] = _trim(r)
         elif key in self.failures:
             del self.failures[key]

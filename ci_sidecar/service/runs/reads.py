@@ -13,6 +13,7 @@ import trio
 from ci_sidecar.protocol.records import TestRun
 from ci_sidecar.providers.base import ProviderEnv, ReadsRuns
 
+from ..result_versions import iter_merged
 from ..session_context import SessionContext
 from .core import RunCore, RunState
 
@@ -67,20 +68,20 @@ class RunReads(RunCore):
         return got
 
     async def read_results(self, run_id: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Per-test records [start, end) of a run, read from disk in chunks (memory stays flat)."""
+        """Per-test records [start, end) of a run, each (test, attempt) once (see ``result_versions``),
+        read from disk in chunks."""
+        state = self._require(run_id)
         store = self.store.records(run_id)
         await store.commit(fsync=False)
-        iterator = iter(store.iter_records())
+        unique = state.meta.results_count <= state.tally.total
+        iterator = iter_merged(store.iter_records, end, start=start, unique=unique)
 
         def chunk() -> list[bytes]:
             return list(itertools.islice(iterator, _READ_CHUNK))
 
-        index = 0
-        while index < end:
+        while True:
             batch = await trio.to_thread.run_sync(chunk)
             if not batch:
                 return
             for raw in batch:
-                if start <= index < end:
-                    yield raw
-                index += 1
+                yield raw
