@@ -4,6 +4,8 @@ example programs on their own and under ``ci-sidecar exec``, against a real daem
 
 from __future__ import annotations
 
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -143,3 +145,13 @@ class TestGoModule:
         piped = run(["bash", "-ec", block_with(GO_README, "bash", "pipefail")], broken, env)
         assert piped.returncode != 0, piped.stderr
         assert re.search(r"gotest-sidecar: run \S+ failure: .* 2 errors", piped.stderr), piped.stderr
+
+        # run from a terminal with nothing piped in and nothing to run: usage, not a silent wait
+        primary, secondary = pty.openpty()
+        try:
+            idle = subprocess.run(["gotest-sidecar"], cwd=tmp_path, env=env, stdin=secondary, capture_output=True,
+                                  text=True, timeout=30)
+        finally:
+            os.close(primary)
+            os.close(secondary)
+        assert (2, True) == (idle.returncode, idle.stderr.startswith("usage: gotest-sidecar")), idle.stderr

@@ -51,6 +51,11 @@ func main() {
 	}
 	flag.Parse()
 	o.goTestArgs = flag.Args()
+	if st, err := os.Stdin.Stat(); len(o.goTestArgs) == 0 && err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		// nothing piped in and nothing to run: waiting on the terminal would look like a hang
+		flag.Usage()
+		os.Exit(2)
+	}
 	os.Exit(run(os.Stdin, os.Stdout, os.Stderr, o))
 }
 
