@@ -4,8 +4,13 @@
 * a dispatcher task attempts due writes — never two at once for the same target, in arrival order
   per target — through the provider's single-attempt ``deliver``;
 * outcomes go through :class:`~ci_sidecar.delivery.policy.RetryPolicy` (the only retry logic);
-* writes of the same coalescible target (a run's state, a status context, a sticky comment) that are
-  still waiting are merged: only the latest state is sent, under the first write's idempotency key;
+* writes of the same coalescible target (a run's state, a status context, a sticky comment) are merged:
+  only the latest state is sent, under the first write's idempotency key (a write merged into one that is
+  being sent makes it go once more with the newer state when the attempt ends);
+* the write budget (:mod:`.budget`) decides when: final writes (a completion, a comment, an artifact)
+  go first and are never held back by live updates; a live update (a running run's summary, a
+  pending status) goes when its run's spacing and its token's budget allow, else stays one coalesced
+  pending write; a rate-limited token holds everything back, a primary limit up to its reset;
 * a write that needs a credential waits, after a restart, until a session or the daemon's own
   config supplies a token with the same fingerprint (the journal holds only the reference).
 
@@ -28,6 +33,7 @@ import trio
 from ci_sidecar.protocol.records import CIContext, DeliveryState, DeliverySummary, ErrorInfo
 from ci_sidecar.providers.base import (
     CredentialRef,
+    DeclaresWriteBudget,
     Operation,
     Outcome,
     PostComment,
@@ -36,7 +42,10 @@ from ci_sidecar.providers.base import (
     PublishRun,
     SetStatus,
 )
+from ci_sidecar.providers.writes import WriteBudget
 
+from .budget import AttemptGate, LiveSchedule, TokenLane
+from .entries import CredentialPool, Entry, OutboxDone, OutboxFailed, OutboxImage, OutboxPut, OutboxRemote
 from .policy import RetryPolicy
 
 __all__ = ["Entry", "OutboxPut", "OutboxDone", "OutboxFailed", "OutboxRemote", "OutboxImage", "Outbox", "CredentialPool"]
@@ -44,74 +53,8 @@ __all__ = ["Entry", "OutboxPut", "OutboxDone", "OutboxFailed", "OutboxRemote", "
 log = logging.getLogger("ci_sidecar.delivery")
 
 _FINISHED_KEPT = 10_000
-_PER_PROVIDER_CONCURRENCY = 4
-
-
-class Entry(msgspec.Struct, kw_only=True):
-    """One logical write. ``id`` doubles as its idempotency key across retries and restarts."""
-
-    id: str
-    provider: str
-    target: str
-    op: Operation
-    run_id: str | None = None
-    session_id: str | None = None
-    ci: CIContext | None = None
-    credential: CredentialRef | None = None
-    config: dict[str, Any] = {}
-    created: float = 0.0
-    not_before: float = 0.0
-    attempts: int = 0
-    error: ErrorInfo | None = None
-
-
-class OutboxPut(msgspec.Struct, tag="outbox_put"):
-    entry: Entry
-
-
-class OutboxDone(msgspec.Struct, tag="outbox_done", kw_only=True):
-    id: str
-    provider: str
-    target: str
-    remote: dict[str, Any] | None = None
-
-
-class OutboxRemote(msgspec.Struct, tag="outbox_remote", kw_only=True):
-    """What a provider learned about a target during an attempt that is not finished (e.g. a PATCH
-    in flight): kept so the next attempt does not redo what reached the provider."""
-
-    provider: str
-    target: str
-    remote: dict[str, Any]
-
-
-class OutboxFailed(msgspec.Struct, tag="outbox_failed", kw_only=True):
-    id: str
-    error: ErrorInfo
-
-
-class OutboxImage(msgspec.Struct, kw_only=True):
-    """The outbox in a snapshot."""
-
-    pending: list[Entry] = []
-    failed: list[Entry] = []
-    remote: list[tuple[str, str, dict[str, Any]]] = []
-
-
-class CredentialPool:
-    """Secrets in memory only, by fingerprint; writes reference them, never contain them."""
-
-    def __init__(self) -> None:
-        self._secrets: dict[str, str] = {}
-        self.changed: Callable[[], None] = lambda: None
-
-    def add(self, fingerprint: str, secret: str) -> None:
-        if self._secrets.get(fingerprint) != secret:
-            self._secrets[fingerprint] = secret
-            self.changed()
-
-    def get(self, ref: CredentialRef) -> str | None:
-        return self._secrets.get(ref.fingerprint)
+_PER_PROVIDER_CONCURRENCY = 4  # one of them is kept free of live updates for final writes
+_TELL_WAIT_S = 30.0  # a final write held back longer than this is announced to the session
 
 
 def _coalescible(op: Operation) -> bool:
@@ -122,6 +65,12 @@ def _merge(old: Operation, new: Operation) -> Operation:
     if isinstance(old, PublishRun) and isinstance(new, PublishRun):
         return msgspec.structs.replace(new, final=old.final or new.final)
     return new
+
+
+def _live(op: Operation) -> bool:
+    """A live update: best effort, spaced, replaced by the next state (a final write is none of these)."""
+    return (isinstance(op, PublishRun) and not op.final) or (isinstance(op, SetStatus)
+                                                             and op.state in ("pending", "running"))
 
 
 class Outbox:
@@ -137,8 +86,10 @@ class Outbox:
         policy: RetryPolicy | None = None,
         on_outcome: Callable[[Entry, Outcome | None, ErrorInfo | None], None] | None = None,
         on_log: Callable[[Entry, str], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.providers = providers
+        self._clock = clock  # wall seconds (persisted times); a benchmark passes a virtual one
         self.policy = policy or RetryPolicy()
         self.credentials = CredentialPool()
         self.credentials.changed = self.wake
@@ -157,6 +108,12 @@ class Outbox:
         self._per_provider: dict[str, int] = {}
         self._wake = trio.Event()
         self.attempts_total = 0
+        #: the write budget: per (provider, token fingerprint), per (provider, target) of live updates
+        self.lanes: dict[tuple[str, str], TokenLane] = {}
+        self._live: dict[tuple[str, str], LiveSchedule] = {}
+        self._gates: dict[str, tuple[AttemptGate, Operation]] = {}  # in-flight attempts, by entry id
+        self._urgent_sessions: set[str] = set()  # saying goodbye: their live updates go like final ones
+        self._told: set[str] = set()  # final writes whose long wait the session was told about
 
     # --- recording writes --------------------------------------------------------------------
 
@@ -165,13 +122,16 @@ class Outbox:
             credential: CredentialRef | None = None, config: dict[str, Any] | None = None,
             delay_s: float = 0.0) -> str:
         """Record a write (journal append; the caller commits). Returns the id that will carry it."""
-        now = time.time()
+        now = self._clock()
         if _coalescible(op):
             for existing in reversed(self._pending.values()):
                 if existing.provider == provider and existing.target == target:
-                    if existing.id in self._inflight or type(existing.op) is not type(op):
+                    if type(existing.op) is not type(op):
                         break
                     existing.op = _merge(existing.op, op)
+                    inflight = self._gates.get(existing.id)
+                    if inflight is not None and not _live(existing.op):
+                        inflight[0].preempt()  # a live attempt in flight sends nothing more: the final goes next
                     existing.not_before = min(existing.not_before, now + delay_s)
                     existing.session_id = session_id or existing.session_id
                     existing.credential = credential or existing.credential
@@ -224,17 +184,29 @@ class Outbox:
 
     async def flush_session(self, session_id: str, timeout_s: float) -> DeliverySummary:
         """Wait (bounded) until the session's writes are delivered or failed; debounced ones go now."""
-        now = time.time()
+        now = self._clock()
         for e in self._pending.values():
             if e.session_id == session_id and e.attempts == 0 and e.not_before > now:
                 e.not_before = now  # a debounce delay is for live updates, not for a client saying goodbye
+        self._urgent_sessions.add(session_id)  # its last live state is its final word
         self.wake()
-        with trio.move_on_after(timeout_s):
-            while any(e.session_id == session_id for e in self._pending.values()):
-                ids = [e.id for e in self._pending.values() if e.session_id == session_id]
-                for entry_id in ids:
-                    await self.wait(entry_id, timeout_s)
+        try:
+            with trio.move_on_after(timeout_s):
+                while any(e.session_id == session_id for e in self._pending.values()):
+                    ids = [e.id for e in self._pending.values() if e.session_id == session_id]
+                    for entry_id in ids:
+                        await self.wait(entry_id, timeout_s)
+        finally:
+            self._urgent_sessions.discard(session_id)
         return self.summary(session_id=session_id)
+
+    def budget_status(self) -> list[dict[str, Any]]:
+        """For ``sidecar/status``: each token's writes, deferred live requests and budget used."""
+        now = self._clock()
+        return [{"provider": p, "token": fp, "writes": lane.writes, "live_deferred": lane.deferred,
+                 "budget_used": round(lane.used_fraction(now), 3),
+                 "blocked_s": round(max(lane.final_wait(now), 0.0), 1)}
+                for (p, fp), lane in self.lanes.items()]
 
     # --- persistence ----------------------------------------------------------------------------
 
@@ -281,41 +253,73 @@ class Outbox:
             while True:
                 self._wake = trio.Event()
                 next_due = self._dispatch_due(nursery)
-                timeout = max(0.0, next_due - time.time()) if next_due is not None else math.inf
+                timeout = max(0.0, next_due - self._clock()) if next_due is not None else math.inf
                 with trio.move_on_after(timeout):
                     await self._wake.wait()
 
+    def _is_live(self, entry: Entry) -> bool:
+        return _live(entry.op) and entry.session_id not in self._urgent_sessions
+
+    def _lane_key(self, entry: Entry) -> tuple[str, str]:
+        return entry.provider, entry.credential.fingerprint if entry.credential is not None else "anonymous"
+
+    def _lane(self, entry: Entry, env: ProviderEnv) -> TokenLane:
+        key = self._lane_key(entry)
+        lane = self.lanes.get(key)
+        if lane is None:
+            provider = self.providers.get(entry.provider)
+            budget = provider.write_budget(env) if isinstance(provider, DeclaresWriteBudget) else WriteBudget()
+            lane = self.lanes[key] = TokenLane(budget, self._clock)
+        return lane
+
+    def _gate(self, entry: Entry, env: ProviderEnv, live: bool) -> AttemptGate | None:
+        """The write gate of one attempt: the token's lane, as a final or a live write."""
+        return AttemptGate(self._lane(entry, env), final=not live)
+
+    def _live_due(self, entry: Entry, now: float) -> float:
+        """When a live update may go: its run's spacing and its token's budget (never later than needed)."""
+        lane = self.lanes.get(self._lane_key(entry))
+        if lane is None:  # the token's first write: nothing known yet
+            return now
+        schedule = self._live.setdefault((entry.provider, entry.target), LiveSchedule(entry.created))
+        return max(schedule.due(lane.budget, now, lane.used_fraction(now)), now + lane.live_wait(now))
+
     def _dispatch_due(self, nursery: trio.Nursery) -> float | None:
-        now = time.time()
+        now = self._clock()
         next_due: float | None = None
-        blocked: set[tuple[str, str]] = set()
+        heads: dict[tuple[str, str], Entry] = {}
         for entry in self._pending.values():
+            heads.setdefault((entry.provider, entry.target), entry)  # later writes to a target wait for this one
+        # final writes first: a live update never takes the place of one
+        finals = [e for e in heads.values() if not self._is_live(e)]
+        for entry in finals + [e for e in heads.values() if self._is_live(e)]:
             key = (entry.provider, entry.target)
-            if entry.id in self._inflight or key in self._busy_targets or key in blocked:
-                blocked.add(key)  # later writes to the same target wait for this one
+            if entry.id in self._inflight or key in self._busy_targets:
                 continue
-            if entry.not_before > now:
-                next_due = entry.not_before if next_due is None else min(next_due, entry.not_before)
-                blocked.add(key)
+            live = self._is_live(entry)
+            due = max(entry.not_before, self._live_due(entry, now)) if live else entry.not_before
+            if due > now:
+                next_due = due if next_due is None else min(next_due, due)
                 continue
             token = None
             if entry.credential is not None:
                 token = self.credentials.get(entry.credential)
                 if token is None:
-                    blocked.add(key)  # waits for a session or config with a matching credential
-                    continue
-            if self._per_provider.get(entry.provider, 0) >= _PER_PROVIDER_CONCURRENCY:
-                blocked.add(key)
+                    continue  # waits for a session or config with a matching credential
+            if self._per_provider.get(entry.provider, 0) >= _PER_PROVIDER_CONCURRENCY - live:
                 continue
+            if live:
+                self._live.setdefault(key, LiveSchedule(entry.created)).sent(now)
             self._inflight.add(entry.id)
             self._busy_targets.add(key)
             self._per_provider[entry.provider] = self._per_provider.get(entry.provider, 0) + 1
-            nursery.start_soon(self._attempt, entry, token)
+            nursery.start_soon(self._attempt, entry, token, live)
         return next_due
 
-    async def _attempt(self, entry: Entry, token: str | None) -> None:
+    async def _attempt(self, entry: Entry, token: str | None, live: bool) -> None:
         key = (entry.provider, entry.target)
         provider = self.providers.get(entry.provider)
+        op = entry.op
         outcome: Outcome
         try:
             if provider is None:
@@ -324,37 +328,84 @@ class Outbox:
                 entry.attempts += 1
                 self.attempts_total += 1
                 env = self._env_for(entry, token)
-                outcome = await provider.deliver(entry.op, env, dict(self._remote.get(key, {})))
+                gate = env.writes = self._gate(entry, env, live)
+                if gate is not None:
+                    self._gates[entry.id] = (gate, op)
+                outcome = await provider.deliver(op, env, dict(self._remote.get(key, {})))
         except Exception:  # a provider bug must not lose the write: retry it like an outage
             incident = uuid.uuid4().hex[:12]
             log.error("incident %s delivering %s to %s", incident, type(entry.op).__name__, entry.provider,
                       exc_info=True)
             outcome = Outcome.retry(f"internal error (incident {incident})")
         finally:
+            self._gates.pop(entry.id, None)
             self._inflight.discard(entry.id)
             self._busy_targets.discard(key)
             self._per_provider[entry.provider] -= 1
         with trio.CancelScope(shield=True):
-            await self._settle(entry, outcome)
+            await self._settle(entry, outcome, replaced=entry.op is not op)
         self.wake()
 
-    async def _settle(self, entry: Entry, outcome: Outcome) -> None:
+    def _hold(self, entry: Entry, outcome: Outcome, now: float) -> float | None:
+        """Seconds the write budget holds this write back after ``outcome`` (None: the retry policy decides)."""
+        if outcome.kind == "deferred":
+            return max(0.0, outcome.retry_after or 0.0)
+        lane = self.lanes.get(self._lane_key(entry))
+        if lane is not None and outcome.kind == "retry" and outcome.status in (403, 429):
+            exhausted = lane.exhausted_until(now)
+            if exhausted is not None:  # a primary limit that resets within the hour: wait for it, don't fail
+                return exhausted - now + 1.0
+        return None
+
+    def _tell_held(self, entry: Entry, outcome: Outcome, wait: float, now: float) -> None:
+        """A final write held back for long: say what, why and until when, once per write."""
+        if wait < _TELL_WAIT_S or self._is_live(entry) or entry.id in self._told:
+            return
+        self._told.add(entry.id)
+        when = time.strftime("%H:%M:%S UTC", time.gmtime(now + wait))
+        self._on_log(entry, f"{entry.provider}: the token's rate limit holds this write back until {when} "
+                            f"(in {wait / 60:.0f} min); it is recorded and stays pending until then "
+                            f"({outcome.message})")
+
+    async def _settle(self, entry: Entry, outcome: Outcome, *, replaced: bool = False) -> None:
         """Record the outcome (journal, then the service's view), and only then tell waiters."""
         key = (entry.provider, entry.target)
         if entry.id not in self._pending:
             return
+        now = self._clock()
+        progressed = outcome.remote is not None and outcome.remote != self._remote.get(key, {})
+        if outcome.remote is not None and outcome.kind in ("delivered", "retry", "deferred"):
+            self._remote[key] = outcome.remote
+        hold = self._hold(entry, outcome, now)
+        if hold is not None or (replaced and outcome.kind in ("delivered", "retry", "refused")):
+            # held back by the budget (not a failed attempt), or a newer state arrived during the attempt:
+            # the entry stays pending and goes again with what it holds now
+            if hold is not None:
+                entry.attempts = max(0, entry.attempts - 1)
+                entry.held_s += hold
+                entry.not_before = now + hold
+                self._tell_held(entry, outcome, hold, now)
+            else:
+                entry.attempts = 0
+                entry.not_before = now
+            if outcome.remote is not None:
+                self._append(OutboxRemote(provider=entry.provider, target=entry.target, remote=outcome.remote))
+                await self._commit_quietly()
+            return
         error: ErrorInfo | None = None
         if outcome.kind == "retry":
-            if outcome.remote is not None and outcome.remote != self._remote.get(key, {}):
+            if progressed:
                 # the attempt got further than the last one (a batch of annotations, an uploaded blob): the
                 # provider works, so backoff and the attempt limit count from here (budget_s still bounds it)
                 entry.attempts = 1
             if outcome.remote is not None:
-                self._remote[key] = outcome.remote
                 self._append(OutboxRemote(provider=entry.provider, target=entry.target, remote=outcome.remote))
-            delay = self.policy.next_delay(entry.attempts, outcome.retry_after, time.time() - entry.created)
+            delay = self.policy.next_delay(entry.attempts, outcome.retry_after, now - entry.created - entry.held_s)
             if delay is not None:
-                entry.not_before = time.time() + delay
+                lane = self.lanes.get(self._lane_key(entry))
+                if lane is not None:  # a rate-limited token: nothing goes before the pause ends
+                    delay = max(delay, lane.final_wait(now))
+                entry.not_before = now + delay
                 if delay >= 5:
                     self._on_log(entry, f"{entry.provider}: {outcome.message}; retrying in {delay:.0f} s")
                 log.info("%s %s: %s; retry %d in %.1f s", entry.provider, entry.target, outcome.message,
@@ -373,9 +424,10 @@ class Outbox:
                               data={"provider": entry.provider, "operation": type(entry.op).__name__,
                                     "tier": outcome.tier or "none"})
         del self._pending[entry.id]
+        self._told.discard(entry.id)
+        if not _live(entry.op):
+            self._live.pop(key, None)  # the target's final state is settled: its live schedule is done
         if error is None:
-            if outcome.remote is not None:
-                self._remote[key] = outcome.remote
             self._drop_failed_for(*key)
             self._append(OutboxDone(id=entry.id, provider=entry.provider, target=entry.target,
                                     remote=outcome.remote))

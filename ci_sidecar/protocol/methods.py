@@ -125,6 +125,8 @@ class OutboxStatus(Wire):
 
 class ProviderStatus(Wire):
     rate_limit: dict[str, Any] | None = None
+    #: per token: writes sent, live updates held back, share of the hourly budget used, seconds blocked
+    write_budget: list[dict[str, Any]] | None = None
 
 
 class StatusResult(Wire):

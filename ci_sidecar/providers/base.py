@@ -32,6 +32,8 @@ import msgspec
 from ci_sidecar.credentials import CredentialRef
 from ci_sidecar.protocol.records import CIContext, Counts, ProviderCaps
 
+from .writes import WriteBudget, WriteGate
+
 __all__ = [
     "RunSnapshot",
     "PublishRun",
@@ -51,6 +53,7 @@ __all__ = [
     "ProbesAccess",
     "ReadsRuns",
     "ReportsStatus",
+    "DeclaresWriteBudget",
     "WritesJobLog",
     "CredentialRef",
     "capabilities_of",
@@ -131,10 +134,12 @@ class Outcome(msgspec.Struct, kw_only=True):
 
     ``delivered``: done; ``retry``: a transient failure (429, 5xx, timeout, reset) — try again, not
     before ``retry_after`` seconds when the provider said so; ``refused``: the provider said no (other
-    4xx) — final; ``unsupported``: the provider cannot do this operation at any tier — final.
+    4xx) — final; ``unsupported``: the provider cannot do this operation at any tier — final;
+    ``deferred``: the write budget held a request back (nothing more was sent) — try again after
+    ``retry_after`` seconds, not counted as a failed attempt.
     """
 
-    kind: Literal["delivered", "retry", "refused", "unsupported"]
+    kind: Literal["delivered", "retry", "refused", "unsupported", "deferred"]
     message: str = ""
     status: int | None = None
     retry_after: float | None = None
@@ -161,6 +166,10 @@ class Outcome(msgspec.Struct, kw_only=True):
     @classmethod
     def unsupported(cls, message: str, **kw: Any) -> Outcome:
         return cls(kind="unsupported", message=message, **kw)
+
+    @classmethod
+    def deferred(cls, message: str, retry_after: float, **kw: Any) -> Outcome:
+        return cls(kind="deferred", message=message, retry_after=retry_after, **kw)
 
 
 @dataclass
@@ -196,10 +205,14 @@ class ProviderEnv:
             base_url = settings["base_url"] = credential.base_url
         return cls(ci=ci, config=settings, base_url=base_url, token=token, credential=credential,
                    username=credential.username if credential is not None else None, **hooks)
+    #: the delivery layer's write budget for this attempt: the HTTP layer passes mutating requests through it
+    writes: WriteGate | None = None
 
 
 class Provider(Protocol):
-    """One provider. Stateless between calls except for connection pools."""
+    """One provider. Stateless between calls except for connection pools.
+
+    """
 
     name: ClassVar[str]
 
@@ -315,9 +328,18 @@ class ReportsStatus(Protocol):
         ...
 
 
+@runtime_checkable
+class DeclaresWriteBudget(Protocol):
+    """Declares its write-budget numbers for a token (:mod:`.writes`); the delivery layer's defaults otherwise."""
+
+    def write_budget(self, env: ProviderEnv) -> WriteBudget:
+        ...
+
+
 #: every optional capability a provider can declare by defining its method
 CAPABILITIES: tuple[type, ...] = (
     ReadsRuns, LooksUpArtifacts, PresignsUrls, ProbesAccess, WritesJobLog, FindsCredentials, ReportsStatus,
+    DeclaresWriteBudget,
 )
 
 

@@ -159,6 +159,8 @@ class CoreService:
         for name in self.providers.loaded():
             reporter = self.providers.capable(name, ReportsStatus)
             providers[name] = reporter.status() if reporter is not None else {}
+        for lane in self.outbox.budget_status():  # each token's writes, held-back live updates, budget used
+            providers.setdefault(lane.pop("provider"), {}).setdefault("write_budget", []).append(lane)
         return {"runs": len(self.runs.runs), "outbox": self.outbox.depth(), "providers": providers}
 
     # --- sessions -------------------------------------------------------------------------------

@@ -258,6 +258,9 @@ export interface ProviderStatus {
   rate_limit?: {
     [key: string]: unknown;
   } | null;
+  write_budget?: Array<{
+    [key: string]: unknown;
+  }> | null;
 }
 
 export interface PurgeArtifactsResult {

@@ -20,6 +20,7 @@ from ..base import (
     SetStatus,
     UploadArtifact,
 )
+from ..writes import WriteBudget
 from ._api import (
     ANNOTATIONS_PER_REQUEST,
     COMMENT_CHARS,
@@ -83,7 +84,7 @@ class GitHubProvider:
 
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (token redacted), never as exceptions."""
-        api = self._http.session(rest_config(env), env.token, env.log)
+        api = self._http.session(rest_config(env), env.token, env.log, env.writes)
         try:
             if isinstance(op, PublishRun):
                 outcome = await publish(op, env, dict(remote or {}), api)
@@ -146,6 +147,12 @@ class GitHubProvider:
         log: the annotation tier that needs no token (fork PRs, Dependabot)."""
         failed = counts.get("failed", 0) or counts.get("errors", 0)
         return "github-annotations" if ci.provider == "github" and failed else None
+    def write_budget(self, env: ProviderEnv) -> WriteBudget:
+        """GitHub's numbers: an Actions ``GITHUB_TOKEN`` (or App installation token) has 1,000 requests an hour
+        per repository, shared by every job; a personal token 5,000 (the ``x-ratelimit-*`` headers correct
+        both); at least 1 s between writes; a limit without ``retry-after`` means waiting a minute or more."""
+        per_hour = 5000 if token_kind(env.token) == "pat" else 1000
+        return WriteBudget(requests_per_hour=per_hour, min_spacing_s=1.0, limited_wait_s=60.0)
 
     def status(self) -> dict[str, Any]:
         """For ``sidecar/status``: the last rate-limit headers seen."""
