@@ -209,15 +209,20 @@ async def _check_run(
         else:
             body["status"] = "in_progress"
         state["inflight"] = True
-        if check_id is None:
-            body["head_sha"] = sha
-            resp = await api.request("POST", f"{repo}/check-runs", json_body=body)
-            created = resp.json() or {}
-            check_id = state["check_run_id"] = created.get("id")
-            outcome_url = state["html_url"] = created.get("html_url")
-        else:
-            resp = await api.request("PATCH", f"{repo}/check-runs/{check_id}", json_body=body)
-            outcome_url = state["html_url"] = (resp.json() or {}).get("html_url") or outcome_url
+        try:
+            if check_id is None:
+                body["head_sha"] = sha
+                resp = await api.request("POST", f"{repo}/check-runs", json_body=body)
+                created = resp.json() or {}
+                check_id = state["check_run_id"] = created.get("id")
+                outcome_url = state["html_url"] = created.get("html_url")
+            else:
+                resp = await api.request("PATCH", f"{repo}/check-runs/{check_id}", json_body=body)
+                outcome_url = state["html_url"] = (resp.json() or {}).get("html_url") or outcome_url
+        except HttpError as err:
+            if err.outcome.kind == "deferred":  # held back by the write budget: nothing was sent
+                state.pop("inflight", None)
+            raise
         state.pop("inflight", None)
         state["annotations_sent"] = sent = sent + len(batch)
     state["annotations_capped"] = len(candidates) > cap
