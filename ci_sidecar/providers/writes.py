@@ -60,6 +60,10 @@ class WriteGate(Protocol):
         """The mutating request is finished (answered or failed)."""
         ...
 
+    def count_read(self) -> None:
+        """A request that changes nothing was sent: it still spends the token's hourly budget."""
+        ...
+
     def observe(self, headers: Mapping[str, str], *, limited: bool = False,
                 retry_after: float | None = None) -> None:
         """Every response's headers (rate-limit state); ``limited`` when it was a 429/403 rate limit."""

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
+from .._gated import api_session
 from .._http import DEFAULT_PACING, HttpError
 from ..base import (
     CheckReport,
@@ -84,7 +85,7 @@ class GitHubProvider:
 
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (token redacted), never as exceptions."""
-        api = self._http.session(rest_config(env), env.token, env.log, env.writes)
+        api = api_session(self._http, rest_config(env), env.token, env.log, env.writes)
         try:
             if isinstance(op, PublishRun):
                 outcome = await publish(op, env, dict(remote or {}), api)
