@@ -40,6 +40,9 @@ from ci_sidecar.delivery.budget import AttemptGate  # noqa: E402
 from ci_sidecar.delivery.entries import Entry  # noqa: E402
 from ci_sidecar.delivery.outbox import Outbox  # noqa: E402
 from ci_sidecar.protocol.records import CIContext, Counts, TestResult  # noqa: E402
+import ci_sidecar.providers._http.classify  # noqa: E402
+import ci_sidecar.providers._http.pacing  # noqa: E402
+import ci_sidecar.providers._http.session  # noqa: E402
 from ci_sidecar.providers import _http  # noqa: E402
 from ci_sidecar.providers.base import ProviderEnv, PublishRun, RunSnapshot  # noqa: E402
 from ci_sidecar.providers.github import GitHubProvider  # noqa: E402
@@ -227,7 +230,9 @@ def main() -> None:
     ap.add_argument("--jobs", default="1,4")
     args = ap.parse_args()
     # the HTTP layer reads the wall clock for rate-limit resets and its pacer: give it the virtual one
-    _http.time = types.SimpleNamespace(time=wall, monotonic=trio.current_time)  # type: ignore[assignment]
+    virtual = types.SimpleNamespace(time=wall, monotonic=trio.current_time)
+    for module in (_http.classify, _http.pacing, _http.session):
+        module.time = virtual  # type: ignore[attr-defined]
     print("writes/h/run: mutating requests per run per hour (goal <= 120); final delay: completion to the "
           "completed check run (goal <= 5 s)")
     for jobs in [int(j) for j in args.jobs.split(",") if j]:

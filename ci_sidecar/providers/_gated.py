@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._http import ApiSession, HttpConfig, HttpError, HttpLayer, Response
+from ._http import ApiSession, Auth, HttpConfig, HttpError, HttpLayer, Response
 from .base import Outcome
 from .writes import WriteDeferred, WriteGate
 
@@ -25,15 +25,15 @@ def api_session(layer: HttpLayer, config: HttpConfig, token: str | None, say: Ca
     """A session for one attempt: through ``gate`` when the delivery layer gave one, else the layer's own pacing."""
     if gate is None:
         return layer.session(config, token, say)
-    return GatedSession(layer, config, token, say, gate)
+    return GatedSession(layer, config, token, say, gate, auth=layer.auth)
 
 
 class GatedSession(ApiSession):
     """Requests of one delivery attempt, within the write budget."""
 
     def __init__(self, layer: HttpLayer, config: HttpConfig, token: str | None,
-                 say: Callable[[str], None] | None, gate: WriteGate) -> None:
-        super().__init__(layer, config, token, say)
+                 say: Callable[[str], None] | None, gate: WriteGate, *, auth: Auth) -> None:
+        super().__init__(layer, config, token, say, auth=auth)
         self._gate = gate
 
     async def request(self, method: str, path: str, *, paced: bool | None = None, **kw: Any) -> Response:
