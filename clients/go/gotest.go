@@ -43,7 +43,6 @@ type GoTestCollector struct {
 	parents  map[string]bool             // tests that ran a subtest
 	childBad map[string]bool             // tests with a failed subtest
 	pkgBad   map[string]bool             // packages with a failing result
-	pkgDone  map[string]bool             // packages whose own pass/fail/skip arrived
 	broken   map[string]string           // package -> "(build)" | "(setup)", awaiting Finish
 	buildOut map[string]*strings.Builder // package -> compiler/vet output
 	header   string                      // package of the current "# pkg" block of build output
@@ -55,7 +54,7 @@ type GoTestCollector struct {
 func NewGoTestCollector() *GoTestCollector {
 	return &GoTestCollector{output: map[string]*strings.Builder{}, running: map[string]bool{},
 		parents: map[string]bool{}, childBad: map[string]bool{}, pkgBad: map[string]bool{},
-		pkgDone: map[string]bool{}, broken: map[string]string{}, buildOut: map[string]*strings.Builder{}}
+		broken: map[string]string{}, buildOut: map[string]*strings.Builder{}}
 }
 
 func appendClipped(m map[string]*strings.Builder, key, text string) {
@@ -93,7 +92,7 @@ func (g *GoTestCollector) AddLine(line []byte) []TestResult {
 func (g *GoTestCollector) AddStderr(line string) {
 	line = strings.TrimRight(line, "\r\n")
 	if strings.HasPrefix(line, "# ") {
-		g.header = strings.Fields(line[2:] + " x")[0]
+		g.header = firstWord(line[2:])
 		return
 	}
 	if pkg, kind, ok := brokenPackage(line); ok {
@@ -135,15 +134,15 @@ func (g *GoTestCollector) Add(ev GoTestEvent) []TestResult {
 		appendClipped(g.output, key, ev.Output)
 		return nil
 	case "build-output":
-		appendClipped(g.buildOut, strings.Fields(ev.ImportPath + " x")[0], ev.Output)
+		appendClipped(g.buildOut, firstWord(ev.ImportPath), ev.Output)
 		return nil
 	case "build-fail":
-		g.broken[strings.Fields(ev.ImportPath + " x")[0]] = "(build)"
+		g.broken[firstWord(ev.ImportPath)] = "(build)"
 		return nil
 	case "run":
 		g.running[key] = true
-		if i := strings.LastIndexByte(ev.Test, '/'); i > 0 {
-			g.parents[ev.Package+"\x00"+ev.Test[:i]] = true
+		if pk := parentKey(ev); pk != "" {
+			g.parents[pk] = true
 		}
 		return nil
 	case "pass", "fail", "skip":
@@ -161,8 +160,8 @@ func (g *GoTestCollector) Add(ev GoTestEvent) []TestResult {
 	}
 	if r.Status == "failed" || r.Status == "error" {
 		g.pkgBad[ev.Package] = true
-		if i := strings.LastIndexByte(ev.Test, '/'); i > 0 {
-			g.childBad[ev.Package+"\x00"+ev.Test[:i]] = true
+		if pk := parentKey(ev); pk != "" {
+			g.childBad[pk] = true
 		}
 	}
 	return []TestResult{*r}
@@ -202,6 +201,15 @@ func (g *GoTestCollector) testResult(ev GoTestEvent, out string) *TestResult {
 	return r
 }
 
+// firstWord is `example.com/p` of `example.com/p [example.com/p.test]`.
+func firstWord(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+// parentKey is the key of the test that ran ev's test as a subtest ("" for a top-level test).
 func parentKey(ev GoTestEvent) string {
 	if i := strings.LastIndexByte(ev.Test, '/'); i > 0 {
 		return ev.Package + "\x00" + ev.Test[:i]
@@ -222,7 +230,6 @@ func (g *GoTestCollector) fill(r *TestResult, pkg string, f failure) {
 // packageDone handles a package's own outcome: unfinished tests and an unexplained failure.
 func (g *GoTestCollector) packageDone(ev GoTestEvent, out string) []TestResult {
 	pkg := ev.Package
-	g.pkgDone[pkg] = true
 	var results []TestResult
 	if ev.FailedBuild != "" {
 		g.broken[pkg] = "(build)"
