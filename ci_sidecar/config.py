@@ -130,6 +130,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     artifact_retention_max_bytes: PositiveInt | None = None
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     max_header_bytes: PositiveInt = 8 * 1024
+    max_batch: PositiveInt = 100  # requests per JSON-RPC batch (its replies are held until all are ready)
     source_roots: list[str] = []
     system_mode: bool = False
     proxy: str | None = None
@@ -164,7 +165,7 @@ _FIELDS = Config.__struct_fields__
 #: ``initialize.config`` cannot change them (a proxy plus a CA bundle would expose every token).
 DAEMON_ONLY_KEYS = frozenset({
     "state_dir", "socket", "system_mode", "source_roots", "idle_timeout_s", "abandon_timeout_s",
-    "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle", "artifact_store",
+    "max_body_bytes", "max_header_bytes", "max_batch", "proxy", "no_proxy", "ca_bundle", "artifact_store",
     "retention_runs", "retention_days", "artifact_max_file_bytes", "artifact_max_run_bytes",
     "artifact_stream_idle_s", "artifact_retention_days", "artifact_retention_max_bytes",
 })

@@ -13,7 +13,7 @@ from msgspec import UNSET, UnsetType
 
 from ci_sidecar.protocol.errors import InvalidParams, InvalidRequest, ParseError, SidecarError
 
-__all__ = ["Request", "Invalid", "decode_message", "encode_result", "encode_error", "params_error"]
+__all__ = ["JSON_ERRORS", "Request", "Invalid", "decode_message", "json_error_reason", "encode_result", "encode_error", "params_error"]
 
 RequestId = int | str | None
 
@@ -28,6 +28,20 @@ class _Envelope(msgspec.Struct):
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
 _decode_batch = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_any = msgspec.json.Decoder().decode
+
+#: What decoding untrusted JSON may raise besides a validation error: malformed JSON, bytes that are
+#: not UTF-8 inside a string (msgspec raises UnicodeDecodeError), nesting deeper than the decoder's
+#: recursion limit (RecursionError). All of them are a parse error for the client, never a crash.
+JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def json_error_reason(exc: BaseException) -> str:
+    """A short reason for -32700 that names the problem without echoing the client's bytes."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"invalid UTF-8 at byte {exc.start}"
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    return str(exc)
 
 
 @dataclass(slots=True)
@@ -52,7 +66,7 @@ def _salvage_id(raw: bytes | msgspec.Raw) -> RequestId:
     """Best-effort id of an invalid request, so the client can match the error to its request."""
     try:
         obj = _decode_any(raw)
-    except msgspec.DecodeError:
+    except JSON_ERRORS:
         return None
     if isinstance(obj, dict):
         rid = obj.get("id")
@@ -77,12 +91,20 @@ def _decode_one(raw: bytes | msgspec.Raw) -> Request | Invalid | None:
     return Request(env.method, env.id, env.params, False)
 
 
-def decode_message(body: bytes) -> tuple[bool, list[Request | Invalid]] | SidecarError:
+def decode_message(body: bytes, max_batch: int | None = None) -> tuple[bool, list[Request | Invalid]] | SidecarError:
     """Split one message body into its elements.
 
     Returns ``(is_batch, elements)``, or a single error to answer with ``id: null`` (invalid JSON,
-    an empty batch, a body that is neither an object nor an array).
+    including bytes that are not UTF-8 and nesting too deep; an empty batch or one of more than
+    ``max_batch`` elements; a body that is neither an object nor an array).
     """
+    try:
+        return _decode_message(body, max_batch)
+    except JSON_ERRORS as exc:
+        return ParseError(json_error_reason(exc))
+
+
+def _decode_message(body: bytes, max_batch: int | None) -> tuple[bool, list[Request | Invalid]] | SidecarError:
     stripped = body.lstrip()
     if stripped[:1] == b"[":
         try:
@@ -91,6 +113,8 @@ def decode_message(body: bytes) -> tuple[bool, list[Request | Invalid]] | Sideca
             return ParseError(str(exc))
         if not raws:
             return InvalidRequest("empty batch")
+        if max_batch is not None and len(raws) > max_batch:
+            return InvalidRequest(f"batch of {len(raws)} requests; the limit is {max_batch}")
         out: list[Request | Invalid] = []
         for raw in raws:
             if bytes(memoryview(raw)[:1]) != b"{":

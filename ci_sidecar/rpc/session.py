@@ -20,7 +20,16 @@ from ci_sidecar.protocol import errors as E
 from ci_sidecar.protocol.methods import METHODS, LogMessageParams, MethodSpec, ProgressParams, ProgressValue
 from ci_sidecar.transport.framing import FrameParser, FrameReader, FramingError, encode_frame
 
-from .envelope import Invalid, Request, decode_message, encode_error, encode_result, params_error
+from .envelope import (
+    JSON_ERRORS,
+    Invalid,
+    Request,
+    decode_message,
+    encode_error,
+    encode_result,
+    json_error_reason,
+    params_error,
+)
 from .ordering import Ticket
 
 if TYPE_CHECKING:
@@ -129,7 +138,8 @@ class Session:
         self._limiter = trio.CapacityLimiter(_MAX_IN_FLIGHT)
         self._send, self._recv = trio.open_memory_channel[bytes](_OUTBOX_FRAMES)
         self._out: list[bytes] = []  # framed replies waiting for the current flusher
-        self._out_bytes = 0
+        self._unsent = 0  # bytes queued or being written (backpressure counts both)
+        self._gone = False  # a write failed: the peer is gone
         self._flushing = False
         self._flushed = trio.Event()
         self._cancel_reader = trio.CancelScope()
@@ -143,31 +153,43 @@ class Session:
 
         Whoever finds no write in progress becomes the flusher and writes everything queued, in
         order, in as few syscalls as possible (replies that became ready together go out together).
-        Others return at once unless the queue is over its high-water mark, when they wait for the
-        flush: a client that does not read its replies slows its own requests, nobody else's.
+        Backpressure: while the bytes queued or being written exceed the high-water mark, a sender
+        waits before queueing. Requests keep their in-flight slot until their reply is queued, so a
+        client that does not read its replies fills its own slots and its reader stops taking new
+        messages: memory stays bounded, and only that client slows down.
         """
-        self._out.append(encode_frame(body))
-        self._out_bytes += len(self._out[-1])
+        while self._unsent > _OUT_HIGH_WATER and self._flushing and not self._gone:
+            await self._flushed.wait()
+        if self._gone:
+            return  # the connection is gone; what it asked for is recorded, the answer has nowhere to go
+        frame = encode_frame(body)
+        self._out.append(frame)
+        self._unsent += len(frame)
         if self._flushing:
-            if self._out_bytes > _OUT_HIGH_WATER:
-                await self._flushed.wait()
             return
         self._flushing = True
         try:
-            while self._out:
+            while self._out and not self._gone:
                 chunk = b"".join(self._out)
                 self._out.clear()
-                self._out_bytes = 0
                 try:
                     await self.stream.send_all(chunk)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    self._out.clear()
+                    self._gone = True
                     self._cancel_reader.cancel()  # the connection is gone; the work it asked for is recorded
-                    return
+                finally:
+                    self._unsent -= len(chunk)
+                    self._wake_senders()
         finally:
+            if self._gone:
+                self._out.clear()
+                self._unsent = 0
             self._flushing = False
-            self._flushed.set()
-            self._flushed = trio.Event()
+            self._wake_senders()
+
+    def _wake_senders(self) -> None:
+        self._flushed.set()
+        self._flushed = trio.Event()
 
     async def notify(self, method: str, params: Any) -> None:
         """Send a server→client notification."""
@@ -251,7 +273,7 @@ class Session:
     # --- dispatch ---------------------------------------------------------------------------
 
     async def _on_message(self, body: bytes, nursery: trio.Nursery) -> None:
-        decoded = decode_message(body)
+        decoded = decode_message(body, self.daemon.config.max_batch)
         if isinstance(decoded, E.SidecarError):
             await self.send_raw(encode_error(None, decoded))
             return
@@ -317,6 +339,10 @@ class Session:
         except msgspec.DecodeError as exc:
             await self._reply(encode_error(req.id, E.InvalidParams("$", str(exc))), into)
             return None
+        except (UnicodeDecodeError, RecursionError) as exc:  # bad bytes or nesting inside params
+            self.daemon.count("errors")
+            await self._reply(encode_error(req.id, E.ParseError(json_error_reason(exc))), into)
+            return None
 
         if req.method == "initialize":
             # run inline: every later message of this session depends on its outcome
@@ -366,13 +392,15 @@ class Session:
                 ticket.release()
             if scope is not None and self._inflight.get(req.id) is scope:
                 del self._inflight[req.id]
+        try:
+            if scope is not None and scope.cancelled_caught and token is not None:
+                await call.progress("end", "cancelled")
+            await self._reply(body, into)
+        finally:
+            # the slot is held until the reply is queued: unread replies hold the reader back
             if done is not None:
                 self._limiter.release_on_behalf_of(done)
-        if scope is not None and scope.cancelled_caught and token is not None:
-            await call.progress("end", "cancelled")
-        await self._reply(body, into)
-        if done is not None:
-            done.set()
+                done.set()
 
     async def _on_notification(self, req: Request, spec: MethodSpec | None, handler: Handler | None) -> None:
         method = req.method
@@ -384,7 +412,7 @@ class Session:
         if method == "$/cancelRequest":
             try:
                 rid = msgspec.json.decode(req.params or b"{}", type=dict).get("id")
-            except msgspec.DecodeError:
+            except JSON_ERRORS:
                 return
             scope = self._inflight.get(rid)
             if scope is not None:

@@ -8,7 +8,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ci_sidecar.protocol.errors import INVALID_REQUEST, PARSE_ERROR, SidecarError
+from ci_sidecar.protocol.errors import INVALID_REQUEST, PARSE_ERROR, InvalidRequest, ParseError, SidecarError
 from ci_sidecar.rpc.envelope import Invalid, Request, decode_message, params_error
 
 
@@ -76,3 +76,16 @@ def test_any_body_decodes_or_errors_cleanly(body: bytes) -> None:
     else:
         is_batch, items = out
         assert items and all(isinstance(i, (Request, Invalid)) for i in items)
+
+
+def test_undecodable_bodies_are_parse_errors() -> None:
+    """Bytes that are not UTF-8 and nesting past the decoder's limit are -32700, never an exception."""
+    for body in (b'{"jsonrpc":"2.0","id":1,"method":"a\xff"}', b"[" * 100_000, b'[{"method":"\xff"}]'):
+        out = decode_message(body)
+        assert isinstance(out, ParseError), body[:20]
+
+
+def test_batch_over_the_limit_is_refused_whole() -> None:
+    """A batch longer than ``max_batch`` is one -32600 that names the limit."""
+    out = decode_message(b"[" + b",".join([b'{"jsonrpc":"2.0","id":1,"method":"a"}'] * 3) + b"]", max_batch=2)
+    assert isinstance(out, InvalidRequest) and "limit is 2" in out.data["reason"]
