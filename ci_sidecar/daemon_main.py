@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 
 import msgspec
 import trio
@@ -13,9 +14,33 @@ from ci_sidecar import paths
 from ci_sidecar.config import LoadedConfig, load_config
 from ci_sidecar.rpc.server import Daemon
 
-__all__ = ["run", "build_daemon", "CannotServe"]
+__all__ = ["run", "build_daemon", "raise_fd_limit", "CannotServe"]
 
 log = logging.getLogger("ci_sidecar.daemon")
+
+
+#: never ask for more than this, whatever the hard limit (some systems set it to ~2^30)
+_MAX_NOFILE = 1 << 20
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard limit and return the soft limit in force.
+
+    The daemon waits with epoll (never select), so a high limit costs nothing; the common default
+    soft limit of 1,024 is what a busy shared daemon would otherwise run into. The service unit sets
+    ``LimitNOFILE`` for the hard limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, _MAX_NOFILE) if hard != resource.RLIM_INFINITY else _MAX_NOFILE
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return soft if soft != resource.RLIM_INFINITY else want
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("could not raise the open-files limit from %d to %d: %s", soft, want, exc)
+        return soft
+    log.debug("open-files limit raised from %d to %d", soft, want)
+    return want
 
 
 class CannotServe(Exception):
@@ -46,11 +71,13 @@ def config_from_args(args: argparse.Namespace) -> LoadedConfig:
     return loaded
 
 
-def build_daemon(loaded: LoadedConfig, *, debug_methods: bool = False) -> Daemon:
+def build_daemon(loaded: LoadedConfig, *, debug_methods: bool = False, fd_limit: int = 0) -> Daemon:
     """The daemon with every service layer this build has."""
     from ci_sidecar.service.app import build_services
 
-    return Daemon(loaded.config, build_services(loaded), debug_methods=debug_methods)
+    daemon = Daemon(loaded.config, build_services(loaded), debug_methods=debug_methods)
+    daemon.fd_limit = fd_limit
+    return daemon
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,11 +85,12 @@ def run(args: argparse.Namespace) -> int:
     from ci_sidecar.service.store import StateLocked
     from ci_sidecar.state import StateError
 
+    fd_limit = raise_fd_limit()
     try:
         loaded = config_from_args(args)
         if args.stdio:
-            return _run_stdio(loaded, args.debug_methods)
-        return _run_socket(loaded, args.debug_methods)
+            return _run_stdio(loaded, args.debug_methods, fd_limit)
+        return _run_socket(loaded, args.debug_methods, fd_limit)
     except (ConfigError, StateLocked, StateError) as exc:
         raise CannotServe(str(exc)) from None
     except CannotServe:
@@ -72,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
         raise CannotServe(f"cannot serve: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")) from None
 
 
-def _run_stdio(loaded: LoadedConfig, debug_methods: bool) -> int:
+def _run_stdio(loaded: LoadedConfig, debug_methods: bool, fd_limit: int) -> int:
     from ci_sidecar.transport.stdio import StdioUnavailable, open_stdio_stream
 
-    daemon = build_daemon(loaded, debug_methods=debug_methods)  # first: config/state errors before stdio is taken
+    daemon = build_daemon(loaded, debug_methods=debug_methods, fd_limit=fd_limit)  # first: config/state errors before stdio is taken
     try:
         stream = open_stdio_stream()
     except StdioUnavailable as exc:
@@ -84,7 +112,7 @@ def _run_stdio(loaded: LoadedConfig, debug_methods: bool) -> int:
     return trio.run(daemon.serve_stdio, stream)
 
 
-def _run_socket(loaded: LoadedConfig, debug_methods: bool) -> int:
+def _run_socket(loaded: LoadedConfig, debug_methods: bool, fd_limit: int) -> int:
     from ci_sidecar.transport import systemd
     from ci_sidecar.transport.unix import AlreadyRunning, SocketPathError, bind_unix_listener, listener_from_fd_socket
 
@@ -108,7 +136,7 @@ def _run_socket(loaded: LoadedConfig, debug_methods: bool) -> int:
             where = server_socket.path
         try:
             # after the socket lock: a second daemon on the same path hears about the socket first
-            daemon = build_daemon(loaded, debug_methods=debug_methods)
+            daemon = build_daemon(loaded, debug_methods=debug_methods, fd_limit=fd_limit)
             daemon.check_peer_uid = not activated  # systemd owns an activated socket: its mode decides
         except BaseException:
             if server_socket is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_EXEC_START",
+    "NOFILE",
     "SERVICE_NAME",
     "SOCKET_NAME",
     "SYSTEM_SOCKET_PATH",
@@ -52,6 +53,8 @@ USER_SOCKET_PATH = "%t/ci-sidecar/ci-sidecar.sock"
 SYSTEM_USER = "ci-sidecar"
 #: The daemon pings every ``WATCHDOG_USEC / 2``; a loop wedged longer than this gets restarted.
 WATCHDOG_SEC = 30
+#: ``LimitNOFILE=`` of the services (soft and hard): far above the daemon's connection cap
+NOFILE = 65536
 #: ``ExecStart=`` entry of the committed templates (``pip install`` into /usr/local).
 DEFAULT_EXEC_START = "/usr/local/bin/ci-sidecar"
 
@@ -258,6 +261,9 @@ SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
 TasksMax=256
 MemoryMax=1G
+# Descriptors: one per connection plus a bounded working set (retained runs hold none). The daemon
+# also raises its soft limit to the hard one at start; setrlimit is filtered above, so set both here.
+LimitNOFILE={NOFILE}
 
 [Install]
 WantedBy=multi-user.target
@@ -308,6 +314,7 @@ TimeoutStopSec=30s
 UMask=0077
 # Credentials: NAME=value lines in ~/.config/ci-sidecar/env (mode 0600); never on the command line.
 EnvironmentFile=-%E/ci-sidecar/env
+LimitNOFILE={NOFILE}
 NoNewPrivileges=yes
 LockPersonality=yes
 RestrictRealtime=yes

@@ -54,11 +54,12 @@ class DaemonProcess:
 
     @classmethod
     def start(cls, path: Path, env: dict[str, str], extra: list[str] | None = None,
-              wait: bool = True) -> "DaemonProcess":
+              wait: bool = True, preexec_fn: Any = None) -> "DaemonProcess":
         log_path = path.parent.parent / (path.name + ".log") if not path.parent.exists() else path.with_suffix(".log")
         log = open(log_path, "wb")
         proc = subprocess.Popen(daemon_argv("serve", "--socket", str(path), *(extra or [])),
-                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=preexec_fn)
         log.close()
         d = cls(path, proc, env, log_path)
         if wait:
@@ -84,6 +85,10 @@ class DaemonProcess:
         c = Client.connect(str(self.path), **kwargs)
         self.clients.append(c)
         return c
+
+    def open_fds(self) -> int:
+        """Descriptors the daemon holds now."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def log(self) -> str:
         try:

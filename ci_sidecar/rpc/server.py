@@ -67,6 +67,8 @@ class Daemon:
         self.debug_methods = debug_methods
         #: only our own uid may connect, unless systemd owns the socket (its mode and group decide then)
         self.check_peer_uid = True
+        #: the soft open-files limit in force (0: unknown), set by whoever raised it
+        self.fd_limit = 0
         self.services = list(services)
         self.handlers: dict[str, Handler] = dict(lifecycle_handlers())
         for service in self.services:

@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ __all__ = ["StateStore", "StateLocked"]
 log = logging.getLogger("ci_sidecar.state")
 
 CHECKPOINT_BYTES = 64 * 1024 * 1024
+#: record files kept open at once; older ones are parked (descriptor closed, reopened on the next write)
+MAX_OPEN_RECORD_FILES = 64
 CHECKPOINT_INTERVAL_S = 300.0
 
 
@@ -48,6 +51,8 @@ class StateStore:
         self.journal = Journal.open(self.dir, "journal")
         self.snapshots = SnapshotStore(self.dir, "state")
         self._records: dict[str, RecordStore] = {}
+        #: stores allowed to keep their descriptor, least recently used first
+        self._active: OrderedDict[str, None] = OrderedDict()
         self._last_checkpoint = time.monotonic()
         self._checkpointing = False
 
@@ -82,15 +87,47 @@ class StateStore:
     def open_records(self, run_id: str, valid_size: int | None) -> RecordStore:
         store = RecordStore.open(self.record_file(run_id), valid_size=valid_size)
         self._records[run_id] = store
+        self._activate(run_id, store)
         return store
 
     def records(self, run_id: str) -> RecordStore:
+        """The run's record store, for reading (a parked one stays parked)."""
         store = self._records.get(run_id)
         if store is None:
-            store = self.open_records(run_id, None)
+            return self.open_records(run_id, None)
         return store
 
+    def writer(self, run_id: str) -> RecordStore:
+        """The run's record store, about to be written to: it keeps its descriptor while it is
+        among the MAX_OPEN_RECORD_FILES most recently written."""
+        store = self.records(run_id)
+        self._activate(run_id, store)
+        return store
+
+    def park_records(self, run_id: str) -> None:
+        """The run is not written to any more (finished): close its record file's descriptor."""
+        self._active.pop(run_id, None)
+        store = self._records.get(run_id)
+        if store is not None:
+            store.park()
+
+    def _activate(self, run_id: str, store: RecordStore) -> None:
+        """Mark the store most recently used and park the least recently used beyond
+        MAX_OPEN_RECORD_FILES: the number of retained runs never decides how many descriptors the
+        daemon needs."""
+        if run_id in self._active:
+            self._active.move_to_end(run_id)
+            return
+        store.unpark()
+        self._active[run_id] = None
+        while len(self._active) > MAX_OPEN_RECORD_FILES:
+            old, _ = self._active.popitem(last=False)
+            old_store = self._records.get(old)
+            if old_store is not None:
+                old_store.park()
+
     def drop_records(self, run_id: str) -> None:
+        self._active.pop(run_id, None)
         store = self._records.pop(run_id, None)
         if store is not None:
             store.remove()

@@ -49,13 +49,23 @@ class RecordStore:
     Use :meth:`open`. ``append`` buffers; ``commit`` writes the buffer (and fsyncs unless told not
     to). One writer per file; the blocking methods (``*_sync``, iteration) belong in
     ``trio.to_thread.run_sync`` when called from the event loop with a lot to do.
+
+    Resource handling: :meth:`park` closes the file descriptor of a store that is not written to
+    for a while (a finished run); the store stays usable and reopens its file for the next write,
+    and closes it again after that write while it stays parked. A daemon that retains thousands of
+    runs thereby holds descriptors only for the few being written.
     """
 
     #: ``valid_size`` of a store with no records (just the file header).
     EMPTY = FILE_HEADER.size
 
     def __init__(self, file: AppendFile, records: int | None) -> None:
-        self._file = file
+        self._file: AppendFile | None = file
+        self._path = file.path
+        #: bytes in the file (header included), kept while the descriptor is closed
+        self._written = file.size
+        self._unsynced = False  # written since the last fsync
+        self._parked = False
         self._pending: list[bytes] = []
         # The logical end offset after every append, maintained in the caller's thread only, so a
         # snapshot capturing it never sees a write half-accounted in the worker thread.
@@ -95,7 +105,30 @@ class RecordStore:
     @property
     def path(self) -> Path:
         """The record file."""
-        return self._file.path
+        return self._path
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the store holds a file descriptor now."""
+        return self._file is not None
+
+    def park(self) -> None:
+        """Close the file descriptor until the next write (which closes it again afterwards).
+
+        A write in progress in a worker thread keeps its descriptor; it is closed when it ends.
+        """
+        self._parked = True
+        if not self._lock.locked():
+            self._close_file()
+
+    def unpark(self) -> None:
+        """Keep the file open again after the next write (the store is being written to)."""
+        self._parked = False
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     @property
     def size(self) -> int:
@@ -123,7 +156,11 @@ class RecordStore:
 
     def commit_sync(self, *, fsync: bool = True) -> None:
         """Write buffered records to the file, then fsync unless ``fsync=False``. Blocking."""
-        self._write(self._take(), fsync)
+        try:
+            self._write(self._take(), fsync)
+        finally:
+            if self._parked:
+                self._close_file()
 
     async def commit(self, *, fsync: bool = True) -> None:
         """Write buffered records (and fsync unless ``fsync=False``) in a worker thread.
@@ -134,7 +171,13 @@ class RecordStore:
         async with self._lock:
             # Taken here, in the event loop's thread, so appends racing the worker are never lost.
             pending = self._take()
-            await trio.to_thread.run_sync(self._write, pending, fsync)
+            if not pending and not (fsync and self._unsynced):
+                return  # nothing to do: a parked store's file is not even opened
+            try:
+                await trio.to_thread.run_sync(self._write, pending, fsync)
+            finally:
+                if self._parked:
+                    self._close_file()
 
     def _take(self) -> list[bytes]:
         if self._broken is not None:
@@ -143,11 +186,19 @@ class RecordStore:
         return pending
 
     def _write(self, pending: list[bytes], fsync: bool) -> None:
+        if not pending and not (fsync and self._unsynced):
+            return
         try:
+            file = self._file
+            if file is None:
+                file = self._file = AppendFile.open(self._path)
             if pending:
-                self._file.write(frame_many(pending))
+                file.write(frame_many(pending))
+                self._written = file.size
+                self._unsynced = True
             if fsync:
-                self._file.sync()
+                file.sync()
+                self._unsynced = False
         except BaseException as exc:
             # The tail may hold a partial record; appending after it would look like corruption.
             # Reopening (with a scan, or the snapshot's valid_size) cuts it off.
@@ -160,7 +211,7 @@ class RecordStore:
         Reads in chunks: memory stays bounded by one chunk plus one record. Appends made while
         iterating are not included.
         """
-        return iter(Scan(self._file.path, KIND, end=self._file.size))
+        return iter(Scan(self._path, KIND, end=self._written))
 
     def close(self) -> None:
         """Write what is buffered (no fsync) and close the file."""
@@ -168,13 +219,13 @@ class RecordStore:
             if self._pending:
                 self.commit_sync(fsync=False)
         finally:
-            self._file.close()
+            self._close_file()
 
     def remove(self) -> None:
         """Close and delete the record file (run retention)."""
         self._pending.clear()
-        self._file.close()
+        self._close_file()
         try:
-            os.unlink(self._file.path)
+            os.unlink(self._path)
         except FileNotFoundError:
             pass

@@ -123,3 +123,31 @@ class TestRecordStore:
         RecordStore.open(state_dir / "r.rec").close()
         with pytest.raises(ValueError):
             RecordStore.open(state_dir / "r.rec", valid_size=3)
+
+
+class TestParkedRecordStore:
+    def test_a_parked_store_holds_no_descriptor_and_still_takes_writes(self, state_dir: Path) -> None:
+        """Parking closes the file; a later write reopens it for that write only; nothing is lost."""
+        before = len(os.listdir("/proc/self/fd"))
+        store = RecordStore.open(state_dir / "run-p.rec")
+        store.append(result(0))
+        store.commit_sync(fsync=False)
+        store.park()
+        assert not store.is_open and before == len(os.listdir("/proc/self/fd"))
+        store.append(result(1))
+
+        async def commit() -> None:
+            await store.commit(fsync=False)
+            await store.commit(fsync=True)  # the unsynced bytes are fsynced (reopening briefly)
+
+        trio.run(commit)
+        assert not store.is_open and before == len(os.listdir("/proc/self/fd"))
+        assert [result(0), result(1)] == list(store.iter_records())
+        store.unpark()
+        store.append(result(2))
+        store.commit_sync(fsync=False)
+        assert store.is_open
+        store.close()
+        reopened = RecordStore.open(state_dir / "run-p.rec")
+        assert 3 == len(list(reopened.iter_records()))
+        reopened.close()

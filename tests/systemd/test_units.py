@@ -143,6 +143,13 @@ def test_service_is_notify_with_watchdog_restart_and_systemd_directories():
     assert service["ProtectHome"] == ["read-only"], "jobs' files under /home must stay readable"
 
 
+def test_services_allow_enough_descriptors_for_their_connections():
+    """Both services raise the open-files limit (soft and hard) far above the 1,024 default."""
+    for user_mode in (False, True):
+        service = parse_unit(render_units(exec_start="/x", user_mode=user_mode)["ci-sidecar.service"])["Service"]
+        assert ["65536"] == service["LimitNOFILE"]
+
+
 def test_stopping_the_service_cannot_delete_the_activated_socket():
     units = {n: parse_unit(t) for n, t in render_units(exec_start="/x", user_mode=False).items()}
     service = units["ci-sidecar.service"]["Service"]

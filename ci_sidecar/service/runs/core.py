@@ -127,6 +127,9 @@ class RunCore:
             elif not any(hook.replay(record) for hook in self.hooks):
                 self.outbox.apply(record)
         self._next_seq = next_seq
+        for rid, state in self.runs.items():
+            if state.meta.status == "finished":
+                self.store.park_records(rid)  # retained runs hold no descriptors
         self.by_external = {s.meta.external_id: rid for rid, s in self.runs.items() if s.meta.external_id}
         if self.runs:
             log.info("recovered %d run(s), %d pending delivery(ies)", len(self.runs), self.outbox.depth()["pending"])
@@ -236,7 +239,7 @@ class RunCore:
 
     def _apply_results(self, state: RunState, items: list[bytes]) -> None:
         """Replay of journaled results (blocking, at start-up)."""
-        store = self.store.records(state.meta.id)
+        store = self.store.writer(state.meta.id)
         tally = state.tally
         for raw in items:
             tally.add(_decode_result(raw))

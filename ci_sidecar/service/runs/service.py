@@ -65,7 +65,7 @@ class RunService(RunWrites, RunReads):
         self.runs[run_id] = state
         if p.external_id:
             self.by_external[p.external_id] = run_id
-        self.store.records(run_id)  # create the record file now, so recovery finds it
+        self.store.writer(run_id)  # create the record file now, so recovery finds it
         self._save(state)
         ids = self._publish(state, ctx, final=False)
         await self.store.commit()
@@ -117,7 +117,7 @@ class RunService(RunWrites, RunReads):
         for r in results:
             tally.add(r, test_key(r))
             items.append(_encode_result(r))
-        records = self.store.records(state.meta.id)
+        records = self.store.writer(state.meta.id)
         records.append_many(items)
         state.meta.results_count += len(items)
         state.meta.last_write = time.time()
@@ -160,6 +160,7 @@ class RunService(RunWrites, RunReads):
         self._save(state)
         ids = self._publish(state, ctx, final=True)
         await self.store.commit()
+        self.store.park_records(meta.id)  # a finished run is not written to: it holds no descriptor
         await self._wait(ids, wait, wait_s)
         return self.view(state)
 
