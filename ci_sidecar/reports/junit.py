@@ -133,10 +133,13 @@ def iter_junit(
         yield issue
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in chunks (the "same file already ingested" check)."""
+def sha256_file(source: str | os.PathLike[str] | IO[bytes]) -> str:
+    """Hex SHA-256 of a file (a path, or a binary file object read from where it is, not closed),
+    read in chunks (the "same file already ingested" check)."""
+    if isinstance(source, (str, os.PathLike)):
+        with Path(source).open("rb") as fp:
+            return sha256_file(fp)
     digest = hashlib.sha256()
-    with Path(path).open("rb") as fp:
-        while chunk := fp.read(1 << 20):
-            digest.update(chunk)
+    while chunk := source.read(1 << 20):
+        digest.update(chunk)
     return digest.hexdigest()

@@ -26,7 +26,7 @@ import trio
 
 from ci_sidecar.atomic import ensure_private_dir, fsync_dir
 
-__all__ = ["CasStore", "BlobWriter", "StagedBlob", "TooLarge", "NotRegularFile", "CHUNK"]
+__all__ = ["CasStore", "BlobWriter", "StagedBlob", "TooLarge", "NotRegularFile", "CHUNK", "open_regular_file"]
 
 log = logging.getLogger("ci_sidecar.artifacts")
 
@@ -131,6 +131,37 @@ class BlobWriter:
             pass
 
 
+def open_regular_file(source: str | os.PathLike[str], limit: int | None) -> int:
+    """Open a client's file for reading without ever blocking: a FIFO or a device would hang a plain
+    ``open`` (or its first read) forever, so the open is non-blocking, a final symlink is refused
+    (callers pass a resolved real path: a symlink there was swapped in after the check) and only a
+    regular file within ``limit`` bytes is accepted. Returns the descriptor (the caller closes it).
+
+    Raises:
+        NotRegularFile, TooLarge, OSError.
+    """
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFile("is a symbolic link") from None
+        raise
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile("not a regular file")
+        if limit is not None and st.st_size > limit:
+            raise TooLarge(limit, st.st_size)
+        try:
+            os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except (AttributeError, OSError):
+            pass
+    except BaseException:
+        os.close(src)
+        raise
+    return src
+
+
 class CasStore:
     """Blobs by SHA-256 under one directory."""
 
@@ -206,26 +237,7 @@ class CasStore:
             os.close(src)
 
     def _open_source(self, source: str | os.PathLike[str], limit: int | None) -> int:
-        try:
-            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise NotRegularFile("is a symbolic link") from None
-            raise
-        try:
-            st = os.fstat(src)
-            if not stat.S_ISREG(st.st_mode):
-                raise NotRegularFile("not a regular file")
-            if limit is not None and st.st_size > limit:
-                raise TooLarge(limit, st.st_size)
-            try:
-                os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            except (AttributeError, OSError):
-                pass
-        except BaseException:
-            os.close(src)
-            raise
-        return src
+        return open_regular_file(source, limit)
 
     def stage_file(self, source: str | os.PathLike[str], limit: int | None = None) -> StagedBlob:
         """Copy and hash a regular file in one pass into ``tmp/``.

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 import trio
 
+from ci_sidecar.protocol import errors as E
 from ci_sidecar.protocol.records import TestResult
 from ci_sidecar.reports import (
     FILE_NAMES,
@@ -32,6 +34,7 @@ from ci_sidecar.reports import (
 )
 from ci_sidecar.atomic import atomic_write_bytes
 
+from .casstore import NotRegularFile, TooLarge, open_regular_file
 from .runs import RunService, RunState
 from .session_context import SessionContext
 from .result_versions import iter_merged
@@ -44,7 +47,23 @@ log = logging.getLogger("ci_sidecar.reports")
 _decode_result = msgspec.msgpack.Decoder(TestResult).decode
 _OUTPUT_MODE = 0o644
 _INGEST_BATCH = 1000
+#: largest JUnit file ingest_junit reads (a bigger one is refused with -31006 or listed in errors)
+JUNIT_MAX_BYTES = 512 * 1024 * 1024
 ALL_FORMATS = ("markdown", "html", "json", "junit", "github-annotations")
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TooLarge):
+        return f"larger than the {exc.limit}-byte limit for a JUnit file ({exc.actual} bytes)"
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    return str(exc)
+
+
+def _not_readable(path: str, exc: BaseException) -> E.SidecarError:
+    if isinstance(exc, TooLarge):
+        return E.LimitExceeded(exc.limit, exc.actual, f"JUnit file {path!r} is larger than {exc.limit} bytes")
+    return E.PathNotAllowed(path, _why(exc))
 
 
 class Reporting:
@@ -148,15 +167,23 @@ class Reporting:
         assert ctx.sources is not None
         has_magic = any(ch in pattern for ch in "*?[")
         files = ctx.sources.glob(pattern) if has_magic else [ctx.sources.resolve(pattern)]
-        accepted = skipped = 0
+        accepted = skipped = unread = 0
         errors: list[dict[str, Any]] = []
         await call.progress("begin", title="ingest_junit", message=f"{len(files)} file(s)", percentage=0)
         for n, path in enumerate(files, 1):
-            digest = await trio.to_thread.run_sync(sha256_file, path)
-            if digest in state.meta.junit_hashes:
+            try:
+                fd = await trio.to_thread.run_sync(open_regular_file, path, JUNIT_MAX_BYTES)
+            except (NotRegularFile, TooLarge, OSError) as exc:
+                if not has_magic:
+                    raise _not_readable(pattern, exc) from None
+                unread += 1
+                errors.append({"file": str(path), "message": f"not ingested: {_why(exc)}"})
+                continue
+            ingested = await self._ingest_fd(ctx, state, fd, path)
+            if ingested is None:
                 skipped += 1
                 continue
-            count, issues = await self._ingest_file(ctx, state, path)
+            count, issues, digest = ingested
             accepted += count
             errors += [{"file": str(path), **({"line": i.line} if i.line else {}), "message": i.message}
                        for i in issues]
@@ -166,10 +193,33 @@ class Reporting:
             await call.progress("report", message=f"{path.name}: {count} result(s)",
                                 percentage=int(100 * n / max(1, len(files))))
         await call.progress("end", message=f"{accepted} result(s)")
-        return {"accepted": accepted, "files": len(files) - skipped, "skipped_files": skipped, "errors": errors}
+        return {"accepted": accepted, "files": len(files) - skipped - unread, "skipped_files": skipped,
+                "errors": errors}
 
-    async def _ingest_file(self, ctx: SessionContext, state: RunState, path: Path) -> tuple[int, list[ParseIssue]]:
-        parser = iter_junit(str(path))
+    async def _ingest_fd(self, ctx: SessionContext, state: RunState, fd: int,
+                         path: Path) -> tuple[int, list[ParseIssue], str] | None:
+        """Ingest one opened file unless the run already has it (``None``): (results, issues, sha256)."""
+        # Reads run in worker threads the request may abandon (a stalled disk must not keep the
+        # daemon from stopping); such a thread then owns the file object, closed when it lets go.
+        fp = os.fdopen(fd, "rb")
+        abandoned = False
+        try:
+            digest = await trio.to_thread.run_sync(sha256_file, fp, abandon_on_cancel=True)
+            if digest in state.meta.junit_hashes:
+                return None
+            fp.seek(0)
+            count, issues = await self._ingest_file(ctx, state, fp, path)
+            return count, issues, digest
+        except trio.Cancelled:
+            abandoned = True
+            raise
+        finally:
+            if not abandoned:
+                fp.close()
+
+    async def _ingest_file(self, ctx: SessionContext, state: RunState, fp: IO[bytes],
+                           path: Path) -> tuple[int, list[ParseIssue]]:
+        parser = iter_junit(fp, name=str(path))
         issues: list[ParseIssue] = []
 
         def next_batch() -> list[TestResult]:
@@ -186,7 +236,7 @@ class Reporting:
         total = 0
         try:
             while True:
-                batch = await trio.to_thread.run_sync(next_batch)
+                batch = await trio.to_thread.run_sync(next_batch, abandon_on_cancel=True)
                 if not batch:
                     break
                 total += await self.runs.add_results(ctx, state, batch)

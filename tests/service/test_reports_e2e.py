@@ -83,3 +83,30 @@ def test_render_badge_for_a_run_and_a_status(daemon: DaemonProcess) -> None:
     assert (Path(badge["path"]).parent / "badge.json").exists()
     plain = c.request("render_badge", {"label": "build", "status": "passing"})
     assert plain.get("path") is None and "passing" in plain["svg"]
+
+
+def test_ingest_of_a_fifo_is_refused_without_blocking_the_run_or_the_stop(short_tmp: Path, env: dict) -> None:
+    """A FIFO named to ingest_junit is -31005 at once; the run goes on and SIGTERM still stops the daemon."""
+    import os
+    import subprocess
+
+    fifo = short_tmp / "results.xml"
+    os.mkfifo(fifo)
+    d = DaemonProcess.start(short_tmp / "d.sock", env)
+    try:
+        c = d.client()
+        rid = c.request("create_test_run", {"name": "fifo"})["id"]
+        with pytest.raises(RpcError) as e:
+            c.request("ingest_junit", {"test_run_id": rid, "path": str(fifo)}, timeout=5)
+        assert (-31005, "not a regular file") == (e.value.code, e.value.data["reason"])
+        got = c.request("report_results", {"test_run_id": rid, "results": [{"name": "t", "status": "passed"}]},
+                        timeout=5)
+        assert 1 == got["total"]
+    finally:
+        d.proc.terminate()
+        try:
+            assert 0 == d.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            d.proc.kill()
+            raise
+        d.stop()
