@@ -53,6 +53,7 @@ log = logging.getLogger("ci_sidecar.service")
 
 MAINTENANCE_INTERVAL_S = 30.0
 SHUTDOWN_FLUSH_S = 20.0  # under systemd's TimeoutStopSec with room to spare
+BACKGROUND_STOP_S = 3.0  # outcomes being journaled when the stop comes finish within this
 
 
 class CoreService:
@@ -73,6 +74,8 @@ class CoreService:
                                          ArtifactSettings.from_config(daemon_config, os.environ))
         self.reporting = Reporting(self.runs)
         self._sessions: dict[str, ClientSession] = {}
+        self._background: trio.CancelScope | None = None  # the outbox and maintenance tasks
+        self._background_done = trio.Event()
 
     # --- Service protocol ---------------------------------------------------------------------
 
@@ -137,19 +140,38 @@ class CoreService:
         # only the event loop's thread may do
         for fingerprint, secret in await trio.to_thread.run_sync(self._daemon_credentials):
             self.outbox.credentials.add(fingerprint, secret)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.outbox.run)
-            nursery.start_soon(self._maintenance)
-            nursery.start_soon(self.artifacts.run)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._background = nursery.cancel_scope
+                await nursery.start(self.outbox.run)
+                nursery.start_soon(self._maintenance)
+                nursery.start_soon(self.artifacts.run)
+                task_status.started()
+        finally:
+            self._background_done.set()
 
     async def close(self) -> None:
+        """Stop the outbox and maintenance, then flush the state, then close it, then the providers.
+
+        In that order: a delivery that settles writes the journal, so nothing may still deliver when
+        the journal closes. Attempts in flight are cancelled and stay pending (they resume after a
+        restart); an outcome already being recorded is recorded first.
+        """
         with trio.CancelScope(shield=True):
-            try:
-                await self.store.checkpoint(self.runs.image)  # a fast restart next time
-            except Exception:
-                log.exception("final checkpoint failed (the journal still has everything)")
-            await self.store.aclose()
+            stopped = True
+            if self._background is not None:
+                self._background.cancel()
+                with trio.move_on_after(BACKGROUND_STOP_S):
+                    await self._background_done.wait()
+                stopped = self._background_done.is_set()
+            if not stopped:  # never seen: only an uncancellable wait could cause it
+                log.error("background tasks did not stop in %.0f s; leaving the journal open", BACKGROUND_STOP_S)
+            else:
+                try:
+                    await self.store.checkpoint(self.runs.image)  # a fast restart next time
+                except Exception:
+                    log.exception("final checkpoint failed (the journal still has everything)")
+                await self.store.aclose()
             for provider in self.providers.loaded().values():
                 with trio.move_on_after(1):
                     await provider.aclose()
