@@ -302,6 +302,8 @@ class CoreService:
         )
 
     def _render_reports(self, run_id: str) -> Any:
+        """Every report of a finished run (blocking). The provider reads the results with
+        ``read_results`` first, which flushes the run's record store."""
         state = self.runs.runs.get(run_id)
         return self.reporting.write_all(state) if state is not None else None
 

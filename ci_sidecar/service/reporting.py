@@ -77,10 +77,12 @@ class Reporting:
     def iter_results(self, state: RunState) -> Iterator[TestResult]:
         """Every stored result in order, each (test, attempt) once (see ``result_versions``).
 
-        Blocking: call from a worker thread.
+        Blocking: call from a worker thread, after flushing the run's record store.
         """
+        # Callers flush the store first (``await store.commit(fsync=False)``, which waits for a
+        # write in progress): a results write answered before this read may still be on its way to
+        # the file, and an unlocked write here would read the file before that write lands.
         store = self.runs.store.records(state.meta.id)
-        store.commit_sync(fsync=False)
         count = state.meta.results_count
         for raw in iter_merged(store.iter_records, count, unique=count <= state.tally.total):
             yield _decode_result(raw)
@@ -151,6 +153,8 @@ class Reporting:
             data = self.report_data(state)
             return self._write_one(data, fmt, out / FILE_NAMES[fmt], max_bytes)
 
+        # every results write answered before this request is in the file before it is read
+        await self.runs.store.records(run_id).commit(fsync=False)
         path, size, shortened = await trio.to_thread.run_sync(render)
         return {"path": str(path), "bytes": size, "truncated": shortened}
 
