@@ -89,6 +89,7 @@ class Daemon:
         self._stop = trio.Event()
         self._accept_scope = trio.CancelScope()
         self._last_activity = time.monotonic()
+        self._connections = 0  # socket connections open (sessions, and peers being checked or refused)
 
     # --- bookkeeping ------------------------------------------------------------------------
 
@@ -98,6 +99,14 @@ class Daemon:
     def touch(self) -> None:
         """Record activity (pushes the idle timeout back)."""
         self._last_activity = time.monotonic()
+
+    @property
+    def max_connections(self) -> int:
+        """Socket connections served at once: the configured cap, else half the open-files limit
+        (at most 1,024), so descriptors stay for the state, deliveries and artifact streams."""
+        if self.config.max_connections > 0:
+            return self.config.max_connections
+        return max(16, min(1024, (self.fd_limit or 1024) // 2))
 
     def served_methods(self) -> list[str]:
         """Methods this daemon answers (debug methods only with --debug-methods)."""
@@ -201,24 +210,39 @@ class Daemon:
             nursery.start_soon(self._connection, stream)
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        self._connections += 1
         try:
-            cred = peer_credentials(stream.socket)
-        except OSError:
-            cred = None
-        if self.check_peer_uid and cred is not None and cred.uid != os.geteuid():
-            log.warning("refused connection from uid %d (pid %d): only uid %d may connect",
-                        cred.uid, cred.pid, os.geteuid())
-            self.count("refused_peers")
-            with trio.move_on_after(1.0):
-                try:
-                    await stream.send_all(encode_frame(encode_error(
-                        None, InvalidRequest(f"peer uid {cred.uid} is not allowed to connect"))))
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
-            await stream.aclose()
-            return
-        peer = f"pid={cred.pid} uid={cred.uid}" if cred else ""
-        await self.run_session(stream, transport="socket", peer=peer)
+            if self._connections > self.max_connections:
+                log.warning("refused a connection: %d open, the limit is %d", self._connections - 1,
+                            self.max_connections)
+                self.count("refused_connections")
+                await self._refuse(stream, f"too many connections (the limit is {self.max_connections}); "
+                                           "try again later")
+                return
+            try:
+                cred = peer_credentials(stream.socket)
+            except OSError:
+                cred = None
+            if self.check_peer_uid and cred is not None and cred.uid != os.geteuid():
+                log.warning("refused connection from uid %d (pid %d): only uid %d may connect",
+                            cred.uid, cred.pid, os.geteuid())
+                self.count("refused_peers")
+                await self._refuse(stream, f"peer uid {cred.uid} is not allowed to connect")
+                return
+            peer = f"pid={cred.pid} uid={cred.uid}" if cred else ""
+            await self.run_session(stream, transport="socket", peer=peer)
+        finally:
+            self._connections -= 1
+
+    @staticmethod
+    async def _refuse(stream: trio.SocketStream, reason: str) -> None:
+        """Answer one -32600 with ``id: null`` and close (bounded: the peer may not read)."""
+        with trio.move_on_after(1.0):
+            try:
+                await stream.send_all(encode_frame(encode_error(None, InvalidRequest(reason))))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+        await stream.aclose()
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -222,7 +222,8 @@ class Session:
         daemon = self.daemon
         parser = FrameParser(max_header_bytes=daemon.config.max_header_bytes,
                              max_body_bytes=daemon.config.max_body_bytes)
-        reader = FrameReader(self.stream, parser)
+        socket = self.transport == "socket"
+        reader = FrameReader(self.stream, parser, daemon.config.header_timeout_s if socket else None)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -230,7 +231,7 @@ class Session:
                 with self._cancel_reader:
                     try:
                         while True:
-                            body = await reader.receive()
+                            body = await self._receive(reader) if socket else await reader.receive()
                             if body is None:
                                 break
                             daemon.touch()
@@ -255,6 +256,24 @@ class Session:
                     await self.stream.aclose()
                 except Exception:
                     pass
+
+    async def _receive(self, reader: FrameReader) -> bytes | None:
+        """The next message of a socket session, or ``None`` at EOF or once the connection sat idle
+        (nothing received, no request running) past its limit: the handshake timeout until
+        ``initialize``, then the session idle timeout."""
+        config = self.daemon.config
+        while True:
+            limit = config.handshake_timeout_s if self.state == "new" else config.session_idle_s
+            with trio.move_on_after(limit):
+                return await reader.receive()
+            if self._inflight:
+                continue  # waiting on the daemon is not idling
+            log.info("session %s: idle for %g s: closing the connection", self.id, limit)
+            self.daemon.count("idle_closed")
+            if self._unsent:  # replies the peer does not read: closing wakes their writer
+                self._gone = True
+                await self.stream.aclose()
+            return None
 
     async def _drain_inflight(self) -> None:
         """Let in-flight requests finish; on daemon stop, cancel what outlives the grace period."""

@@ -7,11 +7,14 @@ framing is broken cannot be resynchronised, so the caller answers once with -327
 
 from __future__ import annotations
 
+import math
+
 import trio
 
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_HEADER_TIMEOUT_S",
     "FramingError",
     "FrameParser",
     "FrameReader",
@@ -20,6 +23,8 @@ __all__ = [
 
 DEFAULT_MAX_HEADER_BYTES = 8 * 1024
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+#: seconds a header block may take from its first byte to its blank line
+DEFAULT_HEADER_TIMEOUT_S = 10.0
 _HEADER_END = b"\r\n\r\n"
 _READ_CHUNK = 64 * 1024
 _ACCEPTED_CHARSETS = {"utf-8", "utf8"}
@@ -88,6 +93,11 @@ class FrameParser:
         return len(self._buf)
 
     @property
+    def mid_header(self) -> bool:
+        """True when part of a header block has been received but not its end."""
+        return bool(self._buf) and self._need is None
+
+    @property
     def mid_frame(self) -> bool:
         """True when part of a frame has been received (EOF now means a truncated message)."""
         return bool(self._buf) or self._need is not None
@@ -128,19 +138,39 @@ class FrameParser:
 
 
 class FrameReader:
-    """Reads framed message bodies from a trio stream."""
+    """Reads framed message bodies from a trio stream.
 
-    def __init__(self, stream: trio.abc.ReceiveStream, parser: FrameParser) -> None:
+    A header block must be complete within ``header_timeout_s`` of its first byte (``None``: no
+    limit), so a peer that trickles a header a byte at a time cannot hold a connection forever.
+    """
+
+    def __init__(self, stream: trio.abc.ReceiveStream, parser: FrameParser,
+                 header_timeout_s: float | None = None) -> None:
         self._stream = stream
         self._parser = parser
+        self._header_timeout_s = header_timeout_s
+        self._header_deadline = math.inf
 
     async def receive(self) -> bytes | None:
-        """Next body, or ``None`` at a clean end of stream. A truncated frame raises FramingError."""
+        """Next body, or ``None`` at a clean end of stream. A truncated frame or a header that is not
+        complete in time raises FramingError.
+
+        Cancellation: safe; bytes already received stay buffered for the next call.
+        """
         while True:
             frame = self._parser.next_frame()
             if frame is not None:
+                self._header_deadline = math.inf
                 return frame
-            data = await self._stream.receive_some(self._parser.wanted)
+            if self._header_timeout_s is None or not self._parser.mid_header:
+                self._header_deadline = math.inf
+            elif self._header_deadline == math.inf:
+                self._header_deadline = trio.current_time() + self._header_timeout_s
+            data = b""
+            with trio.move_on_at(self._header_deadline) as timer:
+                data = await self._stream.receive_some(self._parser.wanted)
+            if timer.cancelled_caught:
+                raise FramingError(f"header not complete within {self._header_timeout_s:g} s")
             if not data:
                 if self._parser.mid_frame:
                     raise FramingError("connection closed mid-message")

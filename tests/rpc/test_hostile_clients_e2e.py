@@ -95,3 +95,76 @@ class TestUnreadReplies:
         assert 2 == other.request("sidecar/status", rid=2)["id"]
         assert _rss_mib(daemon.proc.pid) - before < 100
         other.close()
+
+
+class TestIdleAndSlowConnections:
+    def _daemon(self, short_tmp: Path, env: dict[str, str], **limits: str) -> DaemonProcess:
+        return DaemonProcess.start(short_tmp / "d.sock", {**env, **limits})
+
+    def test_a_header_trickled_too_slowly_is_cut_off(self, short_tmp: Path, env: dict[str, str]) -> None:
+        """A header not finished within the header timeout gets -32700 and the connection closes."""
+        d = self._daemon(short_tmp, env, CI_SIDECAR_HEADER_TIMEOUT_S="1")
+        try:
+            raw = RawConnection(d.path)
+            raw.initialize()
+            for byte in b"Content-Len":  # 1 byte every 0.15 s: the header would take 1.65 s
+                try:
+                    raw.send_raw(bytes([byte]))
+                except BrokenPipeError:
+                    break
+                time.sleep(0.15)
+            reply = raw.receive()
+            assert -32700 == reply["error"]["code"] and "header" in reply["error"]["data"]["reason"]
+            assert raw.closed_by_peer()
+            raw.close()
+        finally:
+            d.stop()
+
+    def test_idle_connections_are_closed(self, short_tmp: Path, env: dict[str, str]) -> None:
+        """A connection that never initializes, and a session that goes quiet, are closed after their timeouts;
+        a session waiting on a long request is not idle."""
+        d = self._daemon(short_tmp, env, CI_SIDECAR_HANDSHAKE_TIMEOUT_S="1", CI_SIDECAR_SESSION_IDLE_S="1.5")
+        try:
+            silent = RawConnection(d.path)
+            quiet = RawConnection(d.path)
+            quiet.initialize()
+            waiting = RawConnection(d.path, timeout=10)
+            waiting.initialize()
+            waiting.send({"jsonrpc": "2.0", "id": 5, "method": "sidecar/debug/sleep", "params": {"seconds": 3}})
+            time.sleep(2.5)
+            assert silent.closed_by_peer() and quiet.closed_by_peer()
+            assert 5 == waiting.receive()["id"]
+            for conn in (silent, quiet, waiting):
+                conn.close()
+        finally:
+            d.stop()
+
+    def test_connections_over_the_cap_are_refused_and_descriptors_stay_flat(self, short_tmp: Path,
+                                                                            env: dict[str, str]) -> None:
+        """Past the connection cap a new connection gets -32600 naming the limit; closing one lets the next in;
+        100 more attempts leave the daemon's descriptors bounded by the cap."""
+        d = self._daemon(short_tmp, env, CI_SIDECAR_MAX_CONNECTIONS="5")
+        try:
+            before = d.open_fds()
+            held = [RawConnection(d.path) for _ in range(5)]
+            for conn in held:
+                assert "result" in conn.initialize()
+            refused = [socket.socket(socket.AF_UNIX) for _ in range(100)]
+            for s in refused:
+                s.connect(str(d.path))
+            time.sleep(1.0)
+            assert d.open_fds() <= before + 5 + 2
+            extra = RawConnection(d.path)
+            reply = extra.receive()
+            assert -32600 == reply["error"]["code"] and "limit is 5" in reply["error"]["data"]["reason"]
+            for s in refused:
+                s.close()
+            extra.close()
+            held.pop().close()
+            time.sleep(0.3)
+            again = RawConnection(d.path)
+            assert "result" in again.initialize()
+            for conn in [*held, again]:
+                conn.close()
+        finally:
+            d.stop()
