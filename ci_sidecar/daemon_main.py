@@ -63,7 +63,9 @@ def config_from_args(args: argparse.Namespace) -> LoadedConfig:
     }
     if args.idle_timeout is None and os.environ.get("CI_SIDECAR_IDLE_TIMEOUT"):  # the older name of the variable
         flags["idle_timeout_s"] = os.environ["CI_SIDECAR_IDLE_TIMEOUT"]
-    loaded = load_config(env=os.environ, cwd=os.getcwd(), config_path=args.config, system_mode=args.system,
+    # absolute now: sessions load configuration from their own cwd, which must not decide which file this is
+    config_path = os.path.abspath(os.path.expanduser(args.config)) if args.config else None
+    loaded = load_config(env=os.environ, cwd=os.getcwd(), config_path=config_path, system_mode=args.system,
                          flags=flags)
     config = loaded.config
     if not config.state_dir:

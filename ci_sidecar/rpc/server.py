@@ -153,8 +153,9 @@ class Daemon:
             root.cancel_scope.cancel()
         return self.exit_code
 
-    async def run_session(self, stream: Any, *, transport: str, peer: str = "") -> Session:
-        session = Session(self, stream, transport=transport, peer=peer)
+    async def run_session(self, stream: Any, *, transport: str, peer: str = "",
+                          peer_uid: int | None = None) -> Session:
+        session = Session(self, stream, transport=transport, peer=peer, peer_uid=peer_uid)
         self.sessions.add(session)
         self.count("sessions_total")
         self.touch()
@@ -230,7 +231,7 @@ class Daemon:
                 await self._refuse(stream, f"peer uid {cred.uid} is not allowed to connect")
                 return
             peer = f"pid={cred.pid} uid={cred.uid}" if cred else ""
-            await self.run_session(stream, transport="socket", peer=peer)
+            await self.run_session(stream, transport="socket", peer=peer, peer_uid=cred.uid if cred else None)
         finally:
             self._connections -= 1
 

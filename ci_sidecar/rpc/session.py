@@ -117,11 +117,12 @@ class Session:
     """A client connection (stdio or one socket connection)."""
 
     def __init__(self, daemon: SessionHost, stream: trio.abc.HalfCloseableStream | trio.StapledStream,
-                 *, transport: str, peer: str = "") -> None:
+                 *, transport: str, peer: str = "", peer_uid: int | None = None) -> None:
         self.daemon = daemon
         self.stream = stream
         self.transport = transport
         self.peer = peer
+        self.peer_uid = peer_uid  # the connecting user (SO_PEERCRED); None on stdio
         self.id = uuid.uuid4().hex[:12]
         self.state = "new"  # new → ready → shut
         self.shutdown_received = False

@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import trio
 
 from ci_sidecar import cienv
-from ci_sidecar.config import Config, ConfigError, LoadedConfig, context_overrides, load_config, scm_hosts
+from ci_sidecar.config import DAEMON_ONLY_KEYS, Config, ConfigError, LoadedConfig, context_overrides, load_config, scm_hosts
 from ci_sidecar.credentials import Credential, find_credentials, session_credentials
 from ci_sidecar.delivery.outbox import Entry, Outbox
 from ci_sidecar.logs import register_secret
@@ -197,7 +198,11 @@ class CoreService:
         except ConfigError as exc:
             path = f"$.config.{exc.key}" if exc.file == "initialize.config" and exc.key else f"{exc.file}:{exc.key or ''}"
             raise E.InvalidParams(path, exc.reason) from None
-        ctx = await trio.to_thread.run_sync(self._context_for, session.id, env, cwd, loaded.config)
+        config = loaded.config
+        if self.daemon_config.system_mode:
+            config = self._daemon_only_settings(session, config, loaded.origins)
+        ctx = await trio.to_thread.run_sync(functools.partial(self._context_for, session.id, env, cwd, config,
+                                                              peer_uid=session.peer_uid))
         for cred in ctx.credentials.values():
             # here, not in the worker thread: adding wakes the outbox dispatcher (a trio Event)
             self.outbox.credentials.add(cred.fingerprint, cred.secret.reveal())
@@ -210,7 +215,21 @@ class CoreService:
         caps.roles = roles
         return ctx.ci, caps
 
-    def _context_for(self, session_id: str | None, env: dict[str, str], cwd: str, config: Config) -> SessionContext:
+    def _daemon_only_settings(self, session: ClientSession, config: Config, origins: Mapping[str, str]) -> Config:
+        """In system mode the daemon reads and writes with the service user's rights for every CI
+        user: settings that widen that (source roots, limits, proxy, ...) come only from the daemon's
+        own configuration, never from a working tree, a client's environment or its user config."""
+        fields = [k for k in DAEMON_ONLY_KEYS if k in Config.__struct_fields__]
+        for key in sorted(fields):
+            if key in origins and getattr(config, key) != getattr(self.daemon_config, key):
+                message = (f"ignoring {key} from {origins[key]}: in system mode only the daemon's own "
+                           "configuration sets it")
+                log.warning("session %s: %s", session.id, message)
+                session.log_nowait(2, message)
+        return msgspec.structs.replace(config, **{k: getattr(self.daemon_config, k) for k in fields})
+
+    def _context_for(self, session_id: str | None, env: dict[str, str], cwd: str, config: Config, *,
+                     peer_uid: int | None = None) -> SessionContext:
         try:
             ci = cienv.detect(env, cwd, context_overrides(config), hosts=scm_hosts(config))
         except ValueError as exc:
@@ -223,7 +242,8 @@ class CoreService:
         )
         ctx.sources = SourcePolicy.for_session(
             cwd, config.source_roots,
-            forbidden=[self.daemon_config.state_dir, os.environ.get("CREDENTIALS_DIRECTORY")])
+            forbidden=[self.daemon_config.state_dir, os.environ.get("CREDENTIALS_DIRECTORY")],
+            system_mode=self.daemon_config.system_mode, peer_uid=peer_uid)
         credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         wanted = {ci.provider} | ({ci.scm.provider} if ci.scm else set())
         ctx.credentials.update(session_credentials(wanted, env, config, credentials_dir,

@@ -18,6 +18,8 @@ class ClientSession(Protocol):
     env: dict[str, str] | None
     cwd: str | None
     config: dict[str, Any] | None
+    #: the connecting user (SO_PEERCRED on a socket); None when unknown (stdio)
+    peer_uid: int | None
     #: the service layer's per-session object (a ``SessionContext``), set at ``initialize``
     context: Any
 

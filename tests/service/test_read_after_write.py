@@ -13,7 +13,6 @@ import trio
 from ci_sidecar.config import load_config
 from ci_sidecar.protocol.methods import CreateTestRunParams
 from ci_sidecar.protocol.records import TestResult
-from ci_sidecar.rpc.server import DaemonOptions
 from ci_sidecar.service.app import CoreService
 from ci_sidecar.state import segments
 from helpers import DaemonProcess
@@ -23,8 +22,9 @@ class TestReadAfterWrite:
     async def test_render_waits_for_a_results_write_in_progress(self, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
         """A report rendered while the previous batch is still being written (slow disk) counts all of it."""
-        config = load_config(env={}, cwd=str(tmp_path)).config
-        core = CoreService(DaemonOptions(state_dir=str(tmp_path / "state")), config)
+        loaded = load_config(env={}, cwd=str(tmp_path), flags={"state_dir": str(tmp_path / "state")})
+        config = loaded.config
+        core = CoreService(loaded)
         write = segments.AppendFile.write
         rendered: dict[str, dict] = {}
 

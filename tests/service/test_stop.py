@@ -14,7 +14,6 @@ import trio
 
 from ci_sidecar.config import load_config
 from ci_sidecar.providers.base import Outcome, SetStatus
-from ci_sidecar.rpc.server import DaemonOptions
 from ci_sidecar.service.app import CoreService
 from ci_sidecar_client import Client
 from helpers import DaemonProcess, RawConnection
@@ -102,10 +101,9 @@ class TestCloseOrder:
                                                           caplog: pytest.LogCaptureFixture) -> None:
         """Deliveries that complete while the daemon closes never write to a closed journal (no error,
         no crash); they stay pending for the next start."""
-        config = load_config(env={}, cwd=str(tmp_path)).config
-        opts = DaemonOptions(state_dir=str(tmp_path / "state"))
+        loaded = load_config(env={}, cwd=str(tmp_path), flags={"state_dir": str(tmp_path / "state")})
         provider = AnswersWhenClosed()
-        core = CoreService(opts, config)
+        core = CoreService(loaded)
         core.providers._instances["local"] = provider  # type: ignore[assignment]  # the double stands in
         async with trio.open_nursery() as nursery:
             await nursery.start(core.run)
@@ -116,7 +114,7 @@ class TestCloseOrder:
             await provider.started.wait()
             await core.close()
             nursery.cancel_scope.cancel()
-        again = CoreService(opts, config)
+        again = CoreService(loaded)
         again.runs.recover()
         assert 2 == again.outbox.depth()["pending"]
         await again.store.aclose()

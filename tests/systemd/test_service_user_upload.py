@@ -29,11 +29,12 @@ SECRET = b"calibration table: only root may read this\n" * 50
 OTHER_UID = 4242  # a CI job's user: not the service user, in the service's group or not
 
 
-def _service_command() -> list[str]:
+def _service_command(source_root: Path) -> list[str]:
     from conftest import SERVICE_PYTHON
 
-    # UMask=0027 as in the unit; exec keeps the pid the activator handed LISTEN_PID to
-    return ["/bin/sh", "-c", 'umask 0027 && exec "$@"', "sh",
+    # UMask=0027 as in the unit; exec keeps the pid the activator handed LISTEN_PID to. In system
+    # mode the daemon reads jobs' files only under the source roots its administrator configured.
+    return ["/bin/sh", "-c", 'umask 0027 && exec "$@"', "sh", "env", f"CI_SIDECAR_SOURCE_ROOTS={source_root}",
             SERVICE_PYTHON, "-m", "ci_sidecar", "serve", "--socket", "{socket}", "--system"]
 
 
@@ -44,11 +45,12 @@ def _as_user(uid: int, groups: list[int], *argv: str) -> subprocess.CompletedPro
 
 
 @pytest.fixture
-def service(activate, service_uid: int, monkeypatch: pytest.MonkeyPatch):
-    """The activated daemon as the service user, and a connected job client (root)."""
+def service(activate, service_uid: int, monkeypatch: pytest.MonkeyPatch, short_tmp: Path):
+    """The activated daemon as the service user (source root: the test's temp dir), and a connected
+    job client (root)."""
     # the job sends its environment; local output must go to the service's output root, not a test dir
     monkeypatch.delenv("CI_SIDECAR_OUTPUT_DIR", raising=False)
-    daemon = activate(_service_command(), run_as=service_uid)
+    daemon = activate(_service_command(short_tmp), run_as=service_uid)
     daemon.dirs["STATE_DIRECTORY"].chmod(0o750)  # StateDirectoryMode=0750
     client = Client.connect(daemon.socket_path, timeout=10, client_name="job")
     try:
