@@ -169,13 +169,13 @@ class RecordStore:
         the next commit.
         """
         async with self._lock:
-            # Taken here, in the event loop's thread, so appends racing the worker are never lost.
-            pending = self._take()
-            if not pending and not (fsync and self._unsynced):
-                return  # nothing to do: a parked store's file is not even opened
             try:
-                await trio.to_thread.run_sync(self._write, pending, fsync)
+                # Taken here, in the event loop's thread, so appends racing the worker are never lost.
+                pending = self._take()
+                if pending or (fsync and self._unsynced):  # else a parked store's file is not even opened
+                    await trio.to_thread.run_sync(self._write, pending, fsync)
             finally:
+                # park() found the lock held (perhaps while we waited to take it): closing is ours
                 if self._parked:
                     self._close_file()
 
