@@ -4,6 +4,7 @@ more retained runs than the limit allows works."""
 from __future__ import annotations
 
 import resource
+import time
 from pathlib import Path
 
 from helpers import DaemonProcess
@@ -45,7 +46,10 @@ class TestDescriptors:
                 c.request("report_results", {"test_run_id": run, "results": [
                     {"name": f"t{j}", "status": "passed"} for j in range(20)]})
                 assert "finished" == c.request("complete_test_run", {"test_run_id": run})["status"]
-            assert d.open_fds() - start <= 2
+            deadline = time.monotonic() + 10  # deliveries of the last runs may still have a file open
+            while d.open_fds() - start > 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert d.open_fds() - start <= 2  # the journal segment and the client's connection
         finally:
             assert 0 == d.stop()
         d = DaemonProcess.start(short_tmp / "d.sock", env, preexec_fn=_limit(96, 96))
