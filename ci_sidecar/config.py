@@ -63,7 +63,6 @@ ScmProvider = Literal[code_host_names() + ("local",)]  # type: ignore[valid-type
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
-NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -131,12 +130,6 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     artifact_retention_max_bytes: PositiveInt | None = None
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     max_header_bytes: PositiveInt = 8 * 1024
-    max_batch: PositiveInt = 100  # requests per JSON-RPC batch (its replies are held until all are ready)
-    # socket connections (stdio lives as long as its parent):
-    header_timeout_s: PositiveFloat = 10.0  # from the first byte of a header to its end
-    handshake_timeout_s: PositiveFloat = 60.0  # from connecting to initialize
-    session_idle_s: PositiveFloat = 21600.0  # nothing received and no request running: the connection closes
-    max_connections: NonNegInt = 0  # served at once; 0: half the open-files limit, at most 1,024
     source_roots: list[str] = []
     system_mode: bool = False
     proxy: str | None = None
@@ -171,8 +164,7 @@ _FIELDS = Config.__struct_fields__
 #: ``initialize.config`` cannot change them (a proxy plus a CA bundle would expose every token).
 DAEMON_ONLY_KEYS = frozenset({
     "state_dir", "socket", "system_mode", "source_roots", "idle_timeout_s", "abandon_timeout_s",
-    "max_body_bytes", "max_header_bytes", "max_batch", "header_timeout_s", "handshake_timeout_s",
-    "session_idle_s", "max_connections", "proxy", "no_proxy", "ca_bundle", "artifact_store",
+    "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle", "artifact_store",
     "retention_runs", "retention_days", "artifact_max_file_bytes", "artifact_max_run_bytes",
     "artifact_stream_idle_s", "artifact_retention_days", "artifact_retention_max_bytes",
 })

@@ -102,10 +102,8 @@ class Daemon:
 
     @property
     def max_connections(self) -> int:
-        """Socket connections served at once: the configured cap, else half the open-files limit
-        (at most 1,024), so descriptors stay for the state, deliveries and artifact streams."""
-        if self.config.max_connections > 0:
-            return self.config.max_connections
+        """Socket connections served at once: half the open-files limit, at most 1,024, so
+        descriptors stay for the state, deliveries and artifact streams."""
         return max(16, min(1024, (self.fd_limit or 1024) // 2))
 
     def served_methods(self) -> list[str]:

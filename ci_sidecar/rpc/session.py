@@ -45,6 +45,12 @@ _MAX_IN_FLIGHT = 32
 _OUTBOX_FRAMES = 256
 _OUT_HIGH_WATER = 1 << 20  # queued reply bytes beyond which senders wait for the flush
 _STOP_GRACE_S = 3.0
+#: requests per JSON-RPC batch: its replies are held until all are ready, so this bounds their memory
+MAX_BATCH = 100
+#: socket connections only (stdio lives as long as its parent): from a header's first byte to its end,
+#: and from connecting to ``initialize`` (both at most the abandon timeout)
+HEADER_TIMEOUT_S = 10.0
+HANDSHAKE_TIMEOUT_S = 60.0
 
 
 class _RunKey(msgspec.Struct):
@@ -224,7 +230,8 @@ class Session:
         parser = FrameParser(max_header_bytes=daemon.config.max_header_bytes,
                              max_body_bytes=daemon.config.max_body_bytes)
         socket = self.transport == "socket"
-        reader = FrameReader(self.stream, parser, daemon.config.header_timeout_s if socket else None)
+        quiet_s = daemon.config.abandon_timeout_s
+        reader = FrameReader(self.stream, parser, min(HEADER_TIMEOUT_S, quiet_s) if socket else None)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -260,15 +267,15 @@ class Session:
 
     async def _receive(self, reader: FrameReader) -> bytes | None:
         """The next message of a socket session, or ``None`` at EOF or once the connection sat idle
-        (nothing received, no request running) past its limit: the handshake timeout until
-        ``initialize``, then the session idle timeout."""
-        config = self.daemon.config
+        (nothing received, no request running) past its limit: HANDSHAKE_TIMEOUT_S until
+        ``initialize``, then the abandon timeout (a session may stay quiet as long as a run may)."""
+        quiet_s = self.daemon.config.abandon_timeout_s
         while True:
-            limit = config.handshake_timeout_s if self.state == "new" else config.session_idle_s
+            limit = min(HANDSHAKE_TIMEOUT_S, quiet_s) if self.state == "new" else quiet_s
             with trio.move_on_after(limit):
                 return await reader.receive()
-            if self._inflight:
-                continue  # waiting on the daemon is not idling
+            if self._inflight or reader.mid_frame:
+                continue  # waiting on the daemon is not idling; a slow header has its own timeout
             log.info("session %s: idle for %g s: closing the connection", self.id, limit)
             self.daemon.count("idle_closed")
             if self._unsent:  # replies the peer does not read: closing wakes their writer
@@ -293,7 +300,7 @@ class Session:
     # --- dispatch ---------------------------------------------------------------------------
 
     async def _on_message(self, body: bytes, nursery: trio.Nursery) -> None:
-        decoded = decode_message(body, self.daemon.config.max_batch)
+        decoded = decode_message(body, MAX_BATCH)
         if isinstance(decoded, E.SidecarError):
             await self.send_raw(encode_error(None, decoded))
             return

@@ -14,7 +14,6 @@ import trio
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_BODY_BYTES",
-    "DEFAULT_HEADER_TIMEOUT_S",
     "FramingError",
     "FrameParser",
     "FrameReader",
@@ -23,8 +22,6 @@ __all__ = [
 
 DEFAULT_MAX_HEADER_BYTES = 8 * 1024
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-#: seconds a header block may take from its first byte to its blank line
-DEFAULT_HEADER_TIMEOUT_S = 10.0
 _HEADER_END = b"\r\n\r\n"
 _READ_CHUNK = 64 * 1024
 _ACCEPTED_CHARSETS = {"utf-8", "utf8"}
@@ -150,6 +147,11 @@ class FrameReader:
         self._parser = parser
         self._header_timeout_s = header_timeout_s
         self._header_deadline = math.inf
+
+    @property
+    def mid_frame(self) -> bool:
+        """Part of a message has been received."""
+        return self._parser.mid_frame
 
     async def receive(self) -> bytes | None:
         """Next body, or ``None`` at a clean end of stream. A truncated frame or a header that is not

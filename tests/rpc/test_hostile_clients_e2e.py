@@ -4,6 +4,7 @@ gets a clear error or slows only itself, and the daemon keeps serving everyone e
 from __future__ import annotations
 
 import json
+import resource
 import socket
 import time
 from pathlib import Path
@@ -98,12 +99,14 @@ class TestUnreadReplies:
 
 
 class TestIdleAndSlowConnections:
-    def _daemon(self, short_tmp: Path, env: dict[str, str], **limits: str) -> DaemonProcess:
-        return DaemonProcess.start(short_tmp / "d.sock", {**env, **limits})
+    def _daemon(self, short_tmp: Path, env: dict[str, str], quiet_s: str = "", **kwargs: object) -> DaemonProcess:
+        """A daemon whose abandon timeout (which bounds the session timeouts) is ``quiet_s``."""
+        extra = {"CI_SIDECAR_ABANDON_TIMEOUT_S": quiet_s} if quiet_s else {}
+        return DaemonProcess.start(short_tmp / "d.sock", {**env, **extra}, **kwargs)  # type: ignore[arg-type]
 
     def test_a_header_trickled_too_slowly_is_cut_off(self, short_tmp: Path, env: dict[str, str]) -> None:
         """A header not finished within the header timeout gets -32700 and the connection closes."""
-        d = self._daemon(short_tmp, env, CI_SIDECAR_HEADER_TIMEOUT_S="1")
+        d = self._daemon(short_tmp, env, quiet_s="1")
         try:
             raw = RawConnection(d.path)
             raw.initialize()
@@ -123,7 +126,7 @@ class TestIdleAndSlowConnections:
     def test_idle_connections_are_closed(self, short_tmp: Path, env: dict[str, str]) -> None:
         """A connection that never initializes, and a session that goes quiet, are closed after their timeouts;
         a session waiting on a long request is not idle."""
-        d = self._daemon(short_tmp, env, CI_SIDECAR_HANDSHAKE_TIMEOUT_S="1", CI_SIDECAR_SESSION_IDLE_S="1.5")
+        d = self._daemon(short_tmp, env, quiet_s="1.5")
         try:
             silent = RawConnection(d.path)
             quiet = RawConnection(d.path)
@@ -141,22 +144,22 @@ class TestIdleAndSlowConnections:
 
     def test_connections_over_the_cap_are_refused_and_descriptors_stay_flat(self, short_tmp: Path,
                                                                             env: dict[str, str]) -> None:
-        """Past the connection cap a new connection gets -32600 naming the limit; closing one lets the next in;
-        100 more attempts leave the daemon's descriptors bounded by the cap."""
-        d = self._daemon(short_tmp, env, CI_SIDECAR_MAX_CONNECTIONS="5")
+        """Under a 64-descriptor limit the daemon serves 32 connections; one more gets -32600 naming the
+        limit; closing one lets the next in; 100 more attempts leave descriptors bounded."""
+        d = self._daemon(short_tmp, env, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
         try:
             before = d.open_fds()
-            held = [RawConnection(d.path) for _ in range(5)]
+            held = [RawConnection(d.path) for _ in range(32)]
             for conn in held:
                 assert "result" in conn.initialize()
             refused = [socket.socket(socket.AF_UNIX) for _ in range(100)]
             for s in refused:
                 s.connect(str(d.path))
             time.sleep(1.0)
-            assert d.open_fds() <= before + 5 + 2
+            assert d.open_fds() <= before + 32 + 2
             extra = RawConnection(d.path)
             reply = extra.receive()
-            assert -32600 == reply["error"]["code"] and "limit is 5" in reply["error"]["data"]["reason"]
+            assert -32600 == reply["error"]["code"] and "limit is 32" in reply["error"]["data"]["reason"]
             for s in refused:
                 s.close()
             extra.close()
