@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import platformdirs
 
+from ci_sidecar.protocol.errors import SidecarError
 from ci_sidecar.protocol.records import CIContext
 from ci_sidecar.providers.catalog import CATALOG, ci_names, code_host_names
 
@@ -150,7 +151,7 @@ class LoadedConfig(msgspec.Struct, kw_only=True):
     config_path: str | None = None
 
 
-class ConfigError(ValueError):
+class ConfigError(SidecarError, ValueError):
     """Invalid configuration, naming the file (or env var / session), the key and the reason."""
 
     def __init__(self, file: str, key: str | None, reason: str) -> None:

@@ -12,6 +12,7 @@ import trio
 
 from ci_sidecar import paths
 from ci_sidecar.config import LoadedConfig, load_config
+from ci_sidecar.protocol.errors import SidecarError
 from ci_sidecar.rpc.server import Daemon
 
 __all__ = ["run", "build_daemon", "raise_fd_limit", "CannotServe"]
@@ -43,7 +44,7 @@ def raise_fd_limit() -> int:
     return want
 
 
-class CannotServe(Exception):
+class CannotServe(SidecarError):
     """The daemon cannot start; the message is for the user (the CLI prints it and exits 2)."""
 
 

@@ -1,14 +1,67 @@
-"""Every error the protocol can answer with (PROTOCOL.md §Errors), one class per code.
+"""Every error ci-sidecar raises on purpose, as one tree with one root, and the JSON-RPC codes.
 
-Errors derive from :class:`jsonrpcserver.JsonRpcError`, so handlers raise them the way jsonrpcserver
-documents, and the rpc layer turns them into error objects. ``data`` has one shape per code.
+::
+
+    SidecarError                        every error ci-sidecar raises on purpose
+    ├── WireError                       answered to the client with its own code and data (PROTOCOL.md §Errors)
+    │   ├── RequestError                the request cannot be served as sent: final, the client's to fix
+    │   │   ├── ParseError              -32700
+    │   │   ├── InvalidRequest          -32600
+    │   │   ├── MethodNotFound          -32601
+    │   │   ├── ServerNotInitialized    -32002
+    │   │   ├── BadInput                what the request carries is not acceptable
+    │   │   │   ├── InvalidParams       -32602
+    │   │   │   ├── PathNotAllowed      -31005
+    │   │   │   └── LimitExceeded       -31006
+    │   │   ├── UnknownTestRun          -31001
+    │   │   ├── UnknownArtifact         -31002
+    │   │   └── RunFinalized            -31008
+    │   ├── RequestCancelled            -32800  the client cancelled it
+    │   ├── ProviderError               a provider did not take a write
+    │   │   ├── ProviderRefused         -31003  final: the provider answered no
+    │   │   ├── NotSupported            -31007  final: the provider cannot do it, and no tier is left
+    │   │   ├── ProviderUnreachable     -31004  retryable, and the retries ran out
+    │   │   └── DeliveryFailed          a write awaited with ``wait: true`` failed: its delivery error's code
+    │   └── InternalError               -32603  an incident id, never a traceback
+    ├── StateError                      the state directory cannot be used      (state/journal.py)
+    │   ├── StateLocked                 another daemon holds it                 (service/store.py)
+    │   ├── JournalBroken               a write failed; the tail is unknown     (state/journal.py)
+    │   └── JournalGap                  segments needed for recovery are gone   (state/journal.py)
+    ├── ConfigError                     a configuration source is invalid; also a ValueError   (config.py)
+    ├── CannotServe                     the daemon cannot start; the CLI prints why (daemon_main.py)
+    ├── TransportError                  bytes or endpoints the daemon cannot use
+    │   ├── FramingError                a peer broke the framing: one -32700 reply (transport/framing.py)
+    │   ├── SocketPathError             the socket path is unusable             (transport/unix.py)
+    │   ├── AlreadyRunning              another daemon holds the socket         (transport/unix.py)
+    │   └── StdioUnavailable            stdio cannot carry the protocol         (transport/stdio.py)
+    ├── ExchangeError                   a provider's exchange did not happen or did not succeed; the
+    │   │                               delivery layer decides whether and when to try again
+    │   ├── HttpError                   its ``outcome`` says whether a retry may help (providers/_http/model.py)
+    │   ├── S3Failed                    likewise, with S3's error code          (providers/s3.py)
+    │   └── WriteDeferred               held back by the write budget: nothing sent (providers/writes.py)
+    └── ContentError                    content the daemon reads or is given is unusable; the caller turns it
+        │                               into a wire error or a per-item result
+        ├── TooLarge                    past a size limit                       (service/casstore.py)
+        ├── NotRegularFile              a directory, FIFO, device or symlink    (service/casstore.py)
+        ├── SummaryError                counts that contradict each other       (service/summary.py)
+        ├── NotJUnit                    not a JUnit/xUnit document              (reports/_junit_reader.py)
+        ├── Refused                     a DTD or entity: parsing stops          (reports/_junit_reader.py)
+        └── SourceChanged               a stored file changed under a write     (providers/github/_zip.py)
+
+Only :class:`WireError` reaches a client as it is: the rpc layer answers any other exception, these
+included, with an :class:`InternalError` incident id and keeps the details in the daemon's log. Wire errors
+derive from :class:`jsonrpcserver.JsonRpcError`, so handlers raise them the way jsonrpcserver documents.
+``data`` has one shape per code.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonrpcserver import JsonRpcError
+
+if TYPE_CHECKING:
+    from .records import ErrorInfo
 
 __all__ = [
     "PARSE_ERROR",
@@ -19,6 +72,14 @@ __all__ = [
     "SERVER_NOT_INITIALIZED",
     "REQUEST_CANCELLED",
     "SidecarError",
+    "WireError",
+    "RequestError",
+    "BadInput",
+    "ProviderError",
+    "StateError",
+    "TransportError",
+    "ExchangeError",
+    "ContentError",
     "ParseError",
     "InvalidRequest",
     "MethodNotFound",
@@ -34,6 +95,7 @@ __all__ = [
     "LimitExceeded",
     "NotSupported",
     "RunFinalized",
+    "DeliveryFailed",
 ]
 
 PARSE_ERROR = -32700
@@ -45,14 +107,18 @@ SERVER_NOT_INITIALIZED = -32002
 REQUEST_CANCELLED = -32800
 
 
-class SidecarError(JsonRpcError):
-    """Base of all protocol errors: ``code``, ``message`` and an optional ``data`` object."""
+class SidecarError(Exception):
+    """Root of every error ci-sidecar raises on purpose (the tree is drawn in this module's docstring)."""
+
+
+class WireError(SidecarError, JsonRpcError):
+    """An error answered to the client as it is: ``code``, ``message`` and an optional ``data`` object."""
 
     code: int = INTERNAL_ERROR
     default_message = "Internal error"
 
     def __init__(self, message: str | None = None, data: Any = None) -> None:
-        super().__init__(type(self).code, message or self.default_message, data)
+        JsonRpcError.__init__(self, type(self).code, message or self.default_message, data)
         Exception.__init__(self, self.message)
 
     def to_object(self) -> dict[str, Any]:
@@ -63,7 +129,36 @@ class SidecarError(JsonRpcError):
         return obj
 
 
-class ParseError(SidecarError):
+class RequestError(WireError):
+    """The request cannot be served as sent: final, the client's to fix."""
+
+
+class BadInput(RequestError):
+    """What the request carries (params, a path, a size) is not acceptable."""
+
+
+class ProviderError(WireError):
+    """A provider did not take a write (refused, unable, or unreachable after the retries)."""
+
+
+class StateError(SidecarError):
+    """The state directory cannot be used (the state layer's errors, and the lock)."""
+
+
+class TransportError(SidecarError):
+    """Bytes or an endpoint the daemon cannot use (framing, a socket path, stdio)."""
+
+
+class ExchangeError(SidecarError):
+    """A provider's exchange did not happen or did not succeed; the delivery layer decides whether and when to
+    try again (the provider turns it into an ``Outcome``)."""
+
+
+class ContentError(SidecarError):
+    """Content the daemon reads or is given is unusable; the caller turns it into a wire error or a result."""
+
+
+class ParseError(RequestError):
     code = PARSE_ERROR
     default_message = "Parse error"
 
@@ -71,7 +166,7 @@ class ParseError(SidecarError):
         super().__init__("Parse error", {"reason": reason})
 
 
-class InvalidRequest(SidecarError):
+class InvalidRequest(RequestError):
     code = INVALID_REQUEST
     default_message = "Invalid request"
 
@@ -82,21 +177,21 @@ class InvalidRequest(SidecarError):
         super().__init__("Invalid request: " + reason, data)
 
 
-class MethodNotFound(SidecarError):
+class MethodNotFound(RequestError):
     code = METHOD_NOT_FOUND
 
     def __init__(self, method: str) -> None:
         super().__init__(f"Method not found: {method}", {"method": method})
 
 
-class InvalidParams(SidecarError):
+class InvalidParams(BadInput):
     code = INVALID_PARAMS
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"Invalid params at {path}: {reason}", {"path": path, "reason": reason})
 
 
-class InternalError(SidecarError):
+class InternalError(WireError):
     """Never carries a traceback: only an incident id that is also in the daemon's log."""
 
     code = INTERNAL_ERROR
@@ -105,31 +200,31 @@ class InternalError(SidecarError):
         super().__init__(f"Internal error (incident {incident})", {"incident": incident})
 
 
-class ServerNotInitialized(SidecarError):
+class ServerNotInitialized(RequestError):
     code = SERVER_NOT_INITIALIZED
     default_message = "Server not initialized: send initialize first"
 
 
-class RequestCancelled(SidecarError):
+class RequestCancelled(WireError):
     code = REQUEST_CANCELLED
     default_message = "Request cancelled"
 
 
-class UnknownTestRun(SidecarError):
+class UnknownTestRun(RequestError):
     code = -31001
 
     def __init__(self, test_run_id: str) -> None:
         super().__init__(f"Unknown test run: {test_run_id}", {"test_run_id": test_run_id})
 
 
-class UnknownArtifact(SidecarError):
+class UnknownArtifact(RequestError):
     code = -31002
 
     def __init__(self, test_run_id: str, name: str) -> None:
         super().__init__(f"Unknown artifact {name!r} in run {test_run_id}", {"test_run_id": test_run_id, "name": name})
 
 
-class ProviderRefused(SidecarError):
+class ProviderRefused(ProviderError):
     code = -31003
 
     def __init__(self, provider: str, status: int | None, message: str) -> None:
@@ -139,7 +234,7 @@ class ProviderRefused(SidecarError):
         )
 
 
-class ProviderUnreachable(SidecarError):
+class ProviderUnreachable(ProviderError):
     code = -31004
 
     def __init__(self, provider: str, attempts: int, last_error: str) -> None:
@@ -149,21 +244,21 @@ class ProviderUnreachable(SidecarError):
         )
 
 
-class PathNotAllowed(SidecarError):
+class PathNotAllowed(BadInput):
     code = -31005
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"Path not allowed: {path}: {reason}", {"path": path, "reason": reason})
 
 
-class LimitExceeded(SidecarError):
+class LimitExceeded(BadInput):
     code = -31006
 
     def __init__(self, limit: str | int, actual: int, message: str | None = None) -> None:
         super().__init__(message or f"Limit exceeded: {actual} > {limit}", {"limit": limit, "actual": actual})
 
 
-class NotSupported(SidecarError):
+class NotSupported(ProviderError):
     code = -31007
 
     def __init__(self, provider: str, operation: str, tier: str = "none") -> None:
@@ -173,8 +268,16 @@ class NotSupported(SidecarError):
         )
 
 
-class RunFinalized(SidecarError):
+class RunFinalized(RequestError):
     code = -31008
 
     def __init__(self, test_run_id: str) -> None:
         super().__init__(f"Test run {test_run_id} is already finalized", {"test_run_id": test_run_id})
+
+
+class DeliveryFailed(ProviderError):
+    """A write awaited with ``wait: true`` failed: answers the delivery error's own code (-31003/-31004/-31007)."""
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(error.message, error.data)
+        self.code = error.code  # after the base, which sets the class default

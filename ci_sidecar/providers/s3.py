@@ -37,6 +37,7 @@ import msgspec
 import trio
 
 from ci_sidecar.credentials import Credential, Secret, fingerprint, redact
+from ci_sidecar.protocol.errors import ExchangeError
 from ci_sidecar.protocol.records import ProviderCaps, Tier
 
 from ._http import HttpConfig, HttpError, HttpLayer, NoAuth, Raw, Response
@@ -185,7 +186,9 @@ def find_s3_credential(session_env: Mapping[str, str], daemon_env: Mapping[str, 
     return None
 
 
-class _Failed(Exception):
+class S3Failed(ExchangeError):
+    """An S3 request did not succeed; ``outcome`` is what the write returns, ``code`` S3's error code."""
+
     def __init__(self, outcome: Outcome, code: str = "") -> None:
         super().__init__(outcome.message)
         self.outcome, self.code = outcome, code
@@ -247,7 +250,7 @@ class S3Provider:
         attempt = _Attempt(self, settings, secret, env)
         try:
             outcome = await attempt.upload(op, remote)
-        except _Failed as exc:
+        except S3Failed as exc:
             outcome = exc.outcome
         except FileNotFoundError:
             outcome = Outcome.refused(f"the stored content of artifact {op.name!r} is gone (purged or replaced)")
@@ -289,7 +292,7 @@ class S3Provider:
         try:
             answer = await attempt.send("HEAD", settings.object_url(key), f"HEAD {key}",
                                         headers={"x-amz-checksum-mode": "ENABLED"})
-        except _Failed as exc:
+        except S3Failed as exc:
             if exc.outcome.status != 404:
                 log.info("s3: cannot look up %s: %s", key, redact(exc.outcome.message, secret.secrets()))
             return None
@@ -321,7 +324,7 @@ class _Attempt:
     async def send(self, method: str, url: str, what: str, *, headers: Mapping[str, str] | None = None,
                    content: Any = None, payload_sha256: str | None = None, length: int | None = None,
                    ok_codes: tuple[str, ...] = ()) -> Response:
-        """One signed request; raises :class:`_Failed` with the classified outcome unless it succeeded."""
+        """One signed request; raises :class:`S3Failed` with the classified outcome unless it succeeded."""
         if payload_sha256 is None:
             payload_sha256 = hashlib.sha256(content or b"").hexdigest()
         # S3 refuses chunked transfer encoding: the length always goes with the body
@@ -338,7 +341,7 @@ class _Attempt:
             outcome.message = f"{what}: {outcome.message}"
             if err.response is not None:
                 log.info("s3 %s: %s", what, outcome.message)
-            raise _Failed(outcome, code) from None
+            raise S3Failed(outcome, code) from None
 
     # --- the upload ------------------------------------------------------------------------------
 
@@ -389,7 +392,7 @@ class _Attempt:
                                      headers={"Content-Type": op.mime_type, _META_SHA256: op.sha256})
             upload_id = first_text(answer.body, "UploadId")
             if not upload_id:
-                raise _Failed(Outcome.retry(f"create multipart upload of {key}: no UploadId in the answer"))
+                raise S3Failed(Outcome.retry(f"create multipart upload of {key}: no UploadId in the answer"))
             parts = {}
 
         def progress() -> dict[str, Any]:
@@ -408,7 +411,7 @@ class _Attempt:
                     answer = await self.send("PUT", part_url, f"upload part {number}/{count} of {key}",
                                              content=FileRange(fh, offset, length), payload_sha256=digest,
                                              length=length)
-                except _Failed as exc:
+                except S3Failed as exc:
                     raise await self._part_failed(exc, upload_id, key, progress()) from None
                 parts[number] = answer.headers.get("etag", "")
         body = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{xml_escape(e)}</ETag></Part>"
@@ -418,7 +421,7 @@ class _Attempt:
             answer = await self.send("POST", f"{url}?uploadId={quote(upload_id, safe='')}",
                                      f"complete multipart upload of {key}", headers={"Content-Type": "application/xml"},
                                      content=payload)
-        except _Failed as exc:
+        except S3Failed as exc:
             raise await self._part_failed(exc, upload_id, key, progress()) from None
         # S3 may answer 200 and report the failure in the body (the XML streams while it assembles the parts)
         code, message = s3_error(answer.body) if b"<Error" in answer.body else ("", "")
@@ -426,10 +429,10 @@ class _Attempt:
             failure = classify(500 if code in RETRY_CODES else 400, answer.headers, answer.body,
                                f"complete multipart upload of {key}")
             assert failure is not None
-            raise await self._part_failed(_Failed(failure, code), upload_id, key, progress()) from None
+            raise await self._part_failed(S3Failed(failure, code), upload_id, key, progress()) from None
         return first_text(answer.body, "ETag")  # (moto names the root ...Response, S3 ...Result)
 
-    async def _part_failed(self, exc: _Failed, upload_id: str, key: str, progress: dict[str, Any]) -> _Failed:
+    async def _part_failed(self, exc: S3Failed, upload_id: str, key: str, progress: dict[str, Any]) -> S3Failed:
         """What a failed part means: resume next time (transient), start over (upload gone), or abort."""
         if exc.code == "NoSuchUpload":
             exc.outcome = Outcome.retry(f"{exc.outcome.message}; starting the upload again", remote={})
@@ -446,7 +449,7 @@ class _Attempt:
             with trio.move_on_after(10):
                 await self.send("DELETE", f"{self.s.object_url(key)}?uploadId={quote(upload_id, safe='')}",
                                 f"abort multipart upload of {key}", ok_codes=("NoSuchUpload",))
-        except _Failed as exc:
+        except S3Failed as exc:
             log.warning("s3: could not abort multipart upload of %s: %s", key,
                         redact(exc.outcome.message, self.secret.secrets()))
 
@@ -455,7 +458,7 @@ class _Attempt:
         try:
             answer = await self.send("GET", f"{self.s.bucket_url()}?prefix={quote(key, safe='~')}&uploads=",
                                      f"list unfinished uploads of {key}")
-        except _Failed as exc:
+        except S3Failed as exc:
             # without ListBucketMultipartUploads permission we can only rely on the bucket's lifecycle rules
             log.info("s3: cannot list unfinished uploads of %s: %s", key,
                      redact(exc.outcome.message, self.secret.secrets()))

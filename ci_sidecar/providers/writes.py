@@ -14,6 +14,8 @@ from typing import Protocol
 
 import msgspec
 
+from ci_sidecar.protocol.errors import ExchangeError
+
 __all__ = ["WriteBudget", "WriteDeferred", "WriteGate"]
 
 
@@ -39,7 +41,7 @@ class WriteBudget(msgspec.Struct, frozen=True, kw_only=True):
     reserve_fraction: float = 0.1
 
 
-class WriteDeferred(Exception):
+class WriteDeferred(ExchangeError):
     """A write that may not be sent now: a live update while the budget is short or a final write waits, or
     any write while the token is rate limited. Nothing was sent; try again in ``retry_after`` seconds."""
 

@@ -11,17 +11,18 @@ from typing import Any
 
 import msgspec
 
+from ci_sidecar.protocol.errors import ContentError
 from ci_sidecar.protocol.records import TestResult, TestStatus
 
 _SUITE_JOIN = " > "
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\r?\n)+")
 
 
-class Refused(Exception):
+class Refused(ContentError):
     """Raised from expat handlers to stop at the first DTD or entity construct."""
 
 
-class NotJUnit(Exception):
+class NotJUnit(ContentError):
     """The root element is not ``<testsuites>`` or ``<testsuite>``."""
 
 

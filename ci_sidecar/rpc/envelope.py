@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from ci_sidecar.protocol.errors import InvalidParams, InvalidRequest, ParseError, SidecarError
+from ci_sidecar.protocol.errors import InvalidParams, InvalidRequest, ParseError, WireError
 
 __all__ = ["JSON_ERRORS", "Request", "Invalid", "decode_message", "json_error_reason", "encode_result", "encode_error", "params_error"]
 
@@ -59,7 +59,7 @@ class Invalid:
     """An element that is not a valid request: answered with ``error`` (unless it was a notification)."""
 
     id: RequestId
-    error: SidecarError
+    error: WireError
 
 
 def _salvage_id(raw: bytes | msgspec.Raw) -> RequestId:
@@ -91,7 +91,7 @@ def _decode_one(raw: bytes | msgspec.Raw) -> Request | Invalid | None:
     return Request(env.method, env.id, env.params, False)
 
 
-def decode_message(body: bytes, max_batch: int | None = None) -> tuple[bool, list[Request | Invalid]] | SidecarError:
+def decode_message(body: bytes, max_batch: int | None = None) -> tuple[bool, list[Request | Invalid]] | WireError:
     """Split one message body into its elements.
 
     Returns ``(is_batch, elements)``, or a single error to answer with ``id: null`` (invalid JSON,
@@ -104,7 +104,7 @@ def decode_message(body: bytes, max_batch: int | None = None) -> tuple[bool, lis
         return ParseError(json_error_reason(exc))
 
 
-def _decode_message(body: bytes, max_batch: int | None) -> tuple[bool, list[Request | Invalid]] | SidecarError:
+def _decode_message(body: bytes, max_batch: int | None) -> tuple[bool, list[Request | Invalid]] | WireError:
     stripped = body.lstrip()
     if stripped[:1] == b"[":
         try:
@@ -143,7 +143,7 @@ def encode_result(rid: RequestId, result_json: bytes) -> bytes:
     return b'{"jsonrpc":"2.0","id":' + _id_bytes(rid) + b',"result":' + result_json + b"}"
 
 
-def encode_error(rid: RequestId, error: SidecarError) -> bytes:
+def encode_error(rid: RequestId, error: WireError) -> bytes:
     """An error response."""
     return b'{"jsonrpc":"2.0","id":' + _id_bytes(rid) + b',"error":' + _encode(error.to_object()) + b"}"
 

@@ -101,13 +101,13 @@ def _incident(exc: BaseException, method: str) -> E.InternalError:
     return E.InternalError(incident)
 
 
-def _as_protocol_error(exc: BaseException, method: str) -> E.SidecarError:
+def _as_protocol_error(exc: BaseException, method: str) -> E.WireError:
     """Map any exception from a handler to an error object, never leaking internals."""
-    if isinstance(exc, E.SidecarError):
+    if isinstance(exc, E.WireError):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         leaves = [e for e in _leaves(exc)]
-        if len(leaves) == 1 and isinstance(leaves[0], E.SidecarError):
+        if len(leaves) == 1 and isinstance(leaves[0], E.WireError):
             return leaves[0]
     return _incident(exc, method)
 
@@ -301,7 +301,7 @@ class Session:
 
     async def _on_message(self, body: bytes, nursery: trio.Nursery) -> None:
         decoded = decode_message(body, MAX_BATCH)
-        if isinstance(decoded, E.SidecarError):
+        if isinstance(decoded, E.WireError):
             await self.send_raw(encode_error(None, decoded))
             return
         is_batch, elements = decoded
@@ -343,7 +343,7 @@ class Session:
             return None
 
         # lifecycle gate (arrival order)
-        refusal: E.SidecarError | None = None
+        refusal: E.WireError | None = None
         if self.state == "new" and req.method != "initialize":
             refusal = E.ServerNotInitialized()
         elif self.state == "ready" and req.method == "initialize":

@@ -25,6 +25,7 @@ from pathlib import Path
 import trio
 
 from ci_sidecar.atomic import ensure_private_dir, fsync_dir
+from ci_sidecar.protocol.errors import ContentError
 
 __all__ = ["CasStore", "BlobWriter", "StagedBlob", "TooLarge", "NotRegularFile", "CHUNK", "open_regular_file"]
 
@@ -39,7 +40,7 @@ HEAD_BYTES = 1024
 _BLOB_MODE = 0o444  # blobs never change; the local provider hard-links them into output folders
 
 
-class TooLarge(Exception):
+class TooLarge(ContentError):
     """The content passed ``limit`` bytes (``actual`` is what was seen when it was noticed)."""
 
     def __init__(self, limit: int, actual: int) -> None:
@@ -48,7 +49,7 @@ class TooLarge(Exception):
         self.actual = actual
 
 
-class NotRegularFile(Exception):
+class NotRegularFile(ContentError):
     """A source that is not a regular file (a directory, a FIFO, a device, a symlink)."""
 
 

@@ -60,7 +60,7 @@ def _why(exc: BaseException) -> str:
     return str(exc)
 
 
-def _not_readable(path: str, exc: BaseException) -> E.SidecarError:
+def _not_readable(path: str, exc: BaseException) -> E.BadInput:
     if isinstance(exc, TooLarge):
         return E.LimitExceeded(exc.limit, exc.actual, f"JUnit file {path!r} is larger than {exc.limit} bytes")
     return E.PathNotAllowed(path, _why(exc))

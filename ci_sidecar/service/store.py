@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ci_sidecar.protocol.errors import StateError
 from ci_sidecar.state import Journal, RecordStore, SnapshotStore, checkpoint, ensure_private_dir, recover
 
 from .model import StateImage, decode_image, decode_record, encode_image, encode_record
@@ -31,7 +32,7 @@ MAX_OPEN_RECORD_FILES = 64
 CHECKPOINT_INTERVAL_S = 300.0
 
 
-class StateLocked(Exception):
+class StateLocked(StateError):
     """Another daemon uses this state directory."""
 
 

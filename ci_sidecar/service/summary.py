@@ -6,6 +6,7 @@ task statuses not adding up) are refused with the path of the offending field.
 
 from __future__ import annotations
 
+from ci_sidecar.protocol.errors import ContentError
 from ci_sidecar.protocol.records import Counts, Summary
 
 __all__ = ["SummaryError", "counts_from_summary"]
@@ -20,7 +21,9 @@ _TASK_BUCKETS = {
 }
 
 
-class SummaryError(Exception):
+class SummaryError(ContentError):
+    """A summary whose counts contradict each other; ``path`` is where, under ``$.summary``."""
+
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path

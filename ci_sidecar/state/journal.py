@@ -24,6 +24,7 @@ import msgspec
 import trio
 
 from ci_sidecar.atomic import ensure_private_dir, fsync_dir, remove_stale_temps
+from ci_sidecar.protocol.errors import StateError
 
 from .segments import FILE_HEADER, MAX_RECORD, RECORD_HEADER, AppendFile, Scan, check_payload, frame_many
 
@@ -35,8 +36,6 @@ KIND = b"CISJRNL\x01"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-class StateError(Exception):
-    """Root of the state layer's errors."""
 
 
 class JournalBroken(StateError):

@@ -11,6 +11,8 @@ import math
 
 import trio
 
+from ci_sidecar.protocol.errors import TransportError
+
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_BODY_BYTES",
@@ -27,7 +29,7 @@ _READ_CHUNK = 64 * 1024
 _ACCEPTED_CHARSETS = {"utf-8", "utf8"}
 
 
-class FramingError(Exception):
+class FramingError(TransportError):
     """The byte stream violates the framing rules; ``reason`` is safe to send to the client."""
 
     def __init__(self, reason: str) -> None:

@@ -11,10 +11,12 @@ import sys
 
 import trio
 
+from ci_sidecar.protocol.errors import TransportError
+
 __all__ = ["StdioUnavailable", "open_stdio_stream"]
 
 
-class StdioUnavailable(Exception):
+class StdioUnavailable(TransportError):
     """stdio cannot carry the protocol (a terminal, or closed descriptors)."""
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import trio
 
+from ci_sidecar.protocol.errors import TransportError
+
 __all__ = [
     "MAX_SOCKET_PATH_BYTES",
     "SocketPathError",
@@ -31,11 +33,11 @@ __all__ = [
 MAX_SOCKET_PATH_BYTES = 107
 
 
-class SocketPathError(Exception):
+class SocketPathError(TransportError):
     """The socket path cannot be used; the message says why and what to do."""
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(TransportError):
     """Another daemon holds the path's lock."""
 
 

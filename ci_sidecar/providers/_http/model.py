@@ -13,6 +13,7 @@ import httpx
 import msgspec
 
 from ci_sidecar import __version__
+from ci_sidecar.protocol.errors import ExchangeError
 
 from ..base import Outcome
 
@@ -70,7 +71,7 @@ class Response(msgspec.Struct, kw_only=True):
         return parse_link_header(self.headers.get("link", ""), self.url)
 
 
-class HttpError(Exception):
+class HttpError(ExchangeError):
     """Raised by :class:`~.session.ApiSession` calls that did not succeed; ``outcome`` is what to return
     (redacted), ``response`` the answer when there was one."""
 

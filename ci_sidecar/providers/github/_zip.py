@@ -14,6 +14,8 @@ from contextlib import aclosing
 import msgspec
 import trio
 
+from ci_sidecar.protocol.errors import ContentError
+
 from ..base import UploadArtifact
 
 __all__ = ["ZipLayout", "SourceChanged", "zip_entry_name", "zip_stream", "prepare", "archive_digest"]
@@ -87,7 +89,7 @@ async def _file_chunks(path: str, size: int) -> AsyncIterator[bytes]:
         raise SourceChanged(f"the stored file is {seen}+ bytes, expected {size}")
 
 
-class SourceChanged(Exception):
+class SourceChanged(ContentError):
     """The stored file is not what the write describes (removed, truncated, replaced)."""
 
 

@@ -10,6 +10,5 @@ reflects the primary provider's outcome and is never "uploaded" for a write that
 
 from .service import ArtifactService
 from .settings import ArtifactSettings, normalise_name
-from .uploads import UploadFailed
 
-__all__ = ["ArtifactService", "ArtifactSettings", "UploadFailed", "normalise_name"]
+__all__ = ["ArtifactService", "ArtifactSettings", "normalise_name"]

@@ -26,20 +26,11 @@ if TYPE_CHECKING:
     from ..calls import Call
     from ..session_context import SessionContext
 
-__all__ = ["ArtifactUploads", "UploadFailed"]
+__all__ = ["ArtifactUploads"]
 
 
-class UploadFailed(E.SidecarError):
-    """A provider upload awaited with ``wait: true`` failed: answers the delivery error's own code."""
-
-    def __init__(self, error: ErrorInfo) -> None:
-        super().__init__(error.message, error.data)
-        self.code = error.code  # after the base sets the class default  # type: ignore[misc]
-
-
-def _error_info(exc: E.SidecarError) -> ErrorInfo:
+def _error_info(exc: E.WireError) -> ErrorInfo:
     return ErrorInfo(code=exc.code, message=exc.message, data=exc.data)
-
 
 
 @dataclass
@@ -107,7 +98,7 @@ class ArtifactUploads(ArtifactRetention):
                                                    _Upload(name, item.type, item.labels, item.metadata))
                     results[i] = UploadItemResult(name=name, ok=True, artifact=self.view(meta))
                     uploaded.append(meta)
-                except E.SidecarError as exc:
+                except E.WireError as exc:
                     results[i] = UploadItemResult(name=label, ok=False, error=_error_info(exc))
             done += 1
             pct = done * 100 // total
@@ -240,7 +231,7 @@ class ArtifactUploads(ArtifactRetention):
         for entry_id in entry_ids:
             state = self.outbox.state(entry_id)
             if state.state == "failed" and state.error is not None:
-                raise UploadFailed(state.error)
+                raise E.DeliveryFailed(state.error)
 
     def _send(self, ctx: SessionContext, state: RunState, meta: ArtifactMeta) -> list[str]:
         """One outbox write per provider: ``local`` always, the run's CI provider when it takes artifacts,

@@ -5,7 +5,7 @@ for each of the run's targets. The run's local output (``run.json``, ``results.j
 always written; the CI provider and the code host get what their tier allows.
 """
 
-from .core import DeliveryFailed, RunState, StateHook, now_iso
+from .core import RunState, StateHook, now_iso
 from .service import RunService
 
-__all__ = ["DeliveryFailed", "RunService", "RunState", "StateHook", "now_iso"]
+__all__ = ["RunService", "RunState", "StateHook", "now_iso"]

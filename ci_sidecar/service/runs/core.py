@@ -14,7 +14,7 @@ import trio
 
 from ci_sidecar.delivery.outbox import Outbox
 from ci_sidecar.protocol import errors as E
-from ci_sidecar.protocol.records import CommentRef, Counts, DeliveryState, ErrorInfo, TestResult, TestRun
+from ci_sidecar.protocol.records import CommentRef, Counts, DeliveryState, TestResult, TestRun
 from ci_sidecar.providers.base import PublishRun, RunSnapshot
 from ci_sidecar.state import RecordStore
 
@@ -23,7 +23,7 @@ from ..session_context import SessionContext
 from ..store import StateStore
 from ..tally import Tally
 
-__all__ = ["DeliveryFailed", "RunCore", "RunState", "StateHook", "now_iso"]
+__all__ = ["RunCore", "RunState", "StateHook", "now_iso"]
 
 log = logging.getLogger("ci_sidecar.runs")
 
@@ -40,14 +40,6 @@ def _parse_iso(value: str) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         raise E.InvalidParams("$.since", f"not an ISO 8601 time: {value!r}") from None
-
-
-class DeliveryFailed(E.SidecarError):
-    """A write with ``wait: true`` failed: carries the delivery error's own code (-31003/-31004/-31007)."""
-
-    def __init__(self, error: ErrorInfo) -> None:
-        super().__init__(error.message, error.data)
-        self.code = error.code  # after the base class, which sets the class default
 
 
 class StateHook(Protocol):
@@ -231,7 +223,7 @@ class RunCore:
         failed = next((s for s in states if s.state == "failed"), None)
         if failed is not None:
             if wait and failed.error is not None:
-                raise DeliveryFailed(failed.error)
+                raise E.DeliveryFailed(failed.error)
             return failed
         if any(s.state == "pending" for s in states):
             return DeliveryState(state="pending")
