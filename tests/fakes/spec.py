@@ -1,4 +1,4 @@
-"""Load an official OpenAPI 3.0 description and validate requests against it (for provider fakes).
+"""Load an official OpenAPI 3.0 (or Swagger 2.0) description and validate requests against it (for provider fakes).
 
 The specs live outside the repository (``$CI_SIDECAR_SPECS``, default ``<repo>/../shared/specs``). OpenAPI 3.0
 schemas are JSON Schema draft 4 plus ``nullable``; ``nullable`` is rewritten into a ``null`` type once at load
@@ -76,6 +76,73 @@ def _nullable_to_jsonschema(node: Any) -> Any:
     return out
 
 
+_GLOB = re.compile(r"\*(\w+)")
+_OPTIONAL = re.compile(r"\(([^()]*)\)")
+_SCHEMA_KEYS = ("type", "format", "enum", "default", "items", "minimum", "maximum", "pattern")
+
+
+def _grape_variants(template: str) -> list[str]:
+    """A grape-swagger path with its optional groups both taken and left out (``a/(*path/){f}`` → two paths)."""
+    found = _OPTIONAL.search(template)
+    if found is None:
+        return [template]
+    return [*_grape_variants(template[:found.start()] + found.group(1) + template[found.end():]),
+            *_grape_variants(template[:found.start()] + template[found.end():])]
+
+
+def _swagger2_operation(op: dict[str, Any], template: str, globs: set[str], doc: dict[str, Any]) -> dict[str, Any]:
+    """One Swagger 2.0 operation in OpenAPI 3.0 terms: types into ``schema``, ``in: body`` into a request body
+    (a body with a ``type: file`` property is the raw upload, its other properties query parameters), grape's
+    path globs into multi-segment path parameters."""
+    in_path = set(re.findall(r"\{(\w+)\}", template))
+    params: list[dict[str, Any]] = []
+    out = {k: v for k, v in op.items() if k != "parameters"}
+    for param in op.get("parameters", []):
+        name, where = param.get("name"), param.get("in")
+        if where == "body":
+            schema = param.get("schema", {})
+            target = schema
+            if "$ref" in schema:
+                target = doc["definitions"][schema["$ref"].rsplit("/", 1)[1]]
+            props = target.get("properties", {})
+            if any(p.get("type") == "file" for p in props.values()):
+                out["requestBody"] = {"required": True, "content": {"application/octet-stream": {}}}
+                params += [{"name": k, "in": "query", "required": False,
+                            "schema": {s: v[s] for s in _SCHEMA_KEYS if s in v}}
+                           for k, v in props.items() if v.get("type") != "file" and k not in in_path]
+            else:
+                out["requestBody"] = {"required": bool(param.get("required")),
+                                      "content": {"application/json": {"schema": schema}}}
+            continue
+        if name in globs:
+            where = "path"
+        elif where == "path" and name not in in_path:
+            continue  # the parameter of an optional group this variant leaves out
+        new = {"name": name, "in": where, "required": bool(param.get("required")) or where == "path",
+               "schema": {k: param[k] for k in _SCHEMA_KEYS if k in param}}
+        if name in globs:
+            new["x-multi-segment"] = True
+        params.append(new)
+    declared = {p["name"] for p in params if p["in"] == "path"}
+    params += [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}, "x-multi-segment": True}
+               for n in sorted(globs - declared)]
+    out["parameters"] = params
+    return out
+
+
+def _from_swagger2(doc: dict[str, Any]) -> dict[str, Any]:
+    """A Swagger 2.0 document (GitLab's grape-swagger one) as the OpenAPI 3.0 this module validates; its
+    ``definitions`` stay where its ``$ref``s point."""
+    paths: dict[str, Any] = {}
+    for template, item in doc.get("paths", {}).items():
+        for variant in _grape_variants(template):
+            globs = set(_GLOB.findall(variant))
+            path = _GLOB.sub(r"{\1}", variant)
+            paths[path] = {m: _swagger2_operation(op, path, globs, doc) if m in _METHODS else op
+                           for m, op in item.items()}
+    return {"openapi": "3.0.0", "paths": paths, "definitions": doc.get("definitions", {})}
+
+
 def _pointer(*parts: str) -> str:
     escaped = "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
     return "#/" + quote(escaped, safe="/~")
@@ -102,10 +169,13 @@ class Route:
         self.params = [spec.resolve(p) for p in op.get("parameters", [])]
         self.body_pointer: str | None = None
         self.body_required = False
+        #: the body is an upload of any bytes (no JSON schema to check)
+        self.raw_body = False
         body = op.get("requestBody")
         if body:
             body = spec.resolve(body)
             self.body_required = bool(body.get("required"))
+            self.raw_body = "application/json" not in body.get("content", {})
             if "application/json" in body.get("content", {}):
                 self.body_pointer = _pointer("paths", template, method, "requestBody", "content",
                                              "application/json", "schema")
@@ -116,6 +186,8 @@ class OpenApiSpec:
     """Routes and validators of one OpenAPI 3.0 document."""
 
     def __init__(self, doc: dict[str, Any]) -> None:
+        if doc.get("swagger") == "2.0":
+            doc = _from_swagger2(doc)
         self.doc = _nullable_to_jsonschema(copy.deepcopy(doc))
         resource = Resource.from_contents(self.doc, default_specification=DRAFT4)
         self._registry = Registry().with_resource(_DOC_URI, resource)
@@ -214,7 +286,10 @@ class OpenApiSpec:
             if name not in known_query:
                 errors.append(f"query parameter {name} is not defined for {route.operation_id}")
         if route.body_pointer is None:
-            if body:
+            if route.raw_body:
+                if not body and route.body_required:
+                    errors.append("request body is required")
+            elif body:
                 errors.append(f"{route.operation_id} takes no request body")
             return errors
         if not body:
