@@ -21,11 +21,12 @@ _MUTATING = ("POST", "PATCH", "PUT", "DELETE")
 
 
 def api_session(layer: HttpLayer, config: HttpConfig, token: str | None, say: Callable[[str], None] | None,
-                gate: WriteGate | None) -> ApiSession:
-    """A session for one attempt: through ``gate`` when the delivery layer gave one, else the layer's own pacing."""
+                gate: WriteGate | None, *, auth: Auth | None = None) -> ApiSession:
+    """A session for one attempt: through ``gate`` when the delivery layer gave one, else the layer's own pacing;
+    ``auth`` when this token goes in another way than the layer's (GitLab's ``JOB-TOKEN``)."""
     if gate is None:
-        return layer.session(config, token, say)
-    return GatedSession(layer, config, token, say, gate, auth=layer.auth)
+        return layer.session(config, token, say, auth=auth)
+    return GatedSession(layer, config, token, say, gate, auth=auth or layer.auth)
 
 
 class GatedSession(ApiSession):
