@@ -106,7 +106,8 @@ CATALOG: tuple[ProviderSpec, ...] = (
             kinds=(CredentialKind("github-actions-runtime", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_RESULTS_URL"),)),
         env_prefixes=("GITHUB_", "GH_", "RUNNER_", "ACTIONS_")),
     ProviderSpec(
-        "gitlab", code_host=True,
+        "gitlab", "ci_sidecar.providers.gitlab:GitLabProvider", "ci_sidecar.providers.gitlab.settings:GitLabSettings",
+        code_host=True,
         credentials=CredentialSpec(("GITLAB_TOKEN", "CI_JOB_TOKEN"), url_env=("CI_API_V4_URL",),
                                    default_url="https://gitlab.com/api/v4", auth=("header", "bearer")),
         env_prefixes=("GITLAB_", "CI_")),
