@@ -122,6 +122,7 @@ class RunCore:
         for rid, state in self.runs.items():
             if state.meta.status == "finished":
                 self.store.park_records(rid)  # retained runs hold no descriptors
+                state.tally.compact()
         self.by_external = {s.meta.external_id: rid for rid, s in self.runs.items() if s.meta.external_id}
         if self.runs:
             log.info("recovered %d run(s), %d pending delivery(ies)", len(self.runs), self.outbox.depth()["pending"])

@@ -161,6 +161,7 @@ class RunService(RunWrites, RunReads):
         ids = self._publish(state, ctx, final=True)
         await self.store.commit()
         self.store.park_records(meta.id)  # a finished run is not written to: it holds no descriptor
+        state.tally.compact()
         await self._wait(ids, wait, wait_s)
         return self.view(state)
 
