@@ -86,6 +86,28 @@ def _from_event(f: Fields, event: dict[str, Any]) -> None:
             f.put("is_fork", head_repo != base_repo, "file", src + "head.repo.full_name")
 
 
+def _from_workflow_run(f: Fields, event: dict[str, Any]) -> None:
+    """``workflow_run`` (publishing a fork PR's results with a write token): the commit and pull request the
+    triggering run tested come from the event; GITHUB_SHA is the default branch's head."""
+    run = event.get("workflow_run")
+    if not isinstance(run, dict):
+        return
+    src = "GITHUB_EVENT_PATH:workflow_run."
+    if isinstance(run.get("head_sha"), str):
+        f.put("head_sha", run["head_sha"], "file", src + "head_sha")
+    pulls = [p for p in run.get("pull_requests") or [] if isinstance(p, dict) and isinstance(p.get("number"), int)]
+    if pulls:
+        f.put("pr_number", pulls[0]["number"], "file", src + "pull_requests[0].number")
+        base = _dig(pulls[0], "base", "ref")
+        if isinstance(base, str):
+            f.put("target_branch", base, "file", src + "pull_requests[0].base.ref")
+    if isinstance(run.get("head_branch"), str):
+        f.put("branch", run["head_branch"], "file", src + "head_branch")
+    head_repo, repo = _dig(run, "head_repository", "full_name"), _dig(run, "repository", "full_name")
+    if isinstance(head_repo, str) and isinstance(repo, str):
+        f.put("is_fork", head_repo != repo, "file", src + "head_repository.full_name")
+
+
 def detect(f: Fields, git: Git) -> None:
     """Fill *f* from a GitHub Actions environment."""
     f.from_env("repository", "GITHUB_REPOSITORY")
@@ -98,6 +120,10 @@ def detect(f: Fields, git: Git) -> None:
         event = _read_event(event_path)
         if event is not None:
             _from_event(f, event)
+    elif event_path and event_name == "workflow_run":
+        event = _read_event(event_path)
+        if event is not None:
+            _from_workflow_run(f, event)
 
     ref = f.var("GITHUB_REF")
     if event_name in PR_EVENTS:

@@ -83,6 +83,22 @@ class TestGitHub:
         assert ctx.sources["head_sha"].kind == "file"
         assert ctx.sources["head_sha"].name == "GITHUB_EVENT_PATH:pull_request.head.sha"
 
+    def test_workflow_run_takes_head_sha_and_pr_from_the_event(self, tmp_path: Path) -> None:
+        """In a workflow_run publisher GITHUB_SHA is the default branch: the tested commit and PR come from the event."""
+        event = tmp_path / "wr.json"
+        event.write_text(json.dumps({"action": "completed", "workflow_run": {
+            "head_sha": HEAD_SHA, "head_branch": "feature/login", "event": "pull_request",
+            "pull_requests": [{"number": 12, "head": {"ref": "feature/login", "sha": HEAD_SHA},
+                               "base": {"ref": "main", "sha": "3" * 40}}],
+            "head_repository": {"full_name": "stranger/widgets"}, "repository": {"full_name": "octo/widgets"}}}))
+        env = {**BASE, "GITHUB_EVENT_NAME": "workflow_run", "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": MERGE_SHA,
+               "GITHUB_EVENT_PATH": str(event)}
+        ctx = detect(env)
+        assert fields(ctx, "commit_sha", "head_sha", "pr_number", "branch", "target_branch", "is_fork") == {
+            "commit_sha": MERGE_SHA, "head_sha": HEAD_SHA, "pr_number": 12, "branch": "feature/login",
+            "target_branch": "main", "is_fork": True}
+        assert ctx.sources["head_sha"].name == "GITHUB_EVENT_PATH:workflow_run.head_sha"
+
     def test_fork_pull_request(self, tmp_path: Path) -> None:
         """A PR whose head repository differs from the base is a fork PR."""
         env = {**BASE, "GITHUB_EVENT_NAME": "pull_request", "GITHUB_REF": "refs/pull/8/merge", "GITHUB_SHA": MERGE_SHA,

@@ -352,8 +352,8 @@ def parse_github_env(text: str) -> dict[str, str]:
 def test_export_runtime_action_feeds_later_steps(tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed (the action runs on the runner's node20)")
-    assert "using: node20" in (ACTION / "action.yml").read_text()
+        pytest.skip("node is not installed (the action runs on the runner's node24)")
+    assert "using: node24" in (ACTION / "action.yml").read_text()
     github_env = tmp_path / "github_env"
     github_env.write_text("")
     token = make_runtime_token("r1", "j1")
