@@ -2,10 +2,15 @@
 
 It behaves like GitHub where our client could notice: check runs (annotations appended per PATCH,
 ``filter=latest``), commit statuses, issue comments with ``Link`` pagination (``per_page`` capped at 100),
-``x-ratelimit-*`` headers on every answer, 401 "Bad credentials", 403 "Resource not accessible by integration"
-for check-run writes with a classic PAT and for any write with a read-only token, and GitHub's validation
+``x-ratelimit-*`` headers on every answer, 401 "Bad credentials", GitHub's own 403 texts ("You must authenticate
+via a GitHub App." for check-run writes with a personal token, "Resource not accessible by integration" with
+``x-accepted-github-permissions`` for any write with a read-only token), 404 for a repository that does not
+exist (or the token cannot see), 422 for a commit the repository does not have, and GitHub's validation
 quirks (422 for a summary over 65,535 UTF-8 bytes, a comment over 65,536 characters, a status description
-over 140 characters, characters above U+FFFF in check-run output).
+over 140 characters, characters above U+FFFF in check-run output, the 1,001st status of one commit and
+context). ``filter=latest`` (the default of the check-run list) shows only the newest check run of each name.
+Annotations whose path is not a file of the repository (``files``; without it: not a relative path with
+forward slashes) are kept but recorded as unlinked, as GitHub shows them on no line of any file.
 
 Every request is validated against the official OpenAPI description (path and query parameters, JSON body);
 a violation answers 422 like GitHub and is recorded in ``violations`` — the fixture fails the test on any
@@ -28,6 +33,11 @@ from .spec import OpenApiSpec
 __all__ = ["FakeGitHub", "Fault", "FaultDice", "LoopbackServer", "Recorded"]
 
 NOT_ACCESSIBLE = "Resource not accessible by integration"
+APP_ONLY = "You must authenticate via a GitHub App."
+STATUS_CAP = "This SHA and context has reached the maximum number of statuses."
+#: what GitHub's ``x-accepted-github-permissions`` names for a refused write, per operation family
+_PERMISSIONS = {"checks/": "checks=write", "repos/create-commit-status": "statuses=write",
+                "issues/": "issues=write; pull_requests=write"}
 SECONDARY = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
              "If you reach out to GitHub Support for help, please include the request ID")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
@@ -40,6 +50,7 @@ _DOC = {"documentation_url": "https://docs.github.com/rest"}
 class _Repo:
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     annotations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    unlinked: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -69,6 +80,10 @@ class FakeGitHub(FakeServer):
         fault_retry_after: int | None = 0,
         lost_methods: tuple[str, ...] = WRITES,
         per_resource_faults: bool = False,
+        repositories: set[str] | None = None,
+        commits: set[str] | None = None,
+        files: set[str] | None = None,
+        status_cap: int = 1000,
     ) -> None:
         super().__init__(spec=spec, prefix=prefix, fault_rate=fault_rate, seed=seed, fault_kinds=fault_kinds,
                          fault_retry_after=fault_retry_after, lost_methods=lost_methods,
@@ -79,6 +94,11 @@ class FakeGitHub(FakeServer):
         self._limits = RateLimit(rate_limit)
         self.repos: dict[str, _Repo] = {}
         self._ids = iter(range(1000, 10**9))
+        #: the repositories that exist, the commits they have, the files of the checkout (None: any)
+        self.repositories = repositories
+        self.commits = commits
+        self.files = files
+        self.status_cap = status_cap
 
     # --- test helpers --------------------------------------------------------------------------------
 
@@ -103,6 +123,11 @@ class FakeGitHub(FakeServer):
     def comments(self, issue: int, repo: str = "octo/repo") -> list[dict[str, Any]]:
         with self.lock:
             return [dict(c) for c in self.repo(repo).comments.values() if c["issue"] == issue]
+
+    def unlinked_annotations(self, check_id: int, repo: str = "octo/repo") -> list[dict[str, Any]]:
+        """Annotations GitHub would show on no line of any file (their path is not a file of the repository)."""
+        with self.lock:
+            return list(self.repo(repo).unlinked.get(check_id, []))
 
     def statuses(self, sha: str, repo: str = "octo/repo") -> list[dict[str, Any]]:
         """Newest first, as GitHub lists them."""
@@ -159,8 +184,19 @@ class FakeGitHub(FakeServer):
     def respond(self, rec: Recorded) -> Reply:
         kind = self.tokens[_token(rec)]
         op = rec.operation or ""
-        if rec.method != "GET" and (kind == "readonly" or (kind == "pat" and op.startswith("checks/"))):
-            return self.error(403, NOT_ACCESSIBLE)
+        owner, name = rec.params.get("owner"), rec.params.get("repo")
+        if owner and self.repositories is not None and f"{owner}/{name}" not in self.repositories:
+            return self.error(404, "Not Found")  # GitHub's answer for a private repository the token cannot see too
+        body = rec.body if isinstance(rec.body, dict) else {}
+        sha = rec.params.get("sha") or rec.params.get("ref") or body.get("head_sha")
+        if sha and self.commits is not None and sha not in self.commits:
+            return self.error(422, f"No commit found for SHA: {sha}")
+        if rec.method != "GET" and kind == "pat" and op.startswith("checks/"):
+            return self.error(403, APP_ONLY)
+        if rec.method != "GET" and kind == "readonly":
+            accepted = next((v for k, v in _PERMISSIONS.items() if op.startswith(k)), "")
+            reply = self.error(403, NOT_ACCESSIBLE)
+            return Reply(reply.status, reply.body, {"x-accepted-github-permissions": accepted} if accepted else {})
         quirk = self._quirks(op, rec.body)
         if quirk:
             return self.error(422, quirk)
@@ -289,8 +325,12 @@ class FakeGitHub(FakeServer):
                 {"Link": link} if link else {})
         if route_op == "repos/create-commit-status":
             sid = next(self._ids)
+            context = body.get("context", "default")
+            if sum(1 for st in repo.statuses.get(pp["sha"], []) if st["context"] == context) >= self.status_cap:
+                return 422, {"message": "Validation Failed", "errors": [{"resource": "Status", "code": "custom",
+                                                                          "message": STATUS_CAP}], **_DOC}, {}
             status = {
-                "id": sid, "node_id": f"SC_{sid}", "state": body["state"], "context": body.get("context", "default"),
+                "id": sid, "node_id": f"SC_{sid}", "state": body["state"], "context": context,
                 "description": body.get("description"), "target_url": body.get("target_url"),
                 "url": f"{self.url}/repos/{repo_name}/statuses/{pp['sha']}", "avatar_url": None,
                 "created_at": _now(), "updated_at": _now(), "creator": {"login": login},
@@ -328,7 +368,16 @@ class FakeGitHub(FakeServer):
         for key in ("title", "summary", "text"):
             if key in output:
                 check["output"][key] = output[key]
-        repo.annotations.setdefault(check["id"], []).extend(output.get("annotations") or [])
+        notes = output.get("annotations") or []
+        repo.annotations.setdefault(check["id"], []).extend(notes)
+        repo.unlinked.setdefault(check["id"], []).extend(n for n in notes if not self._linkable(n.get("path", "")))
+
+    def _linkable(self, path: str) -> bool:
+        """GitHub links an annotation to a line when its path is a file of the repository, relative to its root."""
+        if self.files is not None:
+            return path in self.files
+        return bool(path) and not path.startswith(("/", "./")) and "\\" not in path and ":" not in path \
+            and ".." not in path.split("/") and path != ".github"
 
 
 def _resource(method: str, path: str, body: Any) -> str:
@@ -343,3 +392,14 @@ def _resource(method: str, path: str, body: Any) -> str:
                      body.get("body"), len(output.get("annotations") or []), notes[0].get("path"),
                      notes[0].get("start_line")))
     return key
+
+
+STEP_SUMMARY_LIMIT = 1024 * 1024
+
+
+def runner_step_summary(path: str) -> str | None:
+    """What the runner uploads of a step's ``$GITHUB_STEP_SUMMARY`` when the step ends: the whole file, or nothing
+    at all when it is over 1 MiB ("$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of 1024k")."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return None if len(data) > STEP_SUMMARY_LIMIT else data.decode("utf-8")

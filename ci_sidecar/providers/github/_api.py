@@ -100,8 +100,56 @@ def _rate_limit_403(resp: Response, message: str, now: float | None) -> Outcome 
                          retry_after=SECONDARY_LIMIT_DEFAULT_WAIT if wait is None else wait)
 
 
-#: GitHub's hooks: 403 rate limits retry; an undecodable 2xx is a truncated answer or a passing proxy page
-RULES = Rules(classify=_rate_limit_403, non_json=retry_undecodable)
+_REPO_IN_URL = re.compile(r"/repos/([^/?#]+)/([^/?#]+)")
+
+
+def _permissions(resp: Response) -> str:
+    """``x-accepted-github-permissions: checks=write; pull_requests=write`` as ``checks: write`` or ..."""
+    raw = resp.headers.get("x-accepted-github-permissions", "")
+    wanted = [p.strip().replace("=", ": ") for p in raw.split(";") if "=" in p]
+    return " or ".join(f"`{w}`" for w in wanted)
+
+
+def explain(resp: Response, message: str) -> str | None:
+    """GitHub's refusal with what to change (token kind, the workflow's ``permissions:``, fork PRs), or None."""
+    lowered = message.lower()
+    found = _REPO_IN_URL.search(resp.url)
+    repo = f"{found.group(1)}/{found.group(2)}" if found else "the repository"
+    if resp.status == 401:
+        return (f"{message}: the token is invalid, expired or revoked (an Actions GITHUB_TOKEN expires when its job "
+                "ends); check which token the session sends")
+    if resp.status == 403 and "must authenticate via a github app" in lowered:
+        return (f"{message}: check runs need a GitHub App installation token or the Actions GITHUB_TOKEN; a personal "
+                "access token can write commit statuses and comments, not check runs")
+    if resp.status == 403 and "not accessible by integration" in lowered:
+        needed = _permissions(resp)
+        return (f"{message}: the token lacks a permission{f' (GitHub accepts {needed})' if needed else ''}; in a "
+                f"workflow, grant it in the job's `permissions:`{f' ({needed})' if needed else ''}. A pull request "
+                "from a fork, and Dependabot, only get a read-only GITHUB_TOKEN: publish from a `workflow_run` "
+                "workflow instead (docs/github.md)")
+    if resp.status == 404:
+        return (f"{message}: {repo} does not exist or this token cannot see it (GitHub answers 404, not 403, for a "
+                "private repository without access); check GITHUB_REPOSITORY and the token's repository access "
+                "(a fine-grained token lists its repositories, an App must be installed on it; in a workflow "
+                "`permissions: contents: read`)")
+    if resp.status == 422 and "no commit found" in lowered:
+        return (f"{message}: {repo} on GitHub does not have this commit (not pushed yet, or a local or merge "
+                "SHA); checks and statuses go on a pushed commit, the head SHA of a pull request")
+    return None
+
+
+def _classify(resp: Response, message: str, now: float | None) -> Outcome | None:
+    """Rate limits retry (403 too); refusals a person can act on say what to change."""
+    limited = _rate_limit_403(resp, message, now)
+    if limited is not None:
+        return limited
+    advice = explain(resp, message) if resp.status >= 400 else None
+    return Outcome.refused(advice, status=resp.status) if advice else None
+
+
+#: GitHub's hooks: 403 rate limits retry, refusals explained; an undecodable 2xx is a truncated answer or a
+#: passing proxy page
+RULES = Rules(classify=_classify, non_json=retry_undecodable)
 
 
 def rest_layer(*, pacing: tuple[tuple[int, float], ...] = DEFAULT_PACING) -> HttpLayer:

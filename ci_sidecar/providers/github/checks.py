@@ -33,10 +33,12 @@ from ._api import (
     step_summary_path,
     token_kind,
 )
-from .settings import GitHubSettings
+from .names import RUN_LEVEL_PATH, annotation_path, check_name
 from .statuses import run_status
 
 __all__ = ["publish", "conclusion"]
+
+_MIN_STEP_SECTION = 512  # less room than this: a report would be only its truncation notice
 
 
 async def publish(op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
@@ -46,7 +48,9 @@ async def publish(op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: 
     data = report_data(run, env, collected, max_failures=MAX_SUMMARY_FAILURES)
     step_path = step_summary_path(env)
     if op.final and step_path and not state.get("step_summary_written"):
-        await _append_step_summary(step_path, data)
+        note = await _append_step_summary(step_path, data)
+        if note:
+            api.log(note)
         state["step_summary_written"] = True
     tier = state.get("tier") or "check_run"
     if "tier" not in state and token_kind(env.token) == "pat":
@@ -98,14 +102,26 @@ def conclusion(run: RunSnapshot) -> str:
     return "failure" if c.failed or c.errors else ("success" if c.total else "neutral")
 
 
-async def _append_step_summary(path: str, data: ReportData) -> None:
-    text = fit_markdown(data, STEP_SUMMARY_BYTES - 2).text
+async def _append_step_summary(path: str, data: ReportData) -> str | None:
+    """Append the report to the job summary within what is left of the file's 1 MiB: the runner drops a step's
+    summary file whole above it ("upload aborted"), the user's own text and other runs' sections with it. Returns
+    a note for the user when the report had to be shortened or left out."""
 
-    def write() -> None:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(text.rstrip("\n") + "\n\n")
+    def write() -> str | None:
+        with open(path, "a+b") as fh:
+            fh.seek(0, 2)
+            used = fh.tell()
+            room = STEP_SUMMARY_BYTES - used - 2  # our section ends with a blank line
+            if room < _MIN_STEP_SECTION:
+                return (f"the job summary file already holds {used} of its {STEP_SUMMARY_BYTES + 1} bytes: "
+                        "this run's report is not added (the full report is in the run's output folder)")
+            fitted = fit_markdown(data, room)
+            fh.write((fitted.text.rstrip("\n") + "\n\n").encode("utf-8"))
+            if fitted.shortened:
+                return f"the job summary is shortened ({fitted.step}) to stay within the file's 1 MiB"
+            return None
 
-    await trio.to_thread.run_sync(write)
+    return await trio.to_thread.run_sync(write)
 
 
 def _summary(data: ReportData, note: str | None) -> str:
@@ -119,13 +135,16 @@ def _summary(data: ReportData, note: str | None) -> str:
 
 
 def _annotation(result: TestResult, env: ProviderEnv) -> dict[str, Any]:
-    path = result.file or result.suite or result.classname or "tests"
-    workspace = GitHubSettings.of(env).workspace or ""
-    if workspace and path.startswith(workspace.rstrip("/") + "/"):
-        path = path[len(workspace.rstrip("/")) + 1:]
-    path = path.removeprefix("./") or "tests"
     line = result.line if result.line and result.line > 0 else 1
     message = result.message or result.status
+    where = result.file or result.classname or result.suite
+    path = annotation_path(result.file, env) or (None if result.file else annotation_path(result.classname, env))
+    if path is None:
+        # no file GitHub can link: on the check run itself, saying where it was
+        path = RUN_LEVEL_PATH
+        if where:
+            message = f"{where}{f':{result.line}' if result.line else ''}: {message}"
+        line = 1
     item: dict[str, Any] = {
         "path": bmp_safe(path),
         "start_line": line,
@@ -139,10 +158,10 @@ def _annotation(result: TestResult, env: ProviderEnv) -> dict[str, Any]:
     return item
 
 
-async def _find_check_run(api: ApiSession, repo: str, sha: str, run: RunSnapshot) -> dict[str, Any] | None:
+async def _find_check_run(api: ApiSession, repo: str, sha: str, run: RunSnapshot, name: str) -> dict[str, Any] | None:
     """The check run this run created earlier (a create whose response was lost), by ``external_id``."""
     path = f"{repo}/commits/{quote(sha, safe='')}/check-runs"
-    params = {"check_name": run.name, "filter": "all", "per_page": 100}
+    params = {"check_name": name, "filter": "all", "per_page": 100}
     async with aclosing(api.paginate(path, params, max_pages=10)) as pages:
         async for page in pages:
             body = page.json() or {}
@@ -158,9 +177,10 @@ async def _check_run(
 ) -> Outcome:
     run = op.run
     state.pop("tier", None)
+    name = state.setdefault("check_name", check_name(run.name, env))  # a run keeps the name it was created with
     check_id = state.get("check_run_id")
     if check_id is None:
-        found = await _find_check_run(api, repo, sha, run)
+        found = await _find_check_run(api, repo, sha, run, name)
         if found is not None:
             check_id = state["check_run_id"] = found["id"]
             state["annotations_sent"] = int((found.get("output") or {}).get("annotations_count") or 0)
@@ -190,7 +210,7 @@ async def _check_run(
     for index, batch in enumerate(batches):
         last = index == len(batches) - 1
         body: dict[str, Any] = {
-            "name": run.name,
+            "name": name,
             "external_id": run.id,
             "output": {"title": bmp_safe(title), "summary": summary},
         }

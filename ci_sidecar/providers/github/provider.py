@@ -90,7 +90,7 @@ class GitHubProvider:
             if isinstance(op, PublishRun):
                 outcome = await publish(op, env, dict(remote or {}), api)
             elif isinstance(op, SetStatus):
-                outcome = await set_status(op, env, api)
+                outcome = await set_status(op, env, api, remote)
             elif isinstance(op, PostComment):
                 outcome = await post_comment(op, env, dict(remote or {}), api)
             elif isinstance(op, UploadArtifact):

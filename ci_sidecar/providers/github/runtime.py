@@ -109,19 +109,24 @@ def _clean_prefix(text: str) -> str:
     return _PREFIX_CLEAN.sub("-", text).strip("-.")[:_MAX_PREFIX].strip("-.")
 
 
-def _matrix_label(raw: str) -> str:
-    """``toJSON(matrix)`` → ``ubuntu-latest-3.12`` (values of the sorted keys); other text is used as is."""
+def matrix_values(raw: str) -> list[str]:
+    """``toJSON(matrix)`` → ``["ubuntu-latest", "3.12"]`` (values of the sorted keys); other text is one value."""
     try:
         matrix = json.loads(raw)
     except ValueError:
-        return raw
+        return [raw]
     if not isinstance(matrix, dict):
-        return raw if matrix is None else json.dumps(matrix, separators=(",", ":"))
+        return [raw] if matrix is None else [json.dumps(matrix, separators=(",", ":"))]
     values = []
     for key in sorted(matrix):
         value = matrix[key]
         values.append(value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True))
-    return "-".join(values)
+    return values
+
+
+def _matrix_label(raw: str) -> str:
+    """``toJSON(matrix)`` → ``ubuntu-latest-3.12``."""
+    return "-".join(matrix_values(raw))
 
 
 def artifact_prefix(env: ProviderEnv) -> str:

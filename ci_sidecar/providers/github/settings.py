@@ -23,6 +23,10 @@ class GitHubSettings(ProviderSettings, kw_only=True):
     max_annotations: Annotated[int, msgspec.Meta(ge=0)] | None = None
     #: a path prefix stripped from annotation paths (GitHub wants them relative to the repository)
     workspace: str | None = None
+    #: ``GITHUB_WORKSPACE``: the checkout, stripped from absolute annotation paths too
+    github_workspace: str | None = None
+    #: the exact check-run name and status context of every run (default: run name, job and matrix values)
+    check_name: str | None = None
     #: the origin of ``ACTIONS_RESULTS_URL`` when the job's Actions runtime token was found
     actions_results_url: str | None = None
     actions_runtime_token_present: bool = False
@@ -36,12 +40,13 @@ class GitHubSettings(ProviderSettings, kw_only=True):
 
     CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset({
         "http_timeout", "full_report_url", "max_annotations", "workspace", "artifact_prefix", "artifact_zip64",
-        "artifact_block_bytes",
+        "artifact_block_bytes", "check_name",
     })
     ENV_KEYS: ClassVar[Mapping[str, str]] = {
         "step_summary_path": "GITHUB_STEP_SUMMARY",
         "api_url": "GITHUB_API_URL",
         "github_job": "GITHUB_JOB",
+        "github_workspace": "GITHUB_WORKSPACE",
         "artifact_matrix": "CI_SIDECAR_MATRIX",
         "artifact_prefix": "CI_SIDECAR_ARTIFACT_PREFIX",
     }
