@@ -133,7 +133,7 @@ def test_check_run_lifecycle_on_head_sha(daemon: DaemonProcess, fake: FakeGitHub
     run = c.request("create_test_run", {"name": "unit tests", "wait": True})
     [check] = fake.check_runs()
     assert check["head_sha"] == HEAD and check["head_sha"] != MERGE
-    assert check["status"] == "in_progress" and check["external_id"] == run["id"] and check["name"] == "unit tests"
+    assert check["status"] == "in_progress" and check["external_id"] == run["id"] and check["name"] == "unit tests (test)"
     target = github_target(run)
     assert target["kind"] == "native" and target["url"] == check["html_url"]
     assert target["delivery"]["state"] == "delivered" and "check run" in (target.get("note") or "")
@@ -202,7 +202,8 @@ def test_refused_token_answers_31003_and_never_leaks(daemon: DaemonProcess, fake
     with pytest.raises(RpcError) as e:
         c.request("complete_test_run", {"test_run_id": run["id"], "wait": True})
     assert e.value.code == -31003
-    assert e.value.data == {"provider": "github", "status": 401, "message": "Bad credentials"}
+    assert {k: v for k, v in e.value.data.items() if k != "message"} == {"provider": "github", "status": 401}
+    assert e.value.data["message"].startswith("Bad credentials: the token is invalid, expired or revoked")
     after = c.request("get_test_run_status", {"test_run_id": run["id"]})
     assert after["delivery"]["failed"] >= 1 and "Bad credentials" in after["delivery"]["last_error"]
     assert github_target(after)["delivery"]["state"] == "failed"
@@ -317,7 +318,7 @@ def test_classic_pat_falls_back_to_commit_status(daemon: DaemonProcess, fake: Fa
     run = c.request("create_test_run", {"name": "pat run", "wait": True})
     target = github_target(run)
     assert target["kind"] == "fallback" and target["note"].startswith("via commit status")
-    assert [(s["state"], s["context"]) for s in fake.statuses(HEAD)] == [("pending", "pat run")]
+    assert [(s["state"], s["context"]) for s in fake.statuses(HEAD)] == [("pending", "pat run (test)")]
     c.request("report_results", {"test_run_id": run["id"], "results": results(3) + results(1, "failed")})
     done = c.request("complete_test_run", {"test_run_id": run["id"], "wait": True})
     latest = fake.statuses(HEAD)[0]

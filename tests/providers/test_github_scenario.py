@@ -70,7 +70,7 @@ def scenario(spec: OpenApiSpec, base: Path, rate: float, seed: int = 1, *,
 def expected_view_of_the_clean_run(out: JobResult, world: World) -> None:
     """What the fault-free run shows is right in itself, and cheap in calls."""
     view = out.view
-    assert view.check_runs == (("unit tests", HEAD, "completed", "failure", "9700 passed, 300 failed, 0 skipped", 300),)
+    assert view.check_runs == (("unit tests (test)", HEAD, "completed", "failure", "9700 passed, 300 failed, 0 skipped", 300),)
     assert len(set(view.annotations)) == 300  # one per failure, at the failure's file and line
     assert {a[:2] for a in view.annotations} == {(f"tests/test_mod{i // 500}.py", 10 + i % 500)
                                                  for i in PLAN.failing()}

@@ -235,7 +235,7 @@ def test_classification_table() -> None:
     assert r is not None and r.kind == "retry" and r.retry_after == 90
     r = classify_response(_resp(403, {"message": "Resource not accessible by integration"}), rules=GITHUB_RULES,
                           now=now)
-    assert r is not None and r.kind == "refused" and r.message == "Resource not accessible by integration"
+    assert r is not None and r.kind == "refused" and r.message.startswith("Resource not accessible by integration: ")
     r = classify_response(_resp(422, {"message": "Validation Failed", "errors": [
         {"resource": "Status", "code": "custom", "field": "description", "message": "description is too long"}]}))
     assert r is not None and r.kind == "refused" and r.message == "Validation Failed (description is too long)"
