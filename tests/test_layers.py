@@ -8,10 +8,11 @@ The layers (an arrow: "may import"; everything may import the base)::
         │     └──► config
         │      (rpc reads frames from the transport's streams; it sees the service layer only
         │       through the handler table the composition root hands it)
-        └──► service ──► delivery ──► providers ──► credentials ──► config ──► provider facts
-                │           │             └──► reports                        (providers/catalog.py,
-                └───────────┴──► state  (only service and delivery keep state)   providers/settings.py)
-             service ──► cienv ──► credentials, config, provider facts
+        └──► service ──► delivery ──► providers ──► credentials ──► config ──► config_schema
+                │           │             └──► reports                    │              │
+                │           │                                             └──────────────┴──► provider facts
+                └───────────┴──► state  (only service and delivery keep state)     (providers/catalog.py,
+             service ──► cienv ──► credentials, config, provider facts               providers/settings.py)
 
     base, importable from anywhere: protocol, atomic, logs, paths, ci_sidecar/__init__ (versions)
 
@@ -47,7 +48,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "state": frozenset(),
     "cienv": frozenset({"credentials", "config", "provider_facts"}),
     "credentials": frozenset({"config", "provider_facts"}),
-    "config": frozenset({"provider_facts"}),
+    "config": frozenset({"config_schema", "provider_facts"}),
+    "config_schema": frozenset({"provider_facts"}),
     "reports": frozenset(),
     "provider_facts": frozenset(),
     **{unit: frozenset() for unit in BASE},
@@ -64,10 +66,8 @@ MAY_IMPORT |= {
 
 #: Modules still over MAX_LINES, each with its line count when listed. This list only shrinks: a module
 #: that gets under the limit must leave it (a test says so), and none may grow.
-#: config.py grew past the limit with the provider catalog's typed settings (and the error tree's import).
-OVERSIZED: dict[str, int] = {
-    "config.py": 505,
-}
+#: None left: keep it that way.
+OVERSIZED: dict[str, int] = {}
 
 
 def module_name(root: Path, path: Path) -> str:

@@ -27,7 +27,7 @@
     │   ├── StateLocked                 another daemon holds it                 (service/store.py)
     │   ├── JournalBroken               a write failed; the tail is unknown     (state/journal.py)
     │   └── JournalGap                  segments needed for recovery are gone   (state/journal.py)
-    ├── ConfigError                     a configuration source is invalid; also a ValueError   (config.py)
+    ├── ConfigError                     a configuration source is invalid; also a ValueError (config_schema.py)
     ├── CannotServe                     the daemon cannot start; the CLI prints why (daemon_main.py)
     ├── TransportError                  bytes or endpoints the daemon cannot use
     │   ├── FramingError                a peer broke the framing: one -32700 reply (transport/framing.py)
