@@ -9,7 +9,9 @@ exist (or the token cannot see), 422 for a commit the repository does not have, 
 quirks (422 for a summary over 65,535 UTF-8 bytes, a comment over 65,536 characters, a status description
 over 140 characters, characters above U+FFFF in check-run output, the 1,001st status of one commit and
 context). ``filter=latest`` (the default of the check-run list) shows only the newest check run of each name.
-Annotations whose path is not a file of the repository (``files``; without it: not a relative path with
+With ``budget_per="repository"`` every token shares one hourly budget per repository, as an Actions
+``GITHUB_TOKEN`` does, and a request past it gets GitHub's 403 "API rate limit exceeded". Reads answer with an
+``ETag`` and 304 to a matching ``If-None-Match``. Annotations whose path is not a file of the repository (``files``; without it: not a relative path with
 forward slashes) are kept but recorded as unlinked, as GitHub shows them on no line of any file.
 
 Every request is validated against the official OpenAPI description (path and query parameters, JSON body);
@@ -21,6 +23,8 @@ Server, recording, faults and spec checks come from the fake kit (:mod:`fakes._s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -84,6 +88,7 @@ class FakeGitHub(FakeServer):
         commits: set[str] | None = None,
         files: set[str] | None = None,
         status_cap: int = 1000,
+        budget_per: str = "token",
     ) -> None:
         super().__init__(spec=spec, prefix=prefix, fault_rate=fault_rate, seed=seed, fault_kinds=fault_kinds,
                          fault_retry_after=fault_retry_after, lost_methods=lost_methods,
@@ -99,6 +104,9 @@ class FakeGitHub(FakeServer):
         self.commits = commits
         self.files = files
         self.status_cap = status_cap
+        #: ``repository``: one hourly budget per repository shared by every token (an Actions GITHUB_TOKEN's
+        #: 1,000 requests), refused with GitHub's 403 once spent; ``token``: counted per token, never refused
+        self.budget_per = budget_per
 
     # --- test helpers --------------------------------------------------------------------------------
 
@@ -145,8 +153,19 @@ class FakeGitHub(FakeServer):
         self._limits.limit = self.rate_limit
         return self._limits.headers(token)
 
+    def _budget_key(self, rec: Recorded) -> str:
+        if self.budget_per == "repository":
+            found = re.search(r"/repos/([^/]+/[^/]+)", rec.path)
+            return found.group(1) if found else "anonymous"
+        return _token(rec) or "anonymous"
+
+    def spend(self, key: str, requests: int) -> None:
+        """Requests other jobs made with the budget ``key`` (a repository, or a token)."""
+        with self.lock:
+            self._limits.used[key] = self._limits.used.get(key, 0) + requests
+
     def headers_for(self, rec: Recorded) -> dict[str, str]:
-        return self.rate_headers(_token(rec) or "anonymous")
+        return self.rate_headers(self._budget_key(rec))
 
     def error(self, status: int, message: str) -> Reply:
         extra = {"status": str(status)} if status in (401, 403, 422) else {}
@@ -163,6 +182,8 @@ class FakeGitHub(FakeServer):
             path = path[len(self.prefix):]
         if self.tokens.get(_token(rec)) is None:
             return self.error(401, "Bad credentials")
+        if self.budget_per == "repository" and self._limits.used.get(self._budget_key(rec), 0) > self.rate_limit:
+            return self.error(403, "API rate limit exceeded for installation ID 1.")
         checked = self.check_spec(rec, path)
         return checked if isinstance(checked, Reply) else None
 
@@ -202,6 +223,12 @@ class FakeGitHub(FakeServer):
             return self.error(422, quirk)
         login = {"app": "github-actions[bot]", "pat": "octocat"}.get(kind, "reader")
         status, payload, extra = self.handle(rec, op, rec.params, login, kind)
+        if rec.method == "GET" and status == 200:
+            # conditional requests: an ETag on every read, 304 (and no body) when it still matches
+            etag = '"' + hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest() + '"'
+            if rec.headers.get("if-none-match") == etag:
+                return Reply(304, b"", {"etag": etag})
+            extra = {**extra, "etag": etag}
         return Reply(status, payload, extra)
 
     # --- behaviour -----------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trio
 
+from ci_sidecar.credentials import CredentialRef
+from ci_sidecar.delivery.outbox import Outbox
 from ci_sidecar.protocol.records import TestResult
 from ci_sidecar.providers.base import PublishRun, SetStatus
 from ci_sidecar.providers.github import GitHubProvider
@@ -172,3 +175,49 @@ async def test_an_unknown_repository_and_an_unknown_commit_are_explained(gh_spec
     assert "octo/private does not exist or this token cannot see it" in missing.message
     assert unpushed.kind == "refused" and unpushed.status == 422
     assert "No commit found for SHA" in unpushed.message and "does not have this commit" in unpushed.message
+
+
+async def test_reading_a_check_run_back_again_is_a_conditional_request(
+        gh: GitHubProvider, make_env: EnvBuilder, fake_github: FakeGitHub) -> None:
+    """get_test_run_status polling an unchanged check run gets 304 (free of the rate limit) and the same answer."""
+    env = make_env()
+    run = snapshot([], final=True)
+    out = await gh.deliver(PublishRun(run=run, final=True), env, {})
+    first = await gh.read_run(run, env, out.remote or {})
+    again = await gh.read_run(run, env, out.remote or {})
+    assert first == again and first is not None and first["status"] == "completed"
+    reads = fake_github.calls("GET", r"/check-runs/\d+$")
+    assert [r.status for r in reads] == [200, 304] and reads[1].headers.get("if-none-match")
+
+
+async def test_a_completion_goes_through_when_other_jobs_spent_the_repository_budget(
+        gh_spec: OpenApiSpec) -> None:
+    """Other jobs left 6 of the repository's 60 requests: live updates hold back, the completion still lands."""
+    with FakeGitHub(gh_spec, rate_limit=60, budget_per="repository") as fake:
+        fake.spend("octo/repo", 54)
+        make_env = EnvBuilder(fake.url)
+        gh = GitHubProvider()
+        ref = CredentialRef(provider="github", base_url=None, source="env:GITHUB_TOKEN", fingerprint="fp")
+
+        async def commit() -> None:
+            pass
+
+        outbox = Outbox({"github": gh}, append=lambda r: None, commit=commit,
+                        env_for=lambda entry, token: make_env(token=token))
+        outbox.credentials.add("fp", "app-token")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(outbox.run)
+            for i in range(16):  # eight seconds of results, a live update asked for with each batch
+                make_env.results += failures(1) if i % 4 == 0 else [TestResult(name=f"t{i}", status="passed")]
+                outbox.put(provider="github", target="run:r", op=PublishRun(run=snapshot(make_env.results, run_id="r")),
+                           credential=ref, delay_s=2.0)
+                await trio.sleep(0.5)
+            final = outbox.put(provider="github", target="run:r", credential=ref, op=PublishRun(
+                run=snapshot(make_env.results, run_id="r", final=True), final=True))
+            with trio.fail_after(10):
+                assert (await outbox.wait(final, 10)).state == "delivered"
+            nursery.cancel_scope.cancel()
+        await gh.aclose()
+        (check,) = fake.check_runs()
+        assert check["status"] == "completed"
+        assert [r for r in fake.requests if r.status == 403] == []

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
 from .._gated import api_session
-from .._http import DEFAULT_PACING, HttpError
+from .._http import DEFAULT_PACING, HttpError, token_fingerprint
 from ..base import (
     CheckReport,
     Operation,
@@ -43,6 +43,8 @@ __all__ = ["GitHubProvider"]
 
 log = logging.getLogger("ci_sidecar.providers.github")
 
+_READ_BACK_KEPT = 1000
+
 
 class GitHubProvider:
     """GitHub REST v3 (``base_url`` from the session, the job's ``GITHUB_API_URL``, or api.github.com)."""
@@ -51,6 +53,8 @@ class GitHubProvider:
 
     def __init__(self, *, pacing: tuple[tuple[int, float], ...] = DEFAULT_PACING) -> None:
         self._http = rest_layer(pacing=pacing)
+        #: the last read-back of each check run: (ETag, what it said), for conditional requests
+        self._read_back: dict[tuple[str, str, int, str], tuple[str, dict[str, Any]]] = {}
 
     def capabilities(self, env: ProviderEnv) -> ProviderCaps:
         """Tiers from what the session has: token kind (by GitHub's prefixes), job summary file, runtime token."""
@@ -111,15 +115,27 @@ class GitHubProvider:
         repo = repo_path(run.repository or env.ci.repository)
         if check_id is None or repo is None:
             return None
-        api = self._http.session(rest_config(env), env.token, env.log)
+        config = rest_config(env)
+        api = self._http.session(config, env.token, env.log)
+        # a conditional request: GitHub answers 304 (free of the rate limit) while the check run is unchanged
+        key = (config.base_url, repo, int(check_id), token_fingerprint(env.token))
+        known = self._read_back.get(key)
+        headers = {"If-None-Match": known[0]} if known else None
         try:
-            resp = await api.request("GET", f"{repo}/check-runs/{int(check_id)}")
+            resp = await api.request("GET", f"{repo}/check-runs/{int(check_id)}", headers=headers, allow=(304,))
         except HttpError as err:
             log.info("github: reading check run %s back failed: %s", check_id, api.redact(err.outcome.message))
             return None
+        if resp.status == 304 and known is not None:
+            return dict(known[1])
         body = resp.json()
-        return {"status": body.get("status"), "conclusion": body.get("conclusion"), "url": body.get("html_url"),
+        seen = {"status": body.get("status"), "conclusion": body.get("conclusion"), "url": body.get("html_url"),
                 "annotations": int((body.get("output") or {}).get("annotations_count") or 0)}
+        if resp.headers.get("etag"):
+            self._read_back[key] = (resp.headers["etag"], seen)
+            while len(self._read_back) > _READ_BACK_KEPT:
+                self._read_back.pop(next(iter(self._read_back)))
+        return seen
 
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
         """``get_artifact_url`` when the upload's URL is unknown: the run's REST artifact list, verified by digest
