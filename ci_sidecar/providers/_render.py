@@ -79,7 +79,8 @@ def report_data(run: RunSnapshot, env: ProviderEnv, collected: Collected, *, max
         delivery=DeliverySummary(pending=0, failed=0), targets=[], comments=[], conclusion=conclusion,
         end_time=run.end_time, duration=duration, external_id=run.external_id,
     )
-    latest = list(collected.latest.values())
+    # every attempt when the pass kept them, else the latest result of each test
+    latest = collected.all if collected.all is not None else list(collected.latest.values())
     return ReportData(
         run=test_run, ci=env.ci, failures=collected.failures[:max_failures],
         slowest=collected.slowest.results(), histogram=collected.histogram.buckets(),

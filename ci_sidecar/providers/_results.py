@@ -37,7 +37,9 @@ async def iter_results(run: RunSnapshot, env: ProviderEnv) -> AsyncIterator[Test
 class Collected:
     """What one pass over a run's per-test records yields (bounded except for ``latest``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_all: bool = False) -> None:
+        #: every record in stream order (all attempts), when asked for: a JUnit file lists reruns too
+        self.all: list[TestResult] | None = [] if keep_all else None
         self.latest: dict[ResultKey, TestResult] = {}
         self.first_failure: dict[ResultKey, TestResult] = {}
         self.slowest = SlowestTests(10)
@@ -45,6 +47,8 @@ class Collected:
 
     def add(self, result: TestResult) -> None:
         key = (result.suite, result.classname, result.name)
+        if self.all is not None:
+            self.all.append(result)
         self.latest[key] = result
         if result.status in ("failed", "error") and key not in self.first_failure:
             # insertion order = stream order: stable as results are appended, so "annotations sent so far"
@@ -67,9 +71,9 @@ class Collected:
         return list(self.first_failure.values())
 
 
-async def collect(run: RunSnapshot, env: ProviderEnv) -> Collected:
-    """One pass over ``run``'s results."""
-    collected = Collected()
+async def collect(run: RunSnapshot, env: ProviderEnv, *, keep_all: bool = False) -> Collected:
+    """One pass over ``run``'s results (``keep_all``: also every record, in :attr:`Collected.all`)."""
+    collected = Collected(keep_all=keep_all)
     async with aclosing(iter_results(run, env)) as results:
         async for result in results:
             collected.add(result)
