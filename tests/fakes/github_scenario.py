@@ -1,33 +1,22 @@
-"""A pull-request build on GitHub Actions, end to end: a real daemon driven by the Python client, publishing
-to the loopback fakes (REST API + Actions artifact service), and what a person then sees on the PR.
+"""The GitHub world of the scenario harness (:mod:`fakes.scenario`): a pull-request build on GitHub Actions
+against the loopback fakes (REST API + Actions artifact service), and what a person then sees on the PR.
 
-Shared by ``tests/providers/test_github_scenario.py`` (faults and kill -9 change nothing a person sees) and
+Used by ``tests/providers/test_github_scenario.py`` (faults and kill -9 change nothing a person sees) and
 ``bench/bench_github.py`` (REST calls per run, calls per artifact, wall time with faults). Both put
 ``tests/`` on ``sys.path`` (for :mod:`helpers`).
-
-The plan is what a test runner of a 10,000-test suite does: results in batches of 100 with file and line,
-two updates of one sticky comment, 20 small artifacts, two build-status contexts each set twice, then
-``complete_test_run``; nothing waits for delivery (``wait`` is false) until the end, when the outbox must be
-empty. :func:`run_scenario` can kill -9 the daemon halfway and restart it.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci_sidecar_client import Client
-from helpers import DaemonProcess
-
-from .github import FakeGitHub, Recorded
+from ._server import Recorded
+from .github import FakeGitHub
 from .github_artifacts import FakeGitHubArtifacts, FakeResults
+from .scenario import JobResult, Plan, run_scenario
 from .spec import OpenApiSpec
 
 __all__ = ["Plan", "View", "World", "JobResult", "run_scenario", "APP_TOKEN", "HEAD", "PR"]
@@ -37,48 +26,6 @@ MERGE = "d4" * 20  # GITHUB_SHA of a pull_request build
 PR = 42
 APP_TOKEN = "ghs_scenarioAppT0kenNeverShown"
 RUN_BACKEND, JOB_BACKEND = "run-uuid-1", "job-uuid-1"
-RUN_NAME = "unit tests"
-COMMENT_KEY = "coverage"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the job does (sizes are parameters so a quick check can run a smaller one)."""
-
-    results: int = 10_000
-    failures: int = 300
-    batch: int = 100
-    artifacts: int = 20
-    comments: tuple[str, ...] = (
-        "### Coverage\n\n| file | lines |\n|---|---|\n| pkg/mod.py | 80.1% |\n\nTotal: **80.1%**",
-        "### Coverage\n\n| file | lines |\n|---|---|\n| pkg/mod.py | 85.5% |\n\nTotal: **85.5%** (+5.4%)",
-    )
-
-    def failing(self) -> set[int]:
-        """Indexes of the failing tests, spread over the whole run."""
-        return {k * self.results // self.failures for k in range(self.failures)}
-
-    def result(self, i: int, failing: set[int]) -> dict[str, Any]:
-        module = i // 500
-        out: dict[str, Any] = {
-            "name": f"test_case_{i:05d}", "suite": f"pkg.mod{module}", "classname": f"pkg.mod{module}.Case",
-            "file": f"tests/test_mod{module}.py", "line": 10 + i % 500, "duration": (i % 7) / 1000,
-            "status": "failed" if i in failing else "passed",
-        }
-        if i in failing:
-            out["message"] = f"assert {i} == {i + 1}"
-            out["details"] = f"Traceback (most recent call last):\n  File \"tests/test_mod{module}.py\", line " \
-                             f"{10 + i % 500}\nAssertionError: assert {i} == {i + 1}"
-        return out
-
-    def batches(self) -> list[list[dict[str, Any]]]:
-        failing = self.failing()
-        results = [self.result(i, failing) for i in range(self.results)]
-        return [results[i:i + self.batch] for i in range(0, len(results), self.batch)]
-
-    def artifact(self, i: int) -> tuple[str, bytes]:
-        lines = "".join(f"[shard {i}] line {n}: ok\n" for n in range(5 + 3 * i))
-        return f"logs/shard-{i:02d}.log", lines.encode()
 
 
 @dataclass(frozen=True)
@@ -188,6 +135,19 @@ class World:
             artifacts=tuple(sorted((a.name, a.size) for a in self.results.finalized(RUN_BACKEND))),
         )
 
+    def calls(self) -> list[Recorded]:
+        return self.rest_calls() + self.artifact_calls()
+
+    def remote_started(self) -> bool:
+        return bool(self.rest.check_runs())
+
+    def check_capabilities(self, roles: dict[str, Any]) -> None:
+        caps = roles["ci"]
+        assert caps["test_run"]["via"] == "check run" and caps["artifacts"]["kind"] == "native", caps
+
+    def secrets(self) -> list[str]:
+        return [APP_TOKEN, self.runtime_token]
+
     def rest_calls(self) -> list[Recorded]:
         return self.rest.calls()
 
@@ -196,129 +156,3 @@ class World:
 
     def violations(self) -> list[str]:
         return self.rest.violations + self.results.violations
-
-
-@contextmanager
-def job_environment(env: dict[str, str]) -> Iterator[None]:
-    """This process's environment as the job's while a client connects (the client sends it at initialize)."""
-    saved = dict(os.environ)
-    try:
-        for name in [n for n in os.environ if n.startswith(("GITHUB_", "ACTIONS_", "CI_SIDECAR_")) or n == "CI"]:
-            del os.environ[name]
-        os.environ.update(env)
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def connect(daemon: DaemonProcess, env: dict[str, str]) -> Client:
-    with job_environment(env):
-        return daemon.client()
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def first_half(c: Client, plan: Plan) -> str:
-    """Statuses go pending, the run starts, half the results, the first comment, half the artifacts."""
-    c.request("set_build_status", {"state": "pending", "context": "lint", "description": "linting"})
-    c.request("set_build_status", {"state": "pending", "context": "coverage", "description": "measuring"})
-    run_id = c.request("create_test_run", {"name": RUN_NAME})["id"]
-    batches = plan.batches()
-    for batch in batches[: len(batches) // 2]:
-        c.request("report_results", {"test_run_id": run_id, "results": batch})
-    c.request("add_pr_comment", {"body": plan.comments[0], "key": COMMENT_KEY, "test_run_id": run_id})
-    for i in range(plan.artifacts // 2):
-        name, data = plan.artifact(i)
-        c.request("upload_artifact", {"test_run_id": run_id, "name": name, "content_base64": _b64(data)})
-    c.request("set_build_status", {"state": "success", "context": "lint", "description": "no findings"})
-    return run_id
-
-
-def second_half(c: Client, plan: Plan, run_id: str) -> None:
-    """The rest of the results, the comment's update, the other artifacts, the end of the run."""
-    batches = plan.batches()
-    for batch in batches[len(batches) // 2:]:
-        c.request("report_results", {"test_run_id": run_id, "results": batch})
-    for i in range(plan.artifacts // 2, plan.artifacts):
-        name, data = plan.artifact(i)
-        c.request("upload_artifact", {"test_run_id": run_id, "name": name, "content_base64": _b64(data)})
-    c.request("add_pr_comment", {"body": plan.comments[-1], "key": COMMENT_KEY, "test_run_id": run_id})
-    c.request("complete_test_run", {"test_run_id": run_id})
-    c.request("set_build_status", {"state": "failure", "context": "coverage", "description": "85.5% < 90%"})
-
-
-def wait_delivered(c: Client, timeout: float) -> dict[str, Any]:
-    """Poll ``sidecar/status`` until nothing is pending; fails fast when a write failed for good."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = c.request("sidecar/status", {})
-        outbox = status["outbox"]
-        if outbox["failed"]:
-            raise AssertionError(f"a write failed for good: {status}")
-        if outbox["pending"] == 0:
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still pending after {timeout} s: {status}")
-        time.sleep(0.05)
-
-
-@dataclass
-class JobResult:
-    """One scenario: what the PR shows, how long it took, and what the client saw of the run."""
-
-    view: View
-    seconds: float
-    run: dict[str, Any]
-    logs: list[str] = field(default_factory=list)
-    #: outbox depth in a daemon restarted after kill -9, before any session brought a token
-    pending_after_restart: int | None = None
-    #: requests the fakes saw while the restarted daemon had no token
-    sent_without_token: int | None = None
-
-
-def run_scenario(world: World, start_daemon: Callable[[], DaemonProcess], root: Path, plan: Plan = Plan(), *,
-                 kill_halfway: bool = False, timeout: float = 120.0, logs: list[str] | None = None) -> JobResult:
-    """Drive one job from the first status to an empty outbox and return what the PR shows.
-
-    The daemons' logs (and the messages the client was shown) are appended to ``logs`` even when it fails.
-    """
-    env = world.job_env(root)
-    daemon = start_daemon()
-    extra: dict[str, Any] = {}
-    logs = [] if logs is None else logs
-    try:
-        c = connect(daemon, env)
-        started = time.monotonic()  # wall time: from the job's first write to the last one delivered
-        assert c.initialize_result is not None
-        caps = c.initialize_result["capabilities"]["roles"]["ci"]
-        assert caps["test_run"]["via"] == "check run" and caps["artifacts"]["kind"] == "native", caps
-        run_id = first_half(c, plan)
-        if kill_halfway:
-            # kill while the first half is still being delivered (through faults, with requests in flight)
-            deadline = time.monotonic() + 10
-            while not world.rest.check_runs() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            daemon.proc.kill()
-            daemon.proc.wait()
-            daemon.stop()
-            logs.append(daemon.log())
-            seen = len(world.rest_calls()) + len(world.artifact_calls())
-            daemon = start_daemon()
-            anonymous = connect(daemon, world.job_env(root / "anonymous", tokens=False))
-            time.sleep(0.5)
-            extra["pending_after_restart"] = anonymous.request("sidecar/status", {})["outbox"]["pending"]
-            extra["sent_without_token"] = len(world.rest_calls()) + len(world.artifact_calls()) - seen
-            anonymous.close()
-            c = connect(daemon, env)  # the job's next step: its session brings the tokens back
-        second_half(c, plan, run_id)
-        wait_delivered(c, timeout)
-        elapsed = time.monotonic() - started
-        run = c.request("get_test_run_status", {"test_run_id": run_id})
-        logs += [n["params"]["message"] for n in list(c.notifications) if n.get("method") == "window/logMessage"]
-    finally:
-        daemon.stop()
-        logs.append(daemon.log())
-    return JobResult(view=world.view(), seconds=elapsed, run=run, logs=logs, **extra)

@@ -3,7 +3,9 @@ and a ProviderEnv builder whose per-test records come from a list."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -55,3 +57,17 @@ class EnvBuilder:
 @pytest.fixture
 def make_env(fake_github: FakeGitHub) -> EnvBuilder:
     return EnvBuilder(fake_github.url)
+
+
+@pytest.fixture
+def scenario_dirs() -> Iterator[Callable[[], Path]]:
+    """Fresh short directories under /tmp for the scenario harness (socket paths must stay under 108 bytes)."""
+    made: list[tempfile.TemporaryDirectory[str]] = []
+
+    def make() -> Path:
+        made.append(tempfile.TemporaryDirectory(prefix="csg", dir="/tmp"))
+        return Path(made[-1].name)
+
+    yield make
+    for d in made:
+        d.cleanup()

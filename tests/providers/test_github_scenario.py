@@ -5,13 +5,13 @@ Actions artifact service and two status contexts — against the spec-validating
 With 30% of the requests failing (502/503/429/secondary limits/resets before the fake commits, lost answers
 after it commits a create), and again with a kill -9 of the daemon halfway, the PR must end up looking
 exactly like it does after a fault-free run in the same test: nothing missing, nothing duplicated.
-The fault schedule is seeded per resource (``fakes.github.FaultDice``), so a failure here replays.
+The fault schedule is seeded per resource (``fakes._server.FaultDice``), so a failure here replays. The job
+itself is the provider-neutral harness of :mod:`fakes.scenario`; this file supplies the GitHub world.
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,9 @@ from ci_sidecar.protocol.records import CIContext
 from ci_sidecar.providers.base import Outcome, ProviderEnv, SetStatus
 from ci_sidecar.service.model import encode_record
 from ci_sidecar.state import Journal
-from fakes.github_scenario import APP_TOKEN, HEAD, JobResult, Plan, World, run_scenario
+from fakes.github_scenario import HEAD, World
+from fakes.scenario import JobResult, Plan, assert_faults_change_nothing, assert_kill_9_changes_nothing
 from fakes.spec import OpenApiSpec
-from helpers import DaemonProcess, scrubbed_env
 
 FAULTS = 0.3
 # Fixed schedules that finish in seconds. Any seed must pass the same assertions, but with some the
@@ -38,33 +38,9 @@ PLAN = Plan()
 
 
 @pytest.fixture
-def short_dirs() -> Iterator[Callable[[], Path]]:
-    """Fresh short directories under /tmp (socket paths must stay under 108 bytes)."""
-    made: list[tempfile.TemporaryDirectory[str]] = []
-
-    def make() -> Path:
-        made.append(tempfile.TemporaryDirectory(prefix="csg", dir="/tmp"))
-        return Path(made[-1].name)
-
-    yield make
-    for d in made:
-        d.cleanup()
-
-
-def scenario(spec: OpenApiSpec, base: Path, rate: float, seed: int = 1, *,
-             kill: bool = False) -> tuple[JobResult, World]:
-    """One job against its own fakes and its own daemon state; the daemon logs are printed on failure."""
-    env = scrubbed_env(base)
-    logs: list[str] = []
-    with World(spec, fault_rate=rate, seed=seed) as world:
-        try:
-            out = run_scenario(world, lambda: DaemonProcess.start(base / "d.sock", env), base / "job", PLAN,
-                               kill_halfway=kill, timeout=60, logs=logs)
-        except BaseException:
-            print("\n".join(logs))
-            raise
-        assert world.violations() == []  # every request was valid against the spec / the twirp messages
-    return out, world
+def make_world(gh_spec: OpenApiSpec) -> Callable[[float, int], World]:
+    """The GitHub fakes for one job: what the harness needs from this provider."""
+    return lambda rate, seed: World(gh_spec, fault_rate=rate, seed=seed)
 
 
 def expected_view_of_the_clean_run(out: JobResult, world: World) -> None:
@@ -95,32 +71,23 @@ def faults_really_happened(world: World) -> None:
     assert {-1, 429, 503} == {r.status for r in art_bad}
 
 
-def test_thirty_percent_faults_change_nothing_a_person_sees(gh_spec: OpenApiSpec,
-                                                            short_dirs: Callable[[], Path]) -> None:
+def test_thirty_percent_faults_change_nothing_a_person_sees(make_world: Callable[[float, int], World],
+                                                            scenario_dirs: Callable[[], Path]) -> None:
     """With 30% of requests failing the PR shows what a fault-free run shows: no loss, no duplicates."""
-    clean, clean_world = scenario(gh_spec, short_dirs(), 0.0)
+    clean, clean_world, faulty, world = assert_faults_change_nothing(make_world, scenario_dirs, rate=FAULTS,
+                                                                     seed=SEED_FAULTS, plan=PLAN)
     expected_view_of_the_clean_run(clean, clean_world)
-
-    faulty, world = scenario(gh_spec, short_dirs(), FAULTS, SEED_FAULTS)
-    assert faulty.view == clean.view, faulty.view.differences(clean.view)
     faults_really_happened(world)
-    assert faulty.run["delivery"] == {"pending": 0, "failed": 0}
     github = next(t for t in faulty.run["targets"] if t["provider"] == "github")
     assert github["delivery"]["state"] == "delivered" and github["kind"] == "native"
-    assert not any(APP_TOKEN in line or world.runtime_token in line for line in faulty.logs)
 
 
-def test_kill_9_halfway_resumes_with_the_jobs_token_and_duplicates_nothing(gh_spec: OpenApiSpec,
-                                                                          short_dirs: Callable[[], Path]) -> None:
+def test_kill_9_halfway_resumes_with_the_jobs_token_and_duplicates_nothing(make_world: Callable[[float, int], World],
+                                                                          scenario_dirs: Callable[[], Path]) -> None:
     """A daemon killed mid-delivery finishes the job's writes once its session is back, and only once."""
-    clean, _ = scenario(gh_spec, short_dirs(), 0.0)
-
-    killed, world = scenario(gh_spec, short_dirs(), FAULTS, SEED_KILL, kill=True)
-    assert killed.pending_after_restart is not None and killed.pending_after_restart >= 1  # survived kill -9
-    assert killed.sent_without_token == 0  # nothing went out before the job's session brought its tokens
-    assert killed.view == clean.view, killed.view.differences(clean.view)
+    _clean, _killed, world = assert_kill_9_changes_nothing(make_world, scenario_dirs, rate=FAULTS, seed=SEED_KILL,
+                                                           plan=PLAN)
     faults_really_happened(world)
-    assert killed.run["delivery"] == {"pending": 0, "failed": 0}
     assert [r.status for r in world.rest.calls("POST", "/check-runs$")].count(201) <= 1
 
 
