@@ -168,6 +168,8 @@ class FakeServer:
         self.faults: list[Fault] = []
         self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
+        self._active = 0  # requests being read or answered
+        self._last_activity = time.monotonic()
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -217,6 +219,18 @@ class FakeServer:
         """Record a request that breaks the vendor's documented contract."""
         with self.lock:
             self.violations.append(text)
+
+    def wait_idle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
+        """Wait until no request has been in progress for ``quiet`` seconds (requests a killed client sent
+        before it died are then all counted)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                idle = self._active == 0 and time.monotonic() - self._last_activity >= quiet
+            if idle:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"the fake was still busy after {timeout} s")
 
     def calls(self, method: str | None = None, path: str | None = None,
               operation: str | None = None) -> list[Recorded]:
@@ -331,22 +345,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PATCH = do_DELETE = do_PUT = do_HEAD = do_GET
 
-    def _body(self) -> tuple[bytes, bool]:
+    def _body(self) -> tuple[bytes, bool] | None:
+        """The request body; None when the client went away before sending all of it."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline()
+                if not line:
+                    return None
+                size = int(line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     self.rfile.readline()
                     return b"".join(chunks), True
-                chunks.append(self.rfile.read(size))
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    return None
+                chunks.append(chunk)
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return (self.rfile.read(length) if length else b""), False
+        raw = self.rfile.read(length) if length else b""
+        return (raw, False) if len(raw) == length else None
 
     def _serve(self) -> None:
         fake = self.owner
-        raw, chunked = self._body()
+        with fake.lock:
+            fake._active += 1
+        try:
+            self._serve_one()
+        finally:
+            with fake.lock:
+                fake._active -= 1
+                fake._last_activity = time.monotonic()
+
+    def _serve_one(self) -> None:
+        fake = self.owner
+        body_read = self._body()
+        if body_read is None:  # a truncated request (the client died mid-send): no server would act on it
+            self.close_connection = True
+            return
+        raw, chunked = body_read
         parts = urlsplit(self.path)
         try:
             body = json.loads(raw) if raw else None

@@ -141,6 +141,10 @@ class World:
     def remote_started(self) -> bool:
         return bool(self.rest.check_runs())
 
+    def wait_idle(self) -> None:
+        self.rest.wait_idle()
+        self.results.wait_idle()
+
     def check_capabilities(self, roles: dict[str, Any]) -> None:
         caps = roles["ci"]
         assert caps["test_run"]["via"] == "check run" and caps["artifacts"]["kind"] == "native", caps
