@@ -46,7 +46,9 @@
         ├── SummaryError                counts that contradict each other       (service/summary.py)
         ├── NotJUnit                    not a JUnit/xUnit document              (reports/_junit_reader.py)
         ├── Refused                     a DTD or entity: parsing stops          (reports/_junit_reader.py)
-        └── SourceChanged               a stored file changed under a write     (providers/github/_zip.py)
+        ├── SourceChanged               a stored file changed under a write     (providers/github/_zip.py)
+        └── StagingError                a name or folder outside the staged tier's folder; also a ValueError
+                                        (providers/_staging.py)
 
 Only :class:`WireError` reaches a client as it is: the rpc layer answers any other exception, these
 included, with an :class:`InternalError` incident id and keeps the details in the daemon's log. Wire errors

@@ -33,6 +33,7 @@ from typing import BinaryIO
 import msgspec
 import trio
 
+from ci_sidecar.protocol.errors import ContentError
 from ci_sidecar.reports import write_junit
 
 from ._render import report_data
@@ -47,7 +48,7 @@ _TMP = ".tmp-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class StagingError(ValueError):
+class StagingError(ContentError, ValueError):
     """A staging request that cannot be honoured as asked (a name or folder outside the area, a missing file)."""
 
 
