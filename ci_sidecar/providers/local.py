@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import msgspec
 import trio
 
-from ci_sidecar.atomic import atomic_write_bytes
+from ci_sidecar.atomic import atomic_write_bytes, remove_stale_temps
 from ci_sidecar.protocol.records import ProviderCaps, Tier
 
 from ._render import utc_stamp
@@ -37,6 +37,14 @@ def file_url(path: str | os.PathLike[str]) -> str:
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n", mode=_OUTPUT_MODE)
+
+
+def _write_run_file(path: Path, obj: Any) -> None:
+    """Write one of the run's own files (``run.json``, ``results.json``), first removing temporary files a
+    crash left beside it: only the run's publication writes these, one attempt at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent, path.name)
+    _write_json(path, obj)
 
 
 def _comment_name(key: str) -> str:
@@ -76,10 +84,10 @@ class LocalProvider:
         run = op.run
         out = Path(run.output_dir)
         doc = msgspec.to_builtins(run)
-        await trio.to_thread.run_sync(_write_json, out / "run.json", doc)
+        await trio.to_thread.run_sync(_write_run_file, out / "run.json", doc)
         if op.final and env.read_results is not None:
             results = [msgspec.to_builtins(result) async for result in iter_results(run, env)]
-            await trio.to_thread.run_sync(_write_json, out / "results.json", {"run": doc, "results": results})
+            await trio.to_thread.run_sync(_write_run_file, out / "results.json", {"run": doc, "results": results})
             if env.render_reports is not None:
                 await trio.to_thread.run_sync(env.render_reports, run.id)
         return Outcome.delivered(url=file_url(out / "run.json"), tier="local")
