@@ -92,7 +92,13 @@ def _check_store(env: dict[str, str], run: str, name: str, digest: str, size: in
     files anywhere. Returns "complete" or "absent"."""
     d = DaemonProcess.start(Path(env["SOCK"]), env)
     try:
-        listed = d.client().request("get_artifacts_for_test_run", {"test_run_id": run})
+        c = d.client()
+        listed = c.request("get_artifacts_for_test_run", {"test_run_id": run})
+        # the write the kill interrupted (e.g. run.json, whose temp file it left) is redelivered from the
+        # journal; that redelivery clears the leftover, so wait for it rather than for a fixed time
+        deadline = time.monotonic() + 30
+        while c.request("sidecar/status")["outbox"]["pending"] and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         d.stop()
     cas = private(env) / "cas"
