@@ -36,18 +36,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-bytes", type=int, default=None, help="largest message body (default 16 MiB)")
     p.add_argument("--max-header-bytes", type=int, default=None, help="largest header block (default 8 KiB)")
     p.add_argument("--debug-methods", action="store_true", help="also serve sidecar/debug/* (for tests)")
+    p.add_argument("--background", action="store_true",
+                   help="start the daemon detached and return once its socket accepts connections")
+    p.add_argument("--ready-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="with --background: how long to wait for the socket (default 30)")
     p.add_argument("--log-level", default=os.environ.get("CI_SIDECAR_LOG_LEVEL", "INFO"))
     p.add_argument("--log-file", default=os.environ.get("CI_SIDECAR_LOG_FILE"))
     p.set_defaults(func=_cmd_serve)
-
-
-def _add_call(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("call", help="send one request to a running daemon and print the result as JSON")
-    p.add_argument("method")
-    p.add_argument("params", nargs="?", default=None, help="JSON params, or - to read them from stdin")
-    p.add_argument("--socket", metavar="PATH", default=None, help="daemon socket (default: $CI_SIDECAR_SOCKET)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
-    p.set_defaults(func=_cmd_call)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ci-sidecar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
-    _add_call(sub)
+    from ci_sidecar.call_cmd import add_call_command, add_wait_command
+
+    add_call_command(sub)
+    add_wait_command(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser
@@ -68,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.background:
+        from ci_sidecar.call_cmd import start_in_background
+
+        return start_in_background(args, args.argv)
     from ci_sidecar.logs import setup_logging
 
     setup_logging(args.log_level, args.log_file)
@@ -78,42 +80,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except daemon_main.CannotServe as exc:
         print(f"ci-sidecar: {exc}", file=sys.stderr)
         return 2
-
-
-# --- call --------------------------------------------------------------------------------------
-
-
-def _cmd_call(args: argparse.Namespace) -> int:
-    from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
-
-    params: Any = None
-    raw = sys.stdin.read() if args.params == "-" else args.params
-    if raw is not None and raw.strip():
-        try:
-            params = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            print(f"ci-sidecar call: params are not valid JSON: {exc}", file=sys.stderr)
-            return 2
-    try:
-        client = Client.connect(args.socket, timeout=args.timeout)
-    except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
-        print(f"ci-sidecar call: {exc}", file=sys.stderr)
-        return 1
-    try:
-        result = client.request(args.method, params, timeout=args.timeout)
-    except RpcError as exc:
-        err: dict[str, Any] = {"code": exc.code, "message": exc.message}
-        if exc.data is not None:
-            err["data"] = exc.data
-        print(json.dumps({"error": err}), file=sys.stderr)
-        return 1
-    except (ConnectionLost, TimeoutError) as exc:
-        print(f"ci-sidecar call: {exc or 'timed out'}", file=sys.stderr)
-        return 1
-    finally:
-        client.close(timeout=args.timeout)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -203,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ci-sidecar`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -206,7 +206,7 @@ func Spawn(ctx context.Context, opts *Options) (*Client, error) {
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: cannot start %s: command not found (pip install ci-sidecar)", ErrDaemonNotFound, argv[0])
+			return nil, fmt.Errorf("%w: cannot start %s: command not found (install ci-sidecar from a checkout: `pip install .` in a venv, or `pipx install .`)", ErrDaemonNotFound, argv[0])
 		}
 		return nil, err
 	}

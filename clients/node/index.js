@@ -154,7 +154,7 @@ export class Client {
     await new Promise((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (err) => reject(err.code === 'ENOENT'
-        ? new DaemonNotFound(`cannot start ${argv[0]}: command not found (pip install ci-sidecar)`)
+        ? new DaemonNotFound(`cannot start ${argv[0]}: command not found (install ci-sidecar from a checkout: 'pip install .' in a venv, or 'pipx install .')`)
         : err));
     });
     const client = new Client(child.stdout, child.stdin, { child, closer: () => child.stdin.destroy() });

@@ -98,11 +98,14 @@ class _Channel:
 
 
 class Client:
-    """A session with the daemon. Use :meth:`connect` or :meth:`spawn`; close with :meth:`close`."""
+    """A session with the daemon. Use :meth:`connect` or :meth:`spawn`; close with :meth:`close`.
+
+    ``initialize_timeout`` bounds the wait for the answer to ``initialize`` (default: no bound).
+    """
 
     def __init__(self, channel: _Channel, *, process: Optional[subprocess.Popen] = None,
                  initialize: bool = True, client_name: str = "ci-sidecar-client-python",
-                 config: Optional[Dict[str, Any]] = None) -> None:
+                 config: Optional[Dict[str, Any]] = None, initialize_timeout: Optional[float] = None) -> None:
         self._ch = channel
         self._process = process
         self._ids = itertools.count(1)
@@ -128,8 +131,13 @@ class Client:
             }
             if config:
                 params["config"] = config
-            self.initialize_result = self.request("initialize", params)
-            self.notify("initialized", {})
+            try:
+                self.initialize_result = self.request("initialize", params, timeout=initialize_timeout)
+                self.notify("initialized", {})
+            except BaseException:
+                self._closed = True
+                self._ch.close()  # the reader thread ends with the channel
+                raise
 
     # --- constructors -------------------------------------------------------------------------
 
@@ -151,15 +159,16 @@ class Client:
         wfile = sock.makefile("wb")
 
         def close() -> None:
+            # shut the socket down first: it wakes a reader blocked in rfile, whose lock close() needs
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             for f in (wfile, rfile):
                 try:
                     f.close()
                 except OSError:
                     pass
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
         return cls(_Channel(rfile, wfile, close), **kwargs)
@@ -173,7 +182,8 @@ class Client:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                     env=env)
         except FileNotFoundError:
-            raise DaemonNotFound("cannot start %s: command not found (pip install ci-sidecar)" % argv[0]) from None
+            raise DaemonNotFound("cannot start %s: command not found (install ci-sidecar from a checkout: "
+                                 "`pip install .` in a venv, or `pipx install .`)" % argv[0]) from None
 
         def close() -> None:
             for f in (proc.stdin, proc.stdout):
@@ -308,6 +318,9 @@ class Client:
                     self._process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     self._process.kill()
+            else:
+                # the daemon closes the connection once it has ended the session: wait (briefly) for that
+                self._reader.join(timeout=min(timeout, 5.0))
             self._ch.close()
             self._reader.join(timeout=5)
         return summary
