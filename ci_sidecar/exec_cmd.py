@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ci_sidecar.exec_signals import Interrupted, SignalGate, exit_status
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
 __all__ = ["add_exec_command", "run_exec"]
@@ -41,18 +42,26 @@ def add_exec_command(sub: argparse._SubParsersAction) -> None:
 
 
 class PrivateDaemon:
-    """A daemon on a short private socket path, stopped when the wrapped command is done."""
+    """A daemon on a short private socket path, stopped when the wrapped command is done.
 
-    def __init__(self) -> None:
+    It runs in its own session, so the terminal's Ctrl-C reaches exec and the command, not the daemon
+    (exec still needs it to complete the run); and it exits by itself shortly after its last session
+    ends, so an exec that is killed outright leaves no daemon behind.
+    """
+
+    IDLE_EXIT_S = 2.0
+
+    def __init__(self, gate: SignalGate) -> None:
         self.dir = tempfile.mkdtemp(prefix="cis-", dir="/tmp")  # short: sun_path is 108 bytes
         self.path = os.path.join(self.dir, "s.sock")
         # the daemon's log goes to a file, not a pipe: nobody reads a pipe while the command runs, and a
         # full one (64 KiB, a few hundred sessions) would block the daemon's event loop mid-run
         self.log_path = os.path.join(self.dir, "daemon.log")
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ci_sidecar", "serve", "--socket", self.path],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            self.proc = gate.popen(
+                [sys.executable, "-m", "ci_sidecar", "serve", "--socket", self.path,
+                 "--idle-timeout", str(self.IDLE_EXIT_S)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )
 
     def connect(self, timeout: float = 15.0) -> Client:
@@ -114,6 +123,12 @@ def run_exec(args: argparse.Namespace) -> int:
     if not cmd:
         _say("usage: ci-sidecar exec [--junit GLOB] [--name NAME] -- COMMAND ARGS...")
         return 2
+    with SignalGate(_say) as gate:
+        status = _run_exec(args, cmd, gate)
+    return 128 + gate.signum if gate.signum else status
+
+
+def _run_exec(args: argparse.Namespace, cmd: list[str], gate: SignalGate) -> int:
     daemon: PrivateDaemon | None = None
     socket_path = os.environ.get("CI_SIDECAR_SOCKET")
     client: Client | None = None
@@ -124,10 +139,10 @@ def run_exec(args: argparse.Namespace) -> int:
             client = None
     try:
         if client is None:
-            daemon = PrivateDaemon()
+            daemon = PrivateDaemon(gate)
             socket_path = daemon.path
             client = daemon.connect()
-        return _exec_with(client, socket_path, cmd, args)
+        return _exec_with(client, socket_path, cmd, args, gate)
     except (DaemonNotFound, ConnectionLost, RpcError) as exc:
         _say(str(exc))
         return 1
@@ -141,7 +156,8 @@ def run_exec(args: argparse.Namespace) -> int:
             client.close(timeout=_CLOSE_TIMEOUT_S)
 
 
-def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: argparse.Namespace) -> int:
+def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: argparse.Namespace,
+               gate: SignalGate) -> int:
     name = args.name or shlex.join(cmd)
     run = client.request("create_test_run", {"name": name})
     run_id = run["id"]
@@ -152,12 +168,13 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
         progress = threading.Thread(target=_live_progress, args=(client, run_id, stop), daemon=True)
         progress.start()
     try:
-        status = subprocess.call(cmd, env=env)
+        status = exit_status(gate.wait_child(gate.popen(cmd, env=env)))
     except FileNotFoundError:
         _say(f"command not found: {cmd[0]}")
         status = 127
-    except KeyboardInterrupt:
-        status = 130
+    except PermissionError:
+        _say(f"command not executable: {cmd[0]}")
+        status = 126
     finally:
         stop.set()
         if progress is not None:
@@ -177,9 +194,19 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
         _say(f"JUnit problem in {where}: {err['message']}")
 
     counts = client.request("get_test_run_status", {"test_run_id": run_id})["counts"]
-    conclusion = "failure" if status != 0 or counts["failed"] or counts["errors"] else "success"
-    done = client.request("complete_test_run", {"test_run_id": run_id, "conclusion": conclusion,
-                                                "wait": True, "wait_s": args.wait_s}, timeout=args.wait_s + 30)
+    if gate.signum:
+        conclusion = "cancelled"
+    else:
+        conclusion = "failure" if status != 0 or counts["failed"] or counts["errors"] else "success"
+    completing = client.send_request("complete_test_run", {"test_run_id": run_id, "conclusion": conclusion,
+                                                          "wait": True, "wait_s": args.wait_s})
+    try:
+        done = gate.result(completing, args.wait_s + 30)
+    except Interrupted as exc:
+        # the run is complete once journaled; only the wait for the provider is given up
+        _say(f"received {exc} again: not waiting for deliveries (they stay journaled)")
+        client.cancel(completing)
+        done = client.request("get_test_run_status", {"test_run_id": run_id}, timeout=10)
     job_log = _job_log_format((client.initialize_result or {}).get("ci", {}), done["counts"])
     if job_log is not None:  # e.g. GitHub's workflow commands: the annotation tier that needs no token
         rendered = client.request("render_report", {"test_run_id": run_id, "format": job_log})

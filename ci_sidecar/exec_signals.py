@@ -1,0 +1,120 @@
+"""Signals for ``ci-sidecar exec``: forward SIGINT/SIGTERM/SIGHUP to the command, never die mid-report.
+
+While exec runs, these signals are blocked in every thread it starts and taken synchronously by the
+main thread (``sigtimedwait``), so a signal can neither kill exec before the run is completed nor land
+in a client thread. Processes exec starts get the normal mask back. A signal sent to exec (``kill``,
+a CI runner cancelling the job) is passed to the command; one the terminal sent (Ctrl-C reaches the
+whole foreground process group, the command included) is not sent a second time. A command that is
+still running ``KILL_AFTER_S`` after the first signal is killed.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any, Callable
+
+__all__ = ["SignalGate", "Interrupted", "exit_status"]
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+KILL_AFTER_S = 10.0
+_SI_KERNEL = 0x80  # si_code of a signal the kernel generated (the terminal's Ctrl-C), not kill()
+
+
+class Interrupted(Exception):
+    """A second signal arrived while exec was waiting for something it can give up on."""
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's exit status for a child's return code: 128+N when a signal N killed it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class SignalGate:
+    """Use as a context manager around everything exec does; see the module docstring."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.signum: int | None = None  # the first signal exec received
+        self._say = say
+        self._caught: list[int] = []
+        self._old_mask: Any = None
+        self._old_handlers: dict[int, Any] = {}
+
+    def __enter__(self) -> "SignalGate":
+        # handlers only matter in the short unblocked windows around spawning (see unblocked())
+        for sig in SIGNALS:
+            self._old_handlers[sig] = signal.signal(sig, lambda signo, frame: self._caught.append(signo))
+        self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        while signal.sigtimedwait(SIGNALS, 0) is not None:  # drop what came in too late to matter
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+
+    @contextmanager
+    def unblocked(self) -> Iterator[None]:
+        """Around starting a process: it inherits the normal mask (blocked signals survive exec)."""
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+    def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen:
+        with self.unblocked():
+            return subprocess.Popen(*args, **kwargs)
+
+    def _next(self, timeout: float) -> tuple[int, bool] | None:
+        """The next signal and whether it came from the terminal, waiting up to ``timeout``."""
+        if self._caught:
+            return self._caught.pop(0), False
+        info = signal.sigtimedwait(SIGNALS, timeout)
+        if info is None:
+            return None
+        return info.si_signo, info.si_code == _SI_KERNEL
+
+    def wait_child(self, proc: subprocess.Popen) -> int:
+        """Wait for the command, forwarding signals; its return code."""
+        kill_at: float | None = None
+        while proc.poll() is None:
+            if kill_at is not None and time.monotonic() >= kill_at:
+                self._say(f"the command is still running {KILL_AFTER_S:g} s after {self._name()}: killing it")
+                proc.kill()
+                kill_at = float("inf")
+            got = self._next(0.1)
+            if got is None:
+                continue
+            signo, from_terminal = got
+            if self.signum is None:
+                self.signum = signo
+                kill_at = time.monotonic() + KILL_AFTER_S
+                self._say(f"received {self._name()}: stopping the command, then completing the run as cancelled")
+            if not from_terminal:  # the terminal already sent it to the whole process group
+                try:
+                    proc.send_signal(signo)
+                except ProcessLookupError:
+                    pass
+        return proc.returncode
+
+    def result(self, fut: Future, timeout: float) -> Any:
+        """``fut.result(timeout)``, but a signal gives up waiting (raises :class:`Interrupted`)."""
+        deadline = time.monotonic() + timeout
+        while not fut.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return fut.result(0)  # raises the timeout
+            got = self._next(min(0.2, left))
+            if got is not None:
+                self.signum = self.signum or got[0]
+                raise Interrupted(signal.Signals(got[0]).name)
+        return fut.result()
+
+    def _name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "a signal"
