@@ -139,6 +139,9 @@ def _add_install_units(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", help="install prefix of ci-sidecar (ExecStart=<prefix>/bin/ci-sidecar)")
     p.add_argument("--root", help="where to write (default: / for system units, $HOME for user units)")
     p.add_argument("--group", default="ci", help="group allowed to connect to the system socket (default: ci)")
+    p.add_argument("--service-user", default="ci-sidecar", help="the system service's user (default: ci-sidecar)")
+    p.add_argument("--force", action="store_true",
+                   help="write the units even when the service user cannot run this installation")
     p.set_defaults(func=_cmd_install_units)
 
 
@@ -148,6 +151,17 @@ def _cmd_install_units(args: argparse.Namespace) -> int:
     from ci_sidecar.units import install_units
 
     root = Path(args.root) if args.root else (Path.home() if args.user else Path("/"))
+    if not args.user:
+        from ci_sidecar.unit_reach import ServiceUser, unreachable_reason
+        from ci_sidecar.units import entry_point
+
+        why = unreachable_reason(entry_point(args.prefix), ServiceUser(args.service_user, args.group), private_tmp=True)
+        if why:
+            print(f"ci-sidecar install-units: the service cannot run this installation: {why}. Install ci-sidecar "
+                  "where the service user can reach it (python3 -m venv /opt/ci-sidecar; see docs/systemd.md)"
+                  + (" -- writing the units anyway (--force)" if args.force else ", or pass --force"), file=sys.stderr)
+            if not args.force:
+                return 1
     written = install_units(root, user_mode=args.user, prefix=args.prefix, system_group=args.group)
     for path in written:
         print(f"wrote {path}")

@@ -77,6 +77,14 @@ def quote_exec_args(argv: Sequence[str]) -> str:
     return " ".join(words)
 
 
+def entry_point(prefix: str | os.PathLike[str] | None = None) -> str:
+    """The program :func:`default_exec_start` starts (the first word of ``ExecStart=``)."""
+    if prefix is not None:
+        return str(Path(prefix).absolute() / "bin" / "ci-sidecar")
+    found = shutil.which("ci-sidecar")
+    return str(Path(found).absolute()) if found else sys.executable
+
+
 def default_exec_start(prefix: str | os.PathLike[str] | None = None) -> str:
     """The command that starts this installation's entry point, for ``ExecStart=``.
 
@@ -84,12 +92,8 @@ def default_exec_start(prefix: str | os.PathLike[str] | None = None) -> str:
     ``<prefix>/bin/ci-sidecar``; otherwise the ``ci-sidecar`` found on ``$PATH``; otherwise
     ``<this interpreter> -m ci_sidecar`` (always exists, e.g. in a source checkout).
     """
-    if prefix is not None:
-        return quote_exec_args([str(Path(prefix).absolute() / "bin" / "ci-sidecar")])
-    found = shutil.which("ci-sidecar")
-    if found:
-        return quote_exec_args([str(Path(found).absolute())])
-    return quote_exec_args([sys.executable, "-m", "ci_sidecar"])
+    program = entry_point(prefix)
+    return quote_exec_args([program] if program != sys.executable else [program, "-m", "ci_sidecar"])
 
 
 def unit_dir(root: Path, *, user_mode: bool, env: Mapping[str, str] = os.environ) -> Path:
@@ -315,11 +319,21 @@ UMask=0077
 # Credentials: NAME=value lines in ~/.config/ci-sidecar/env (mode 0600); never on the command line.
 EnvironmentFile=-%E/ci-sidecar/env
 LimitNOFILE={NOFILE}
+# Hardening a user manager can apply (seccomp and prctl need no privileges). The namespace-based
+# options of the system unit (ProtectSystem=, ProtectHome=, PrivateTmp=, PrivateDevices=,
+# ProtectKernel*=, ...) are left out: a user manager can only set them up through an unprivileged
+# user namespace, and where those are disabled the service would fail to start. docs/systemd.md.
 NoNewPrivileges=yes
 LockPersonality=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
+RestrictNamespaces=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+MemoryDenyWriteExecute=yes
 SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM
 
 [Install]
 WantedBy=default.target
