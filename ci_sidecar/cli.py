@@ -40,7 +40,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="start the daemon detached and return once its socket accepts connections")
     p.add_argument("--ready-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="with --background: how long to wait for the socket (default 30)")
-    p.add_argument("--log-level", default=os.environ.get("CI_SIDECAR_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", default=os.environ.get("CI_SIDECAR_LOG_LEVEL"),
+                   help="default INFO; WARNING with --stdio, whose stderr is the spawning test runner's output")
     p.add_argument("--log-file", default=os.environ.get("CI_SIDECAR_LOG_FILE"))
     p.set_defaults(func=_cmd_serve)
 
@@ -72,7 +73,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return start_in_background(args, args.argv)
     from ci_sidecar.logs import setup_logging
 
-    setup_logging(args.log_level, args.log_file)
+    setup_logging(args.log_level or ("WARNING" if args.stdio else "INFO"), args.log_file)
     from ci_sidecar import daemon_main
 
     try:

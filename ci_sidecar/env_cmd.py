@@ -47,6 +47,7 @@ def run_doctor(ns: argparse.Namespace, *, env: dict[str, str] | None = None, cwd
     cwd = os.getcwd() if cwd is None else cwd
     report = doctor_report(env, cwd, getattr(ns, "config", None))
     report["capabilities"] = _capabilities(env, cwd, getattr(ns, "config", None))
+    report["paths"] = _paths(env, cwd, getattr(ns, "config", None))
     check_failed = False
     if getattr(ns, "check", False) or getattr(ns, "write", False):
         from ci_sidecar.doctor_check import run_check  # network probes only when asked for
@@ -58,11 +59,28 @@ def run_doctor(ns: argparse.Namespace, *, env: dict[str, str] | None = None, cwd
     else:
         sys.stdout.write(format_doctor(report))
         sys.stdout.write(_format_capabilities(report["capabilities"]))
+        sys.stdout.write("\nPaths:\n" + "".join(f"  {k:11} {v}\n" for k, v in report["paths"].items()))
         if "check" in report:
             from ci_sidecar.doctor_check import format_check
 
             sys.stdout.write(format_check(report["check"]))
     return 1 if report["errors"] or check_failed else 0
+
+
+def _paths(env: dict[str, str], cwd: str, config_path: str | None) -> dict[str, str]:
+    """Where a daemon started here (``ci-sidecar serve``, ``exec``) would put its socket, state and output."""
+    from ci_sidecar import paths
+    from ci_sidecar.service.session_context import output_root
+
+    try:
+        config = load_config(env=env, cwd=cwd, config_path=config_path).config
+    except (ConfigError, ValueError) as exc:
+        return {"error": str(exc)}
+    return {
+        "output_dir": output_root(config, cwd, system_mode=False, state_dir=None),
+        "socket": config.socket or paths.default_socket_path(env),
+        "state_dir": config.state_dir or paths.state_dir(env=env),
+    }
 
 
 def _capabilities(env: dict[str, str], cwd: str, config_path: str | None) -> dict[str, object]:

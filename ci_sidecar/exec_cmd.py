@@ -23,9 +23,11 @@ from typing import Any
 
 from ci_sidecar.exec_signals import Interrupted, SignalGate, exit_status
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
+from ci_sidecar_client._reporting import describe_wait
 
 __all__ = ["add_exec_command", "run_exec"]
 
+_NOTICE_AFTER_S = 2.0  # a wait for delivery longer than this is explained on stderr
 _CLOSE_TIMEOUT_S = 2.0  # how long the session's shutdown may take once the run is complete
 
 
@@ -100,6 +102,22 @@ def _say(msg: str) -> None:
     print(f"ci-sidecar: {msg}", file=sys.stderr, flush=True)
 
 
+def _notice(line: str | None) -> None:
+    if line:
+        _say(line + " (--wait-s)")
+
+
+class _WarningRelay:
+    """The daemon's warnings to this session (a provider it cannot reach, retries) reach the user,
+    until the summary is out (what the session's end waits for is exec's business, not the user's)."""
+
+    active = True
+
+    def __call__(self, method: str, params: Any) -> None:
+        if self.active and method == "window/logMessage" and isinstance(params, dict) and params.get("type", 4) <= 2:
+            _say(str(params.get("message")))
+
+
 def _live_progress(client: Client, run_id: str, stop: threading.Event) -> None:
     """passed/failed/skipped so far, redrawn on one stderr line while the command runs (terminals only)."""
     last = ""
@@ -159,6 +177,8 @@ def _run_exec(args: argparse.Namespace, cmd: list[str], gate: SignalGate) -> int
 def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: argparse.Namespace,
                gate: SignalGate) -> int:
     name = args.name or shlex.join(cmd)
+    relay = _WarningRelay()
+    client.on_notification(relay)
     run = client.request("create_test_run", {"name": name})
     run_id = run["id"]
     env = dict(os.environ, CI_SIDECAR_SOCKET=socket_path or "", CI_SIDECAR_RUN_ID=run_id)
@@ -201,7 +221,8 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
     completing = client.send_request("complete_test_run", {"test_run_id": run_id, "conclusion": conclusion,
                                                           "wait": True, "wait_s": args.wait_s})
     try:
-        done = gate.result(completing, args.wait_s + 30)
+        done = gate.result(completing, args.wait_s + 30, notice_after=_NOTICE_AFTER_S,
+                           notice=lambda: _notice(describe_wait(client, run_id, args.wait_s - _NOTICE_AFTER_S)))
     except Interrupted as exc:
         # the run is complete once journaled; only the wait for the provider is given up
         _say(f"received {exc} again: not waiting for deliveries (they stay journaled)")
@@ -213,6 +234,7 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
         sys.stdout.write(Path(rendered["path"]).read_text())
         sys.stdout.flush()
     args.completed_run = done  # for `ci-sidecar demo`, which must tell "a test failed" from "no run"
+    relay.active = False
     _summary(done)
     undelivered = done["delivery"]["pending"] + done["delivery"]["failed"]
     if args.fail_on_undelivered and undelivered:

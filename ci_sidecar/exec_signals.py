@@ -103,10 +103,16 @@ class SignalGate:
                     pass
         return proc.returncode
 
-    def result(self, fut: Future, timeout: float) -> Any:
-        """``fut.result(timeout)``, but a signal gives up waiting (raises :class:`Interrupted`)."""
-        deadline = time.monotonic() + timeout
+    def result(self, fut: Future, timeout: float, *, notice_after: float = float("inf"),
+               notice: Callable[[], None] | None = None) -> Any:
+        """``fut.result(timeout)``, but a signal gives up waiting (raises :class:`Interrupted`);
+        ``notice()`` is called once if the wait lasts longer than ``notice_after`` seconds."""
+        start = time.monotonic()
+        deadline = start + timeout
         while not fut.done():
+            if notice is not None and time.monotonic() - start >= notice_after:
+                notice()
+                notice = None
             left = deadline - time.monotonic()
             if left <= 0:
                 return fut.result(0)  # raises the timeout

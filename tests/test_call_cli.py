@@ -74,3 +74,18 @@ def test_call_timeout_is_honoured(daemon: DaemonProcess, env: dict[str, str]) ->
     _one_line_error(slow)
     assert "timed out after 1 s" in slow.stderr
     assert elapsed < 15  # the session's end is bounded by the same deadline, not another flush wait
+
+
+def test_a_spawned_stdio_daemon_keeps_info_lines_out_of_the_test_output(env: dict[str, str]) -> None:
+    """`serve --stdio` (spawned by a test runner, stderr = its output) logs warnings only, unless asked."""
+    from ci_sidecar_client import Client
+
+    quiet = Client.spawn(daemon_argv("serve", "--stdio"), env=env, stderr=subprocess.PIPE)
+    quiet.request("create_test_run", {"name": "quiet"})
+    quiet.close()
+    assert quiet._process.stderr.read() == b""
+    quiet._process.stderr.close()
+    chatty = Client.spawn(daemon_argv("serve", "--stdio", "--log-level", "INFO"), env=env, stderr=subprocess.PIPE)
+    chatty.close()
+    assert b" INFO " in chatty._process.stderr.read()
+    chatty._process.stderr.close()

@@ -99,6 +99,8 @@ class Outbox:
         self._on_outcome = on_outcome or (lambda e, o, err: None)
         self._on_log = on_log or (lambda e, m: None)
         self._pending: OrderedDict[str, Entry] = OrderedDict()
+        #: why each pending write is still pending (its last attempt's failure), for summaries
+        self._retrying: dict[str, str] = {}
         self._failed: OrderedDict[str, Entry] = OrderedDict()
         self._remote: dict[tuple[str, str], dict[str, Any]] = {}
         self._finished: OrderedDict[str, DeliveryState] = OrderedDict()
@@ -171,9 +173,13 @@ class Outbox:
         def match(e: Entry) -> bool:
             return (run_id is None or e.run_id == run_id) and (session_id is None or e.session_id == session_id)
 
-        pending = sum(1 for e in self._pending.values() if match(e))
+        waiting = [e for e in self._pending.values() if match(e)]
         failed = [e for e in self._failed.values() if match(e)]
         last = failed[-1].error.message if failed and failed[-1].error else None
+        retrying = [f"{e.provider}: {self._retrying[e.id]}" for e in waiting if e.id in self._retrying]
+        if last is None and retrying:
+            last = f"still retrying: {retrying[-1]}"
+        pending = len(waiting)
         return DeliverySummary(pending=pending, failed=len(failed), last_error=last)
 
     def depth(self) -> dict[str, int]:
@@ -406,10 +412,12 @@ class Outbox:
                 if lane is not None:  # a rate-limited token: nothing goes before the pause ends
                     delay = max(delay, lane.final_wait(now))
                 entry.not_before = now + delay
-                if delay >= 5:
-                    self._on_log(entry, f"{entry.provider}: {outcome.message}; retrying in {delay:.0f} s")
-                log.info("%s %s: %s; retry %d in %.1f s", entry.provider, entry.target, outcome.message,
-                         entry.attempts, delay)
+                first = entry.id not in self._retrying
+                self._retrying[entry.id] = outcome.message
+                if first or delay >= 5:  # the client hears why it may have to wait, once and for long waits
+                    self._on_log(entry, f"{entry.provider}: {outcome.message}; retrying in {delay:.1f} s")
+                log.warning("%s %s: %s; retry %d in %.1f s", entry.provider, entry.target, outcome.message,
+                            entry.attempts, delay)
                 if outcome.remote is not None:
                     await self._commit_quietly()
                 return
@@ -425,6 +433,7 @@ class Outbox:
                                     "tier": outcome.tier or "none"})
         del self._pending[entry.id]
         self._told.discard(entry.id)
+        self._retrying.pop(entry.id, None)
         if not _live(entry.op):
             self._live.pop(key, None)  # the target's final state is settled: its live schedule is done
         if error is None:

@@ -306,6 +306,11 @@ class CoreService:
         return found
 
     async def flush_session(self, session: ClientSession) -> DeliverySummary:
+        waiting = self.outbox.summary(session_id=session.id)
+        if waiting.pending:  # a client ending its session may wait this long: say for what
+            why = f": {waiting.last_error}" if waiting.last_error else ""
+            session.log_nowait(2 if waiting.last_error else 3, f"waiting up to {SHUTDOWN_FLUSH_S:.0f} s for "
+                               f"{waiting.pending} provider write(s) of this session to be delivered{why}")
         return await self.outbox.flush_session(session.id, SHUTDOWN_FLUSH_S)
 
     def session_ended(self, session: ClientSession) -> None:

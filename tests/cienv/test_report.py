@@ -111,6 +111,19 @@ class TestCli:
         assert secrets_absent(out)
 
 
+def test_doctor_shows_where_output_socket_and_state_go(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ci-sidecar doctor` names the output dir, the socket and the state dir a daemon started here would use."""
+    env = {"CI_SIDECAR_SOCKET": str(tmp_path / "s.sock"), "CI_SIDECAR_STATE_DIR": str(tmp_path / "state"),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    run_doctor(argparse.Namespace(config=None, json=True), env=env, cwd=str(tmp_path))
+    assert json.loads(capsys.readouterr().out)["paths"] == {
+        "output_dir": str(tmp_path / "ci-sidecar-out"), "socket": str(tmp_path / "s.sock"),
+        "state_dir": str(tmp_path / "state")}
+    run_doctor(argparse.Namespace(config=None, json=False), env=env, cwd=str(tmp_path))
+    text = capsys.readouterr().out
+    assert f"output_dir  {tmp_path / 'ci-sidecar-out'}" in text and f"state_dir   {tmp_path / 'state'}" in text
+
+
 def test_local_repo_doctor(make_repo: Callable[..., tuple[Path, str]], tmp_path: Path) -> None:
     """Outside CI, doctor reports local with git sources and the remote's code host."""
     repo, head = make_repo(remote="https://gitlab.com/grp/app.git")

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from ._client import Client, ConnectionLost, DaemonNotFound, RpcError
 
-__all__ = ["RunReporter", "ReportingError"]
+__all__ = ["RunReporter", "ReportingError", "describe_wait"]
 
 log = logging.getLogger("ci_sidecar_client.reporting")
 
@@ -27,6 +27,28 @@ _PATH_NOT_ALLOWED = -31005
 
 class ReportingError(Exception):
     """Reporting to the daemon failed (daemon missing or gone, a request refused)."""
+
+
+def describe_wait(client: Client, run_id: str, left_s: float) -> Optional[str]:
+    """One line saying which provider writes of ``run_id`` are still awaited and why, or None.
+
+    For the moment a wait for delivery gets long: a user watching a quiet terminal should know what
+    is being waited for (an unreachable provider retries for up to a minute).
+    """
+    try:
+        run = client.request("get_test_run_status", {"test_run_id": run_id}, timeout=5)
+    except Exception:  # noqa: BLE001 - a description is best effort
+        return None
+    delivery = run.get("delivery") or {}
+    if not delivery.get("pending"):
+        return None
+    targets = sorted({"%s %s" % (t["provider"], t.get("note") or t["kind"]) for t in run.get("targets", [])
+                      if (t.get("delivery") or {}).get("state") == "pending"})
+    line = "waiting up to %.0f s for %d provider write(s)%s to be delivered" % (
+        left_s, delivery["pending"], " (%s)" % ", ".join(targets) if targets else "")
+    if delivery.get("last_error"):
+        line += ": %s" % delivery["last_error"]
+    return line
 
 
 class RunReporter:
@@ -200,9 +222,11 @@ class RunReporter:
 
     # --- the end ------------------------------------------------------------------------------
 
-    def finish(self, conclusion: Optional[str], wait_s: float = 30.0) -> Optional[Dict[str, Any]]:
+    def finish(self, conclusion: Optional[str], wait_s: float = 30.0, say: Optional[Any] = None,
+               notice_after: float = 2.0) -> Optional[Dict[str, Any]]:
         """Drain, then complete the run with ``conclusion`` unless it was joined; the final TestRun
-        (None for a joined run). Raises what went wrong while reporting."""
+        (None for a joined run). Raises what went wrong while reporting. When the wait for delivery
+        lasts longer than ``notice_after`` seconds, ``say(line)`` is told what is being waited for."""
         self.drain()
         if self.problem is not None:
             raise ReportingError(str(self.problem)) from self.problem
@@ -212,7 +236,16 @@ class RunReporter:
         if conclusion:
             params["conclusion"] = conclusion
         try:
-            run = self.client.request("complete_test_run", params, timeout=wait_s + 30)
+            fut = self.client.send_request("complete_test_run", params)
+            deadline = time.monotonic() + wait_s + 30
+            if say is not None:
+                try:
+                    fut.result(notice_after)
+                except FutureTimeout:
+                    line = describe_wait(self.client, self.run_id, wait_s - notice_after)
+                    if line:
+                        say("ci-sidecar: " + line)
+            run = fut.result(max(0.0, deadline - time.monotonic()))
         except (ConnectionLost, RpcError, FutureTimeout) as exc:
             raise ReportingError("cannot complete run %s: %s" % (self.run_id, exc)) from exc
         self.run = run

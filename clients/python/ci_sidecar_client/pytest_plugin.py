@@ -152,6 +152,7 @@ class SidecarSession:
         self.reporter: Optional[RunReporter] = None
         self.folder = ResultFolder(suite=_suite_name(config))
         self.failed = False  # reporting failed (said once)
+        self.ending = False  # the session is ending: daemon warnings are printed as they come
         self.lines: List[str] = []  # for the terminal summary
         self.artifact_problems: List[str] = []
         self.uploaded = 0
@@ -169,6 +170,8 @@ class SidecarSession:
             self._give_up(str(exc))
             if self.strict:
                 pytest.exit("ci-sidecar: %s" % exc, returncode=pytest.ExitCode.USAGE_ERROR)
+        if self.reporter is not None:
+            self.reporter.client.on_notification(self._on_daemon_message)
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed and self.reporter is not None:
@@ -185,7 +188,13 @@ class SidecarSession:
         for art in artifacts:
             self._upload(art, report.nodeid)
 
+    def _on_daemon_message(self, method: str, params: Any) -> None:
+        """Warnings the daemon sends while the session ends (what a wait is for) go to the user."""
+        if self.ending and method == "window/logMessage" and isinstance(params, dict) and params.get("type", 4) <= 2:
+            self._say_now("ci-sidecar: %s" % params.get("message"))
+
     def pytest_sessionfinish(self, session: Any, exitstatus: Any) -> None:
+        self.ending = True
         reporter, self.reporter = self.reporter, None
         if reporter is None:
             self._strict_exit(session)
@@ -193,7 +202,7 @@ class SidecarSession:
         try:
             for partial in self.folder.pending():
                 reporter.add(partial)
-            run = reporter.finish(_CONCLUSIONS.get(int(exitstatus), "failure"))
+            run = reporter.finish(_CONCLUSIONS.get(int(exitstatus), "failure"), say=self._say_now)
             if run is None:
                 self.lines.append("ci-sidecar: reported %d results to run %s (joined; its owner completes it)"
                                   % (reporter.sent, reporter.run_id))
@@ -253,6 +262,11 @@ class SidecarSession:
             except Exception:  # noqa: BLE001
                 log.debug("closing the ci-sidecar session failed", exc_info=True)
 
+    def _say_now(self, message: str) -> None:
+        """A line for the user while pytest itself is quiet (the end of the session)."""
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
     def _say(self, message: str) -> None:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
@@ -287,4 +301,7 @@ def _summary(run: Dict[str, Any]) -> str:
     pending = (run.get("delivery") or {}).get("pending", 0) + (run.get("delivery") or {}).get("failed", 0)
     if pending:
         line += "; %d provider writes undelivered" % pending
+        why = (run.get("delivery") or {}).get("last_error")
+        if why:
+            line += " (%s)" % why
     return line
