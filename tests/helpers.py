@@ -155,6 +155,13 @@ class RawConnection:
         self.buf = rest[length:]
         return json.loads(rest[:length])
 
+    def receive_reply(self) -> Any:
+        """Next answer, skipping notifications (e.g. a warning about an unknown field)."""
+        while True:
+            message = self.receive()
+            if not (isinstance(message, dict) and "method" in message and "id" not in message):
+                return message
+
     def closed_by_peer(self) -> bool:
         try:
             return self.sock.recv(1) == b""

@@ -8,6 +8,7 @@ Nothing raised here may escape the session: one bad client never affects another
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from .envelope import (
     params_error,
 )
 from .ordering import Ticket
+from .unknown_fields import finder_for, with_warnings
 
 if TYPE_CHECKING:
     from .host import SessionHost
@@ -130,6 +132,7 @@ class Session:
         self.peer = peer
         self.peer_uid = peer_uid  # the connecting user (SO_PEERCRED); None on stdio
         self.id = uuid.uuid4().hex[:12]
+        self.warned_fields: set[tuple[str, str]] = set()  # (method, field path) already warned about
         self.state = "new"  # new → ready → shut
         self.shutdown_received = False
         self.exit_received = False
@@ -371,9 +374,10 @@ class Session:
             await self._reply(encode_error(req.id, E.ParseError(json_error_reason(exc))), into)
             return None
 
+        warnings = self._unknown_field_warnings(req.method, spec.params, req.params)
         if req.method == "initialize":
             # run inline: every later message of this session depends on its outcome
-            await self._run(spec, handler, req, params, None, into, None)
+            await self._run(spec, handler, req, params, None, into, None, warnings=warnings)
             return None
         if req.method == "shutdown":
             self.state = "shut"
@@ -391,12 +395,27 @@ class Session:
             self._limiter.acquire_on_behalf_of_nowait(done)
         except trio.WouldBlock:
             await self._limiter.acquire_on_behalf_of(done)  # full: the reader waits (backpressure)
-        nursery.start_soon(self._run, spec, handler, req, params, scope, into, ticket, done)
+        nursery.start_soon(functools.partial(self._run, spec, handler, req, params, scope, into, ticket, done,
+                                             warnings=warnings))
         return done
+
+    def _unknown_field_warnings(self, method: str, params_type: type, raw: bytes | None) -> list[str]:
+        """Fields of the params the method does not know (typos lose data): said once per session per field,
+        in ``window/logMessage`` and in the answer's ``warnings``."""
+        if not raw or raw == b"{}":
+            return []
+        new = []
+        for path, hint in finder_for(params_type).find(raw):
+            if (method, path) not in self.warned_fields:
+                self.warned_fields.add((method, path))
+                message = f"{method}: unknown field {path!r} ignored" + (f" (did you mean {hint!r}?)" if hint else "")
+                self.log_nowait(2, message)
+                new.append(message)
+        return new
 
     async def _run(self, spec: MethodSpec, handler: Handler, req: Request, params: Any,
                    scope: trio.CancelScope | None, into: list[bytes] | None,
-                   ticket: Ticket | None, done: trio.Event | None = None) -> None:
+                   ticket: Ticket | None, done: trio.Event | None = None, *, warnings: list[str] = ()) -> None:
         token = getattr(params, "workDoneToken", None)
         call = Call(self, req.id, token, ticket)
         body: bytes
@@ -407,7 +426,7 @@ class Session:
                         result = await handler(call, params)
                 else:
                     result = await handler(call, params)
-                body = encode_result(req.id, _encode(result))
+                body = encode_result(req.id, with_warnings(_encode(result), list(warnings)))
             if scope is not None and scope.cancelled_caught:
                 body = encode_error(req.id, E.RequestCancelled())
             self.daemon.count("requests")
