@@ -1,6 +1,6 @@
 """ci-sidecar: a JSON-RPC 2.0 daemon (LSP framing, trio) that does CI work for test runners.
 
-The wire contract is ``docs/PROTOCOL.md``; the method table in :mod:`ci_sidecar.protocol.methods`
+The wire contract is ``docs/protocol.md``; the method table in :mod:`ci_sidecar.protocol.methods`
 is the single source of truth that validation, ``rpc.discover`` and the client typings derive from.
 """
 

@@ -117,7 +117,7 @@ def _detect_scm(f: Fields, git: Git, hosts: Mapping[str, str] | None) -> None:
         src = f.sources["scm"]
         f.put("repository", f.scm.repository, src.kind, src.name)
     if f.scm is not None and f.scm.provider == f.provider:
-        # scm is reported only when the code host differs from the CI (PROTOCOL.md §CIContext).
+        # scm is reported only when the code host differs from the CI (docs/protocol.md §CIContext).
         f.scm = None
         f.sources.pop("scm", None)
 

@@ -1,4 +1,4 @@
-"""Params and results of the artifact methods (PROTOCOL.md §Artifacts), and their entries in the method table."""
+"""Params and results of the artifact methods (docs/protocol.md §Artifacts), and their entries in the method table."""
 
 from __future__ import annotations
 

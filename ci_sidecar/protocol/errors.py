@@ -3,7 +3,7 @@
 ::
 
     SidecarError                        every error ci-sidecar raises on purpose
-    ├── WireError                       answered to the client with its own code and data (PROTOCOL.md §Errors)
+    ├── WireError                       answered to the client with its own code and data (docs/protocol.md §Errors)
     │   ├── RequestError                the request cannot be served as sent: final, the client's to fix
     │   │   ├── ParseError              -32700
     │   │   ├── InvalidRequest          -32600

@@ -1,4 +1,4 @@
-"""Domain values that travel on the wire (PROTOCOL.md), defined once as msgspec Structs.
+"""Domain values that travel on the wire (docs/protocol.md), defined once as msgspec Structs.
 
 Every Struct here is used both to validate what clients send and to encode what the daemon answers;
 ``rpc.discover`` and the client typings are generated from them. Field names are the wire names.
@@ -67,7 +67,7 @@ class ScmContext(Wire):
 
 
 class CIContext(Wire):
-    """Where a session's client runs: which CI, repository, commit, PR and build (PROTOCOL.md §CIContext)."""
+    """Where a session's client runs: which CI, repository, commit, PR and build (docs/protocol.md §CIContext)."""
 
     provider: str
     sources: dict[str, Source]

@@ -4,7 +4,7 @@ Memory stays flat as runs grow: per test only a 64-bit key hash and one packed i
 (``failed-attempts bitmask << 8 | latest attempt << 2 | status``); full records live on disk. Only
 the current failures (up to a cap, for live summaries) and the slowest tests are kept in full.
 
-Counting rules (PROTOCOL.md): counts are over tests, not attempts, using each test's latest attempt;
+Counting rules (docs/protocol.md): counts are over tests, not attempts, using each test's latest attempt;
 a test whose latest attempt passed after an earlier attempt failed counts as passed and as flaky.
 """
 

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TestResult is one test's outcome (PROTOCOL.md "Test runs").
+// TestResult is one test's outcome (docs/protocol.md "Test runs").
 type TestResult struct {
 	Name       string            `json:"name"`
 	Suite      string            `json:"suite,omitempty"`

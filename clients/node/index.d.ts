@@ -55,7 +55,7 @@ export interface ArtifactUrlResult {
   expires_at?: string | null;
 }
 
-/** Where a session's client runs: which CI, repository, commit, PR and build (PROTOCOL.md §CIContext). */
+/** Where a session's client runs: which CI, repository, commit, PR and build (docs/protocol.md §CIContext). */
 export interface CIContext {
   provider: string;
   sources: {

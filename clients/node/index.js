@@ -390,7 +390,7 @@ export class Client {
     return this._child ? this._child.exitCode : null;
   }
 
-  // --- run helpers (PROTOCOL.md "Test runs" and "Artifacts") ---------------------------------------
+  // --- run helpers (docs/protocol.md "Test runs" and "Artifacts") ---------------------------------------
 
   /** Join `CI_SIDECAR_RUN_ID` when set (`joined: true`), else create a run named `name`. */
   async joinOrCreateRun(name, params = {}) {

@@ -28,7 +28,7 @@ function failureOf(error) {
   return { message: clip(message), details: clip(details) };
 }
 
-/** Turns runner events into TestResult objects (PROTOCOL.md "Test runs"), tracking suite nesting per file. */
+/** Turns runner events into TestResult objects (docs/protocol.md "Test runs"), tracking suite nesting per file. */
 export class ResultMapper {
   constructor(cwd = process.cwd()) {
     this.cwd = cwd;

@@ -9,7 +9,7 @@ HOSTILE = "<script>alert(1)</script> | `tick` ]]> & [x](javascript:alert(1)) *b*
 
 
 def counts_of(results: list[TestResult]) -> Counts:
-    """Counts over tests using the latest attempt, as PROTOCOL.md defines them."""
+    """Counts over tests using the latest attempt, as docs/protocol.md defines them."""
     latest: dict[tuple, TestResult] = {}
     failed_before: set[tuple] = set()
     for r in sorted(results, key=lambda r: r.attempt or 1):
