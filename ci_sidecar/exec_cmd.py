@@ -23,7 +23,6 @@ from typing import Any
 
 from ci_sidecar.exec_signals import Interrupted, SignalGate, exit_status
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
-from ci_sidecar_client._reporting import describe_wait
 
 __all__ = ["add_exec_command", "run_exec"]
 
@@ -218,6 +217,8 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
         conclusion = "cancelled"
     else:
         conclusion = "failure" if status != 0 or counts["failed"] or counts["errors"] else "success"
+    from ci_sidecar_client._reporting import describe_wait
+
     completing = client.send_request("complete_test_run", {"test_run_id": run_id, "conclusion": conclusion,
                                                           "wait": True, "wait_s": args.wait_s})
     try:

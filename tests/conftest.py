@@ -14,7 +14,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import DaemonProcess, scrubbed_env  # noqa: E402
+from helpers import DaemonProcess, missing, scrubbed_env  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _required_tools(request: pytest.FixtureRequest) -> None:
+    """``@pytest.mark.requires_tool(name, hint)``: skip with the install hint when ``name`` is not on PATH
+    (a failure under ``CI_SIDECAR_REQUIRE_ALL=1``)."""
+    for mark in request.node.iter_markers("requires_tool"):
+        name, hint = mark.args
+        if shutil.which(name) is None:
+            missing(f"needs `{name}`, which is not installed", hint)
 
 from ci_sidecar.providers.catalog import env_prefixes  # noqa: E402
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ci_sidecar_client import Client
 
 from ci_sidecar.providers.catalog import env_prefixes
@@ -22,6 +24,15 @@ CI_PREFIXES = ("CI_",) + env_prefixes()
 CI_NAMES = {"CI", "JOB_NAME", "BUILD_NUMBER", "BUILD_URL", "BUILD_ID", "JOB_URL", "NOTIFY_SOCKET",
             "LISTEN_FDS", "LISTEN_PID", "STATE_DIRECTORY", "RUNTIME_DIRECTORY", "CACHE_DIRECTORY",
             "CREDENTIALS_DIRECTORY", "WATCHDOG_USEC", "WATCHDOG_PID"}
+
+
+def missing(what: str, hint: str) -> None:
+    """A test cannot run here for want of an optional tool: skip, saying how to install it. CI sets
+    ``CI_SIDECAR_REQUIRE_ALL=1`` (``.ci/run``), which makes the same thing a failure."""
+    message = f"{what}: {hint}"
+    if os.environ.get("CI_SIDECAR_REQUIRE_ALL") == "1":
+        pytest.fail(message + " (CI_SIDECAR_REQUIRE_ALL=1: nothing may be skipped)", pytrace=False)
+    pytest.skip(message + " (skipped; CI_SIDECAR_REQUIRE_ALL=1 makes this a failure)")
 
 
 def scrubbed_env(tmp: Path, **extra: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ def test_node_suite(tmp_path: Path) -> None:
 def test_typescript_declarations_compile(tmp_path: Path) -> None:
     tsc = NODE_DIR / "node_modules" / ".bin" / "tsc"
     if not tsc.exists():
-        import pytest
+        from helpers import missing
 
-        pytest.fail("typescript is not installed: run `npm ci` in clients/node")
+        missing("needs TypeScript, which is not installed", "run `npm ci` in clients/node")
     run_suite([str(tsc), "--noEmit", "-p", "."], NODE_DIR, tmp_path, timeout=120)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 from ci_sidecar_client import Client
 from ci_sidecar_client._fold import ResultFolder
 from ci_sidecar_client._reporting import RunReporter
+from helpers import missing
 
 SAMPLE = '''
 import sys
@@ -156,9 +156,7 @@ def test_flaky_test_rerun_counts_as_flaky(tmp_path: Path, plugin_env: dict[str, 
     try:
         import pytest_rerunfailures  # noqa: F401
     except ImportError:
-        if os.environ.get("CI_SIDECAR_REQUIRE_ALL"):
-            pytest.fail("pytest-rerunfailures is not installed (pip install pytest-rerunfailures)")
-        pytest.skip("pytest-rerunfailures is not installed")
+        missing("needs pytest-rerunfailures, which is not installed", "python3 -m pip install -e '.[test]'")
     flaky = '''
         from pathlib import Path
 

@@ -4,13 +4,12 @@ vermin checks the features and standard-library names it uses, ``ast`` checks th
 from __future__ import annotations
 
 import ast
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from helpers import missing
 
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "python"
 # --eval-annotations and union-types: annotations are evaluated at definition time (no
@@ -23,9 +22,7 @@ def _vermin() -> list[str]:
         import vermin  # noqa: F401
     except ImportError:
         if shutil.which("vermin") is None:
-            if os.environ.get("CI_SIDECAR_REQUIRE_ALL"):
-                pytest.fail("vermin is not installed (pip install vermin)")
-            pytest.skip("vermin is not installed")
+            missing("needs vermin, which is not installed", "python3 -m pip install -e '.[test]'")
         return ["vermin"]
     # vermin has no __main__ module: call its console-script function
     return [sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())"]

@@ -41,15 +41,33 @@ def spec_path(relative: str) -> Path | None:
     return path if path.is_file() else None
 
 
+#: where each official description comes from (they may not be copied into this repository)
+SPEC_SOURCES = {
+    "github/api.github.com.json": "GitHub's REST API description: descriptions/api.github.com/api.github.com.json "
+                                  "in github/rest-api-description (also generated/api.github.com.json in the npm "
+                                  "package @octokit/openapi)",
+}
+
+
 def require_spec(relative: str) -> OpenApiSpec:
-    """Load a spec, or skip the test (fail it when ``CI_SIDECAR_REQUIRE_ALL=1``) when it is absent."""
+    """Load a spec, or skip the test (fail it when ``CI_SIDECAR_REQUIRE_ALL=1``) when it is absent.
+
+    A ``*.ci-subset.json`` (the paths the fakes use, components copied verbatim) may be replaced by the
+    full official file it was cut from: validation is the same, loading slower.
+    """
     path = spec_path(relative)
+    full = relative.replace(".ci-subset.json", ".json")
+    if path is None and full != relative:
+        path = spec_path(full)
     if path is None:
-        msg = (f"official spec {relative} not found under {spec_root()} "
-               "(set CI_SIDECAR_SPECS to the shared/specs directory)")
-        if os.environ.get("CI_SIDECAR_REQUIRE_ALL") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        from helpers import missing
+
+        source = SPEC_SOURCES.get(full, "the provider's official OpenAPI description")
+        missing(f"needs the official spec {full} (or its {relative.rsplit('/', 1)[-1]} subset), not found under "
+                f"{spec_root()}",
+                f"the provider specs are not part of this repository (they may not be copied into it): save "
+                f"{source} as <dir>/{full} and set CI_SIDECAR_SPECS=<dir> (default: ../shared/specs beside the "
+                f"checkout)")
     return load_spec(str(path))
 
 
@@ -157,12 +175,16 @@ class Route:
         self.operation_id = op.get("operationId", f"{method} {template}")
         self.op = op
         pattern = ""
+        #: regex group -> path parameter (names like ``enterprise-team`` are no valid group names)
+        self.groups: dict[str, str] = {}
         for piece in re.split(r"(\{[^}]+\})", template):
             if piece.startswith("{"):
                 name = piece[1:-1]
                 param = spec.param(op, name, "path")
                 multi = bool(param and param.get("x-multi-segment"))
-                pattern += f"(?P<{name}>{'.+' if multi else '[^/]+'})"
+                group = f"p{len(self.groups)}"
+                self.groups[group] = name
+                pattern += f"(?P<{group}>{'.+' if multi else '[^/]+'})"
             else:
                 pattern += re.escape(piece)
         self.regex = re.compile(f"^{pattern}$")
@@ -232,7 +254,7 @@ class OpenApiSpec:
                 continue
             m = route.regex.match(path)
             if m:
-                return route, m.groupdict()
+                return route, {route.groups[g]: v for g, v in m.groupdict().items()}
         return None
 
     @staticmethod

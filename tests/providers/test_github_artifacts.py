@@ -35,6 +35,7 @@ from ci_sidecar.service.session_context import SessionContext
 
 from fakes.github_artifacts import FakeGitHubArtifacts, FakeResults, make_runtime_token
 from fakes.spec import OpenApiSpec, require_spec
+from helpers import missing
 
 SERVER = "https://github.example"
 
@@ -352,7 +353,7 @@ def parse_github_env(text: str) -> dict[str, str]:
 def test_export_runtime_action_feeds_later_steps(tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed (the action runs on the runner's node24)")
+        missing("needs `node` (the action runs on the runner's node24)", "apt-get install nodejs")
     assert "using: node24" in (ACTION / "action.yml").read_text()
     github_env = tmp_path / "github_env"
     github_env.write_text("")

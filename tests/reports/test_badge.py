@@ -14,6 +14,7 @@ from ci_sidecar.reports.badge import _BOLD, _REGULAR
 
 from .reports_helpers import make_run
 from .ttf_metrics import advance_widths
+from helpers import missing
 
 SVG = "{http://www.w3.org/2000/svg}"
 STYLES = ("flat", "flat-square", "for-the-badge")
@@ -85,9 +86,10 @@ def test_endpoint_json() -> None:
     assert {"schemaVersion": 1, "label": "tests", "message": "3 passed", "color": "#4c1", "isError": False} == doc
 
 
-@pytest.mark.skipif(not (FONT_DIR / "DejaVuSans.ttf").exists(), reason="DejaVu fonts not installed")
 def test_table_is_dejavu_sans_11px() -> None:
     """The embedded width table is DejaVu Sans / Sans Bold at 11px, re-read from the font files."""
+    if not (FONT_DIR / "DejaVuSans.ttf").exists():
+        missing(f"needs the DejaVu fonts in {FONT_DIR}", "apt-get install fonts-dejavu-core")
     chars = "".join(chr(c) for c in range(32, 127))
     for font, table in (("DejaVuSans.ttf", _REGULAR), ("DejaVuSans-Bold.ttf", _BOLD)):
         widths = advance_widths(FONT_DIR / font, 11, chars)

@@ -12,7 +12,6 @@ Expected: ``READY=1`` (with the daemon's pid), an LSP-framed ``initialize`` answ
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
 
 import pytest
@@ -21,7 +20,7 @@ daemon_ready = importlib.util.find_spec("ci_sidecar.rpc.server") is not None
 
 pytestmark = [
     pytest.mark.skipif(not daemon_ready, reason="ci_sidecar.rpc.server (the daemon) is not written yet"),
-    pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="needs systemd-socket-activate"),
+    pytest.mark.requires_tool("systemd-socket-activate", "apt-get install systemd"),
 ]
 
 DAEMON = [sys.executable, "-m", "ci_sidecar", "serve", "--socket", "{socket}", "--system"]

@@ -6,13 +6,12 @@ harness and ci_sidecar.transport.systemd together under the real systemd-socket-
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="needs systemd-socket-activate")
+pytestmark = pytest.mark.requires_tool("systemd-socket-activate", "apt-get install systemd")
 
 STUB = Path(__file__).with_name("stub_daemon.py")
 

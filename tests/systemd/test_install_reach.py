@@ -74,7 +74,7 @@ def test_install_units_refuses_a_venv_under_tmp_unless_forced(tmp_path: Path) ->
     assert (tmp_path / "root/etc/systemd/system/ci-sidecar.service").exists()
 
 
-@pytest.mark.skipif(ANALYZE is None, reason="needs systemd-analyze: apt-get install systemd")
+@pytest.mark.requires_tool("systemd-analyze", "apt-get install systemd")
 def test_user_units_are_hardened_as_far_as_a_user_manager_allows(short_tmp: Path) -> None:
     """`systemd-analyze --user security` rates the per-user service at most 6.5 (it was 9.1 UNSAFE)."""
     unit = short_tmp / "ci-sidecar.service"

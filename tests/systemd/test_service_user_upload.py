@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -22,8 +21,7 @@ import pytest
 
 from ci_sidecar_client import Client, RpcError
 
-pytestmark = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
-                                reason="needs systemd-socket-activate (Debian's systemd package)")
+pytestmark = pytest.mark.requires_tool("systemd-socket-activate", "apt-get install systemd")
 
 SECRET = b"calibration table: only root may read this\n" * 50
 OTHER_UID = 4242  # a CI job's user: not the service user, in the service's group or not

@@ -22,7 +22,7 @@ from ci_sidecar.units import (
 
 REPO = Path(__file__).resolve().parents[2]
 ANALYZE = shutil.which("systemd-analyze")
-needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze (Debian package systemd) not installed")
+needs_analyze = pytest.mark.requires_tool("systemd-analyze", "apt-get install systemd")
 # A real executable, so verify does not complain that ExecStart's binary is missing.
 REAL_EXEC_START = quote_exec_args([sys.executable, "-m", "ci_sidecar"])
 MAX_EXPOSURE = 2.0
