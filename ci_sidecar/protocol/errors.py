@@ -12,6 +12,7 @@
     │   │   ├── BadInput                what the request carries is not acceptable
     │   │   │   ├── InvalidParams       -32602
     │   │   │   ├── PathNotAllowed      -31005
+    │   │   │   │   └── PathNotFound    -31005  the file does not exist ("File not found: …")
     │   │   │   └── LimitExceeded       -31006
     │   │   ├── UnknownTestRun          -31001
     │   │   ├── UnknownArtifact         -31002
@@ -94,6 +95,7 @@ __all__ = [
     "ProviderRefused",
     "ProviderUnreachable",
     "PathNotAllowed",
+    "PathNotFound",
     "LimitExceeded",
     "NotSupported",
     "RunFinalized",
@@ -251,6 +253,14 @@ class PathNotAllowed(BadInput):
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"Path not allowed: {path}: {reason}", {"path": path, "reason": reason})
+
+
+class PathNotFound(PathNotAllowed):
+    """The same code (clients handle -31005 already), but a missing file is not called forbidden."""
+
+    def __init__(self, path: str, looked_at: str) -> None:
+        BadInput.__init__(self, f"File not found: {path}" + (f" (looked for {looked_at})" if looked_at != path else ""),
+                          {"path": path, "reason": "no such file"})
 
 
 class LimitExceeded(BadInput):

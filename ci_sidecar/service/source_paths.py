@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_sidecar.protocol.errors import PathNotAllowed
+from ci_sidecar.protocol.errors import PathNotAllowed, PathNotFound
 
 __all__ = ["SourcePolicy"]
 
@@ -68,7 +68,7 @@ class SourcePolicy:
         try:
             real = candidate.resolve(strict=must_exist)
         except FileNotFoundError:
-            raise PathNotAllowed(path, "no such file") from None
+            raise PathNotFound(path, str(candidate)) from None
         except (OSError, RuntimeError) as exc:  # symlink loops, permission problems
             raise PathNotAllowed(path, f"cannot resolve: {exc}") from None
         for bad in self.forbidden:

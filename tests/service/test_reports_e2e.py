@@ -46,6 +46,10 @@ def test_ingest_refuses_paths_outside_the_roots(daemon: DaemonProcess) -> None:
     with pytest.raises(RpcError) as e:
         c.request("ingest_junit", {"test_run_id": rid, "path": "/tmp/definitely-missing-cis.xml"})
     assert e.value.code == -31005 and "no such file" in e.value.data["reason"]
+    assert e.value.message == "File not found: /tmp/definitely-missing-cis.xml"  # not "Path not allowed"
+    with pytest.raises(RpcError) as e:
+        c.request("ingest_junit", {"test_run_id": rid, "path": "missing-here.xml"})
+    assert e.value.message.startswith("File not found: missing-here.xml (looked for /")
 
 
 def test_render_report_formats_and_budget(daemon: DaemonProcess) -> None:
