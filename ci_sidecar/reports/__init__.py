@@ -16,6 +16,7 @@ from .markdown import code_fence, md_escape, render_markdown
 from .model import (
     DurationHistogram,
     HistogramBucket,
+    ReportArtifact,
     ReportData,
     SlowestTests,
     display_name,
@@ -30,6 +31,7 @@ __all__ = [
     "Fitted",
     "HistogramBucket",
     "ParseIssue",
+    "ReportArtifact",
     "ReportData",
     "ReportFormat",
     "SlowestTests",

@@ -165,6 +165,20 @@ def write_html(data: ReportData, fp: TextIO, *, max_rows: int | None = None) -> 
         for r in data.failures:
             fp.write(_failure(r) + "\n")
         fp.write("</section>\n")
+    if data.flaky:
+        fp.write(f'<section id="flaky"><h2>Flaky tests ({len(data.flaky)})</h2><p>Failed, then passed on a later '
+                 'attempt.</p><div class="scroll"><table><tr><th>Test</th><th class="num">Passed on attempt</th></tr>')
+        for r in data.flaky:
+            fp.write(f'<tr><td class="name">{_e(display_name(r))}</td><td class="num">{_e(r.attempt or 1)}</td></tr>')
+        fp.write("</table></div></section>\n")
+    if data.artifacts:
+        fp.write(f'<section id="artifacts"><h2>Artifacts ({len(data.artifacts)})</h2><ul>')
+        for a in data.artifacts:
+            # a local report links the local copy too: file:// is fine for a file opened from disk
+            href = _safe_href(a.url) or (_e(a.url) if a.url and a.url.startswith("file://") else None)
+            name = f'<a href="{href}">{_e(a.name)}</a>' if href else _e(a.name)
+            fp.write(f"<li>{name} <span>({_e(a.size)} bytes)</span></li>")
+        fp.write("</ul></section>\n")
     if data.slowest:
         fp.write('<section id="slowest"><h2>Slowest tests</h2><div class="scroll"><table>'
                  '<tr><th>Test</th><th class="num">Duration</th></tr>')

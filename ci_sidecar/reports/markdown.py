@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from ci_sidecar.protocol.records import CIContext, TestResult
 
 from ._text import trim_lines
-from .model import HistogramBucket, ReportData, bucket_label, display_name, format_duration
+from .model import HistogramBucket, ReportArtifact, ReportData, bucket_label, display_name, format_duration
 
 __all__ = ["code_fence", "md_escape", "render_markdown"]
 
@@ -124,6 +124,28 @@ def _histogram(buckets: list[HistogramBucket]) -> str:
     return f"### Duration distribution\n\n| Duration | Tests | |\n|---|---:|---|\n{rows}"
 
 
+def _flaky(results: list[TestResult]) -> str:
+    rows = "\n".join(f"| {md_escape(display_name(r))} | {r.attempt or 1} |" for r in results)
+    return f"### Flaky tests ({len(results)})\n\nFailed, then passed on a later attempt.\n\n| Test | Passed on attempt |\n|---|---:|\n{rows}"
+
+
+def _artifacts(artifacts: list[ReportArtifact]) -> str:
+    lines = []
+    for a in artifacts:
+        url = _safe_url(a.url)
+        name = f"[{md_escape(a.name)}]({url})" if url else md_escape(a.name)
+        lines.append(f"- {name} ({_size(a.size)})")
+    return f"### Artifacts ({len(artifacts)})\n\n" + "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def _passed(results: Iterable[TestResult], limit: int) -> str | None:
     names: list[str] = []
     total = 0
@@ -166,6 +188,10 @@ def render_markdown(
     if data.failures:
         parts.append(f"### Failures ({len(data.failures)})")
         parts.extend(_failure(r, trace_lines) for r in data.failures)
+    if data.flaky:
+        parts.append(_flaky(data.flaky))
+    if data.artifacts:
+        parts.append(_artifacts(data.artifacts))
     if data.slowest:
         parts.append(_slowest(data.slowest))
     if data.histogram and any(b.count for b in data.histogram):

@@ -19,6 +19,7 @@ __all__ = [
     "DURATION_EDGES",
     "DurationHistogram",
     "HistogramBucket",
+    "ReportArtifact",
     "ReportData",
     "SlowestTests",
     "bucket_label",
@@ -39,6 +40,14 @@ class HistogramBucket(msgspec.Struct, kw_only=True, frozen=True):
     count: int
 
 
+class ReportArtifact(msgspec.Struct, kw_only=True, frozen=True):
+    """An artifact of the run as a report lists it: its URL when one is known (never a guessed one)."""
+
+    name: str
+    size: int
+    url: str | None = None
+
+
 class ReportData(msgspec.Struct, kw_only=True):
     """Everything a renderer needs for one run.
 
@@ -51,6 +60,8 @@ class ReportData(msgspec.Struct, kw_only=True):
         results: ``None`` or a callable returning a *fresh* iterable of every result (all attempts) each
             time it is called; renderers that list passed tests or write every test call it once per pass.
         full_report_url: where the complete report lives, linked when a rendering is shortened.
+        flaky: tests that failed and then passed on a later attempt (their passing attempt).
+        artifacts: the run's artifacts when the report was written.
     """
 
     run: TestRun
@@ -60,6 +71,8 @@ class ReportData(msgspec.Struct, kw_only=True):
     histogram: list[HistogramBucket] = []
     results: Callable[[], Iterable[TestResult]] | None = None
     full_report_url: str | None = None
+    flaky: list[TestResult] = []
+    artifacts: list[ReportArtifact] = []
 
     def iter_results(self) -> Iterator[TestResult]:
         """A fresh pass over every result (nothing when the run has no per-test results)."""

@@ -73,7 +73,7 @@ class CoreService:
                                retention_max_age_s=daemon_config.retention_days * 86400)
         self.artifacts = ArtifactService(self.store, self.outbox, self.runs,
                                          ArtifactSettings.from_config(daemon_config, os.environ))
-        self.reporting = Reporting(self.runs)
+        self.reporting = Reporting(self.runs, artifacts_of=self.artifacts.list)
         self._sessions: dict[str, ClientSession] = {}
         self._background: trio.CancelScope | None = None  # the outbox and maintenance tasks
         self._background_done = trio.Event()

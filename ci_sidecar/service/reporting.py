@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,11 +18,12 @@ import msgspec
 import trio
 
 from ci_sidecar.protocol import errors as E
-from ci_sidecar.protocol.records import TestResult
+from ci_sidecar.protocol.records import Artifact, TestResult
 from ci_sidecar.reports import (
     FILE_NAMES,
     DurationHistogram,
     ParseIssue,
+    ReportArtifact,
     ReportData,
     SlowestTests,
     badge_svg,
@@ -69,8 +70,9 @@ def _not_readable(path: str, exc: BaseException) -> E.BadInput:
 class Reporting:
     """render_report, render_badge, ingest_junit, and the report files written at completion."""
 
-    def __init__(self, runs: RunService) -> None:
+    def __init__(self, runs: RunService, artifacts_of: Callable[[str], list[Artifact]] | None = None) -> None:
         self.runs = runs
+        self._artifacts_of = artifacts_of  # the run's artifacts, listed (and linked) in its reports
 
     # --- reading a run back -------------------------------------------------------------------
 
@@ -92,21 +94,33 @@ class Reporting:
         hist = DurationHistogram()
         slowest = SlowestTests(10)
         latest_failures: dict[int, TestResult] = {}
+        failed_before: set[int] = set()
+        flaky: dict[int, TestResult] = {}
         for r in self.iter_results(state):
             hist.add(r.duration)
             slowest.add(r)
             key = test_key(r)
             packed = state.tally.index.get(key)
             is_latest = packed is None or (r.attempt or 1) >= ((packed >> 2) & 63)
+            if r.status in ("failed", "error"):
+                failed_before.add(key)  # an earlier attempt failed: a later pass makes the test flaky
             if not is_latest:
                 continue
             if r.status in ("failed", "error"):
                 latest_failures[key] = r
             else:
                 latest_failures.pop(key, None)
+                if r.status == "passed" and key in failed_before:
+                    flaky[key] = r
         return ReportData(run=self.runs.view(state), ci=state.meta.ci, failures=list(latest_failures.values()),
                           slowest=slowest.results(), histogram=hist.buckets(),
-                          results=lambda: self.iter_results(state))
+                          results=lambda: self.iter_results(state), flaky=list(flaky.values()),
+                          artifacts=self._report_artifacts(state.meta.id))
+
+    def _report_artifacts(self, run_id: str) -> list[ReportArtifact]:
+        if self._artifacts_of is None:
+            return []
+        return [ReportArtifact(name=a.name, size=a.size, url=a.url) for a in self._artifacts_of(run_id)]
 
     def write_all(self, state: RunState) -> dict[str, Path]:
         """Every report format plus the badge into the run's output dir (blocking). Used at completion."""
