@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -21,12 +22,19 @@ __all__ = ["UnknownFieldFinder", "finder_for", "with_warnings"]
 _decode_any = msgspec.json.Decoder().decode
 
 
+Walker = Callable[[Any, str, dict[str, "str | None"]], None]
+
+
 class UnknownFieldFinder:
-    """Per params type: ``find(raw_params) -> [(path, hint)]`` for keys the type does not define."""
+    """Per params type: ``find(raw_params) -> [(path, hint)]`` for keys the type does not define.
+
+    The type is compiled once into walkers that visit only what can hold objects (nested structs and
+    lists of them); a plain object costs one set difference, so checking stays cheap next to decoding.
+    """
 
     def __init__(self, params_type: type) -> None:
-        self._info = mi.type_info(params_type)
-        self._fields: dict[type, dict[str, mi.Type]] = {}
+        self._cache: dict[type, Walker] = {}
+        self._walk = self._compile(mi.type_info(params_type)) or (lambda value, path, found: None)
 
     def find(self, raw: bytes) -> list[tuple[str, str | None]]:
         try:
@@ -34,52 +42,68 @@ class UnknownFieldFinder:
         except msgspec.DecodeError:
             return []
         found: dict[str, str | None] = {}
-        self._walk(self._info, value, "", found)
+        self._walk(value, "", found)
         return list(found.items())
 
-    def _struct_fields(self, t: mi.StructType) -> dict[str, mi.Type]:
-        fields = self._fields.get(t.cls)
-        if fields is None:
-            fields = self._fields[t.cls] = {f.encode_name: f.type for f in t.fields}
-            if t.tag_field:
-                fields[t.tag_field] = mi.AnyType()
-        return fields
+    def _compile(self, t: mi.Type) -> Walker | None:
+        """A walker for values of type ``t``, or None when nothing inside can carry an unknown field."""
+        if isinstance(t, mi.StructType):
+            return self._struct(t)
+        if isinstance(t, (mi.ListType, mi.VarTupleType, mi.SetType, mi.FrozenSetType)):
+            return self._list(t.item_type)
+        if isinstance(t, mi.UnionType):
+            return self._union(t)
+        return None
 
-    def _walk(self, t: mi.Type, value: Any, path: str, found: dict[str, str | None]) -> None:
-        if isinstance(t, mi.StructType) and isinstance(value, dict):
-            fields = self._struct_fields(t)
-            for key, item in value.items():
-                sub = fields.get(key)
-                if sub is None:
-                    close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)
-                    found.setdefault(f"{path}.{key}" if path else key, close[0] if close else None)
-                elif not isinstance(sub, _LEAF_TYPES):
-                    self._walk(sub, item, f"{path}.{key}" if path else key, found)
-        elif isinstance(t, (mi.ListType, mi.VarTupleType, mi.SetType, mi.FrozenSetType)) and isinstance(value, list):
-            if isinstance(t.item_type, (mi.StructType, mi.UnionType)):
-                for item in value:
-                    self._walk(t.item_type, item, path + "[]", found)
-        elif isinstance(t, mi.UnionType):
-            structs = [s for s in t.types if isinstance(s, mi.StructType)]
-            if isinstance(value, dict) and structs:
-                self._walk(_pick(structs, value), value, path, found)
+    def _list(self, item_type: mi.Type) -> Walker | None:
+        item = self._compile(item_type)
+        if item is None:
+            return None
+
+        def walk_list(value: Any, path: str, found: dict[str, str | None]) -> None:
+            if isinstance(value, list):
+                for element in value:
+                    item(element, path + "[]", found)
+        return walk_list
+
+    def _union(self, t: mi.UnionType) -> Walker | None:
+        structs = [s for s in t.types if isinstance(s, mi.StructType)]
+        lists = [w for w in (self._compile(s) for s in t.types if not isinstance(s, mi.StructType)) if w]
+        if not structs and not lists:
+            return None
+        tag_field = next((s.tag_field for s in structs if s.tag_field), None)
+        by_tag = {s.tag: self._struct(s) for s in structs if s.tag_field}
+        first = self._struct(structs[0]) if structs else None
+
+        def walk_union(value: Any, path: str, found: dict[str, str | None]) -> None:
+            if isinstance(value, dict) and first is not None:
+                chosen = by_tag.get(value.get(tag_field)) if tag_field else None
+                (chosen or first)(value, path, found)
             elif isinstance(value, list):
-                for s in t.types:
-                    if isinstance(s, (mi.ListType, mi.VarTupleType)):
-                        self._walk(s, value, path, found)
-                        break
+                for w in lists:
+                    w(value, path, found)
+        return walk_union
 
+    def _struct(self, t: mi.StructType) -> Walker:
+        cached = self._cache.get(t.cls)
+        if cached is not None:
+            return cached
+        known = {f.encode_name for f in t.fields} | ({t.tag_field} if t.tag_field else set())
+        children: list[tuple[str, Walker]] = []
 
-_LEAF_TYPES = (mi.StrType, mi.IntType, mi.FloatType, mi.BoolType, mi.NoneType, mi.LiteralType, mi.AnyType,
-               mi.DictType, mi.EnumType, mi.BytesType, mi.DateTimeType, mi.RawType)
+        def walk_struct(value: Any, path: str, found: dict[str, str | None]) -> None:
+            if not isinstance(value, dict):
+                return
+            for key in value.keys() - known:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+                found.setdefault(f"{path}.{key}" if path else key, close[0] if close else None)
+            for key, child in children:
+                if key in value:
+                    child(value[key], f"{path}.{key}" if path else key, found)
 
-
-def _pick(structs: list[mi.StructType], value: dict) -> mi.StructType:
-    """The union member a JSON object decodes as: by its tag, else the only (or first) struct."""
-    for s in structs:
-        if s.tag_field and value.get(s.tag_field) == s.tag:
-            return s
-    return structs[0]
+        self._cache[t.cls] = walk_struct  # before the fields: a struct may contain itself
+        children.extend((f.encode_name, w) for f in t.fields if (w := self._compile(f.type)) is not None)
+        return walk_struct
 
 
 @functools.cache
