@@ -157,7 +157,7 @@ def test_body_limit_is_exact_and_configurable(short_tmp: Path, env: dict[str, st
         raw.send_raw(b"Content-Length: 2000\r\n\r\n" + msg % (b"x" * pad))
         assert "result" in raw.receive_reply()  # after a warning that "pad" is not a field
         raw.send_raw(b"Content-Length: 2001\r\n\r\n" + msg % (b"x" * (pad + 1)))
-        assert raw.receive()["error"]["code"] == -32700
+        assert raw.receive_reply()["error"]["code"] == -32700
         raw.close()
     finally:
         d.stop()
