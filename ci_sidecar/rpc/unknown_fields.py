@@ -94,9 +94,12 @@ class UnknownFieldFinder:
         def walk_struct(value: Any, path: str, found: dict[str, str | None]) -> None:
             if not isinstance(value, dict):
                 return
-            for key in value.keys() - known:
-                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-                found.setdefault(f"{path}.{key}" if path else key, close[0] if close else None)
+            extra = value.keys() - known
+            if extra:
+                for key in value:  # in the client's order
+                    if key in extra:
+                        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+                        found.setdefault(f"{path}.{key}" if path else key, close[0] if close else None)
             for key, child in children:
                 if key in value:
                     child(value[key], f"{path}.{key}" if path else key, found)

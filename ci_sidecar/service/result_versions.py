@@ -6,7 +6,7 @@ pytest's JUnit XML of the same session, or a client resends a batch. Counting ke
 one test is one record, and the richest source wins: when two versions agree on the outcome, the one
 with more fields filled is kept and the other only fills the fields it lacks (the plugin's file, line
 and captured output survive a later JUnit copy, which knows none of them). A version with another
-outcome is a real resend and replaces what came before, as PROTOCOL.md says.
+outcome is a real resend and replaces what came before, as docs/protocol.md says.
 """
 
 from __future__ import annotations
