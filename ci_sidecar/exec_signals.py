@@ -52,8 +52,10 @@ class SignalGate:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        while signal.sigtimedwait(SIGNALS, 0) is not None:  # drop what came in too late to matter
-            pass
+        while (info := signal.sigtimedwait(SIGNALS, 0)) is not None:  # arrived while the run was completed
+            self.signum = self.signum or info.si_signo  # exec still exits 128+N for it
+        if self._caught:
+            self.signum = self.signum or self._caught[0]
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
