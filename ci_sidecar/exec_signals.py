@@ -18,6 +18,8 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Callable
 
+from ci_sidecar.protocol.errors import SidecarError
+
 __all__ = ["SignalGate", "Interrupted", "exit_status"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -25,7 +27,7 @@ KILL_AFTER_S = 10.0
 _SI_KERNEL = 0x80  # si_code of a signal the kernel generated (the terminal's Ctrl-C), not kill()
 
 
-class Interrupted(Exception):
+class Interrupted(SidecarError):
     """A second signal arrived while exec was waiting for something it can give up on."""
 
 

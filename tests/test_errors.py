@@ -1,4 +1,4 @@
-"""The error tree: one root, drawn in ``ci_sidecar.protocol.errors``; wire codes as PROTOCOL.md lists them."""
+"""The error tree: one root, drawn in ``ci_sidecar.protocol.errors``; wire codes as docs/protocol.md lists them."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_the_drawn_tree_names_every_error_class() -> None:
     (E.RunFinalized, ("r",), -31008),
 ])
 def test_wire_errors_keep_their_protocol_codes(cls: type[E.WireError], args: tuple, code: int) -> None:
-    """Each wire error answers the code PROTOCOL.md §Errors gives it."""
+    """Each wire error answers the code docs/protocol.md §Errors gives it."""
     assert code == cls(*args).to_object()["code"]
 
 

@@ -30,6 +30,7 @@
     │   └── JournalGap                  segments needed for recovery are gone   (state/journal.py)
     ├── ConfigError                     a configuration source is invalid; also a ValueError (config_schema.py)
     ├── CannotServe                     the daemon cannot start; the CLI prints why (daemon_main.py)
+    ├── Interrupted                     a second signal: exec stops waiting for deliveries (exec_signals.py)
     ├── TransportError                  bytes or endpoints the daemon cannot use
     │   ├── FramingError                a peer broke the framing: one -32700 reply (transport/framing.py)
     │   ├── SocketPathError             the socket path is unusable             (transport/unix.py)
