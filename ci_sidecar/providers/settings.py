@@ -10,7 +10,9 @@ settings of each write once, at ``initialize``, with :func:`session_settings`:
   tells the provider, never settable through configuration;
 * every field named in ``CREDENTIAL_URLS`` from the bound URL of a second credential of the session
   (GitHub's Actions runtime token → ``actions_results_url``);
-* ``ca_bundle`` from the daemon's configuration, and for an object store the daemon's fixed settings.
+* ``ca_bundle`` from the daemon's configuration, and for an object store the daemon's fixed settings;
+* ``session_cwd`` and ``repository_root``: where the session's client runs (its ``initialize`` cwd) and the
+  repository that holds it, for providers that turn the client's absolute paths into repository paths.
 
 The result travels (and is journaled) with each write as plain data; a provider reads it back typed with
 ``MySettings.of(env)``. Secrets never go here: they travel as the write's credential.
@@ -48,6 +50,10 @@ class ProviderSettings(msgspec.Struct, kw_only=True):
     max_response_bytes: int | None = None
     #: where the full report is published (linked from a summary or comment that had to be shortened)
     full_report_url: str | None = None
+    #: the client's working directory (``initialize``'s cwd) and the root of the git checkout holding it, if any:
+    #: absolute paths the client reports are made repository-relative against them
+    session_cwd: str | None = None
+    repository_root: str | None = None
 
     #: fields a ``[providers.<name>]`` table may set, beside ``base_url``, ``token_env`` and ``credential``
     CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset({"http_timeout", "full_report_url"})
@@ -117,6 +123,8 @@ def session_settings(
     credential_urls: Mapping[str, str | None],
     ca_bundle: str | None = None,
     fixed: Mapping[str, Any] | None = None,
+    cwd: str | None = None,
+    repository_root: str | None = None,
 ) -> dict[str, Any]:
     """The settings of provider *name* for one session's writes, as journaled data (see the module docstring).
 
@@ -126,6 +134,7 @@ def session_settings(
         credential_urls: credential kind → the URL the session's credential of that kind is bound to
             (the provider's own name for its token).
         fixed: settings the daemon fixes and no session can change (the ``[artifact_store]``).
+        cwd, repository_root: the session's working directory and the checkout holding it.
     """
     cls = settings_class(name)
     out: dict[str, Any] = {}
@@ -142,6 +151,10 @@ def session_settings(
     for key, kind in cls.CREDENTIAL_URLS.items():
         if credential_urls.get(kind):
             out[key] = credential_urls[kind]
+    if cwd:
+        out["session_cwd"] = cwd
+    if repository_root:
+        out["repository_root"] = repository_root
     if fixed:
         out.update(fixed)  # the daemon's settings: a session cannot redirect them
     if ca_bundle:

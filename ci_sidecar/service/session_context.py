@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,13 @@ class SessionContext:
         return session_settings(
             provider, section=self.config.providers.get(provider), env=self.env,
             credential_urls={name: cred.base_url for name, cred in self.credentials.items()},
-            ca_bundle=self.config.ca_bundle, fixed=self.fixed_settings.get(provider))
+            ca_bundle=self.config.ca_bundle, fixed=self.fixed_settings.get(provider),
+            cwd=self.cwd, repository_root=self.repository_root)
+
+    @functools.cached_property
+    def repository_root(self) -> str | None:
+        """The git checkout holding the session's cwd (the nearest folder up with a ``.git``), None: not in one."""
+        return repository_root(self.cwd)
 
     def provider_env(self, provider: str) -> ProviderEnv:
         """The environment of an immediate call to *provider* (capabilities, lookups) with the session's token."""
@@ -170,6 +177,21 @@ def output_root(config: Config, cwd: str, *, system_mode: bool, state_dir: str |
         return str(Path(state_dir, "output"))
     return str(Path(cwd, "ci-sidecar-out").resolve())
 
+
+
+def repository_root(cwd: str) -> str | None:
+    """The nearest folder at or above *cwd* that holds ``.git`` (a folder, or a worktree's file), or None."""
+    try:
+        here = Path(cwd).resolve()
+    except OSError:
+        return None
+    for folder in (here, *here.parents):
+        try:
+            if (folder / ".git").exists():
+                return str(folder)
+        except OSError:
+            return None
+    return None
 
 
 def describe_roles(ci: CIContext, config: Config, env: Mapping[str, str], cwd: str) -> dict[str, ProviderCaps]:

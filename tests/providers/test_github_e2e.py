@@ -428,3 +428,30 @@ def test_daemon_held_token_never_follows_a_session_base_url(short_tmp: Path, env
         finally:
             d.stop()
             print(d.log())
+
+
+def test_absolute_paths_under_the_session_checkout_are_linked(daemon: DaemonProcess, fake: FakeGitHub,
+                                                              job: Callable[..., Job], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job that checks out outside GITHUB_WORKSPACE: absolute paths under the client's git checkout (its cwd
+    is a subfolder) and under a plain cwd become repository paths GitHub links."""
+    j = job()
+    (j.root / "workspace").mkdir()
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(j.root / "workspace"))
+    checkout = tmp_path / "elsewhere" / "repo"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / "sub").mkdir()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for cwd, path, expected in ((checkout / "sub", checkout / "tests" / "test_x.py", "tests/test_x.py"),
+                                (plain, plain / "pkg" / "test_y.py", "pkg/test_y.py")):
+        monkeypatch.chdir(cwd)  # the client sends its cwd at initialize; the daemon runs elsewhere
+        c = daemon.client()
+        run = c.request("create_test_run", {"name": f"paths {cwd.name}"})
+        failed = [{"name": "t", "status": "failed", "file": str(path), "line": 3, "message": "boom"}]
+        c.request("report_results", {"test_run_id": run["id"], "results": failed})
+        c.request("complete_test_run", {"test_run_id": run["id"], "wait": True})
+        check = next(ch for ch in fake.check_runs() if ch["external_id"] == run["id"])
+        assert [a["path"] for a in fake.annotations(check["id"])] == [expected]
+        assert fake.unlinked_annotations(check["id"]) == []
+        c.close()

@@ -7,7 +7,8 @@ paths GitHub can link.
   matrix values, the way GitHub names job checks (``tests (unit, ubuntu-latest)``), unless the
   configuration sets an exact ``check_name``.
 * **Paths**: GitHub links an annotation only when its path is relative to the repository root, with
-  forward slashes. Absolute paths under ``GITHUB_WORKSPACE`` (or the ``workspace`` setting), Windows paths
+  forward slashes. Absolute paths under ``GITHUB_WORKSPACE``, the ``workspace`` setting or the session's
+  checkout (the git root holding its cwd, else the cwd), Windows paths
   (``D:\\a\\repo\\repo\\tests\\test_x.py``) and dotted module names that map to a file in the checkout are
   normalised; anything else is not a repository path, and the annotation goes on the check run as a whole
   (path ``.github``, as GitHub's own job-level annotations do) with the original location in its text.
@@ -46,7 +47,8 @@ def check_name(run_name: str, env: ProviderEnv) -> str:
 
 def _roots(env: ProviderEnv) -> list[str]:
     settings = GitHubSettings.of(env)
-    roots = [settings.workspace, settings.github_workspace]
+    # the session's checkout, else its cwd: a job may check out somewhere other than GITHUB_WORKSPACE
+    roots = [settings.workspace, settings.github_workspace, settings.repository_root or settings.session_cwd]
     return [r.replace("\\", "/").rstrip("/") for r in roots if r]
 
 
