@@ -281,3 +281,6 @@ class Artifact(Wire):
     metadata: dict[str, Any]
     url: str | None = None
     url_expires_at: str | None = None
+    #: the file reached the CI provider inside this zip artifact of the run (the provider caps the artifacts of
+    #: a job): ``upload`` and ``url`` are that zip's
+    inside: str | None = None

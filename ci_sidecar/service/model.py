@@ -101,6 +101,8 @@ class ArtifactMeta(msgspec.Struct, kw_only=True):
     #: the provider whose copy the artifact's ``upload`` and URL report
     primary: str = "local"
     uploads: list[ArtifactUpload] = []
+    #: the zip artifact of the run that carries this file to the CI provider (a job's artifact cap), if any
+    inside: str | None = None
 
 
 class ArtifactSaved(msgspec.Struct, tag="artifact_saved"):

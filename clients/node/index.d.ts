@@ -39,6 +39,7 @@ export interface Artifact {
   };
   url?: string | null;
   url_expires_at?: string | null;
+  inside?: string | null;
 }
 
 export interface ArtifactNameParams {

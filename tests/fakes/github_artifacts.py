@@ -15,6 +15,9 @@ Behaviour, as far as it is documented or observed:
   for a name the same job created but never finalized it hands out a fresh upload URL (ASSUMPTION: the toolkit
   retries CreateArtifact on 5xx, which only works if the service allows this); ``FinalizeArtifact`` twice
   answers ``409`` (ASSUMPTION);
+* at most 500 artifacts per job (``@actions/upload-artifact``'s documented limit): the 501st ``CreateArtifact``
+  of a job answers ``400 failed_precondition`` with :data:`TOO_MANY` (ASSUMPTION: code and text are not
+  documented; the limit is);
 * blobs: single ``PUT`` (``x-ms-blob-type: BlockBlob`` required), Put Block (``comp=block``, base64 ids of one
   length) and Put Block List (``comp=blocklist``, XML); ``Content-Length`` required (no chunked bodies); a bad
   signature answers 403; an ``Authorization`` header is a violation (the runtime token must stay with the
@@ -52,6 +55,9 @@ __all__ = ["FakeResults", "FakeGitHubArtifacts", "make_runtime_token", "extended
 
 SERVICE_PREFIX = "/twirp/github.actions.results.api.v1.ArtifactService/"
 CONFLICT = "an artifact with this name already exists on the workflow run"
+#: artifacts one job may create
+MAX_PER_JOB = 500
+TOO_MANY = f"the maximum number of artifacts for this job ({MAX_PER_JOB}) has been reached"
 _IDS = {"workflow_run_backend_id": str, "workflow_job_run_backend_id": str}
 _INT64 = re.compile(r"^-?\d+$")
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -277,6 +283,8 @@ class FakeResults(FakeServer):
                 if existing.finalized or existing.job != job:
                     return 409, {"code": "already_exists", "msg": CONFLICT}
                 self.artifacts.remove(existing)
+            if sum(1 for a in self.artifacts if a.run == run and a.job == job) >= MAX_PER_JOB:
+                return 400, {"code": "failed_precondition", "msg": TOO_MANY}
             blob_id = secrets.token_hex(8)
             sig = secrets.token_urlsafe(24)
             self.blobs[blob_id] = _BlobState(sig=sig, path=os.path.join(self.dir, blob_id))

@@ -33,7 +33,7 @@ from ci_sidecar.providers.github.runtime import (
 )
 from ci_sidecar.service.session_context import SessionContext
 
-from fakes.github_artifacts import FakeGitHubArtifacts, FakeResults, make_runtime_token
+from fakes.github_artifacts import MAX_PER_JOB, TOO_MANY, FakeArtifact, FakeGitHubArtifacts, FakeResults, make_runtime_token
 from fakes.spec import OpenApiSpec, require_spec
 from helpers import missing
 
@@ -380,3 +380,17 @@ def test_export_runtime_action_feeds_later_steps(tmp_path: Path) -> None:
     proc = subprocess.run([node, str(ACTION / "index.js")], capture_output=True, text=True, timeout=30,
                           env={"PATH": os.environ.get("PATH", ""), "GITHUB_ENV": str(github_env)})
     assert proc.returncode == 0 and "::warning::" in proc.stdout and github_env.read_text() == ""
+
+
+async def test_a_jobs_501st_artifact_is_refused_saying_why(gh: GitHubProvider, results: FakeResults,
+                                                          tmp_path: Path) -> None:
+    """The service refuses a job's 501st artifact: the upload fails for good with the service's reason (no retry
+    loop), and another job of the run still has its own 500."""
+    with results.lock:  # 500 artifacts this job already made (its own steps, earlier sessions)
+        results.artifacts.extend(FakeArtifact(run="run-uuid-1", job="job-uuid-1", name=f"old-{i}", version=4,
+                                              blob="", finalized=True, id=i + 1) for i in range(MAX_PER_JOB))
+    op = stored(tmp_path, "one-too-many.txt", b"x")
+    out, seen = await until_delivered(gh, op, Job(results).env)
+    assert out.kind == "refused" and len(seen) == 1 and TOO_MANY in out.message, out
+    other = await gh.deliver(op, Job(results, "job-uuid-2", job="lint").env, {})
+    assert other.kind == "delivered", other

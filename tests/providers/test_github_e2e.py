@@ -21,7 +21,7 @@ import pytest
 from ci_sidecar_client import Client, RpcError
 from fakes.github import FakeGitHub
 from fakes.spec import OpenApiSpec
-from helpers import DaemonProcess, daemon_argv
+from helpers import DaemonProcess, daemon_argv, wait_for
 
 HEAD = "a1" * 20  # the PR's head commit: what check runs and statuses must be on
 MERGE = "b2" * 20  # GITHUB_SHA on a pull_request build: the synthetic merge commit
@@ -96,16 +96,6 @@ def results(n: int, status: str = "passed", suite: str = "pkg.mod") -> list[dict
     return [{"name": f"test_{status}_{i}", "suite": suite, "classname": "C", "status": status,
              "duration": 0.01, "file": "tests/test_mod.py", "line": 10 + i,
              **({"message": f"assert {i} == {i + 1}"} if status == "failed" else {})} for i in range(n)]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def logs_of(client: Client) -> list[str]:

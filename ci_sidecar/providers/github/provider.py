@@ -68,7 +68,7 @@ class GitHubProvider:
         else:
             test_run = Tier(kind="native", via="check run")
         none = Tier(kind="none", note="no GitHub token")
-        from .runtime import actions_artifact_tier  # the Actions artifact service (v4)
+        from .runtime import ARTIFACTS_PER_JOB, actions_artifact_tier  # the Actions artifact service (v4)
 
         artifacts = actions_artifact_tier(env) or Tier(kind="none", note=_artifact_note(env))
         return ProviderCaps(
@@ -84,6 +84,7 @@ class GitHubProvider:
                 "max_annotations": max_annotations(env),
                 "status_description_chars": STATUS_DESCRIPTION_CHARS,
                 "content_creation_per_minute": DEFAULT_PACING[0][0],
+                "artifacts_per_job": ARTIFACTS_PER_JOB,
             },
         )
 

@@ -20,11 +20,14 @@ from ..base import ProviderEnv
 from ..catalog import by_name
 from .settings import GitHubSettings
 
-__all__ = ["ACTIONS_RUNTIME", "RuntimeIds", "find_actions_runtime", "parse_runtime_token", "origin", "unavailable_message", "actions_artifact_tier",
+__all__ = ["ACTIONS_RUNTIME", "ARTIFACTS_PER_JOB", "RuntimeIds", "find_actions_runtime", "parse_runtime_token", "origin", "unavailable_message", "actions_artifact_tier",
            "artifact_prefix", "github_artifact_name"]
 
 #: the credential kind of GitHub Actions' ``ACTIONS_RUNTIME_TOKEN`` (the artifact service's bearer token)
 ACTIONS_RUNTIME = "github-actions-runtime"
+#: the artifact service refuses a job's 501st artifact (``actions/upload-artifact``'s documented limit); the
+#: artifact service batches a call's small files into one zip when it would cross it
+ARTIFACTS_PER_JOB = 500
 
 
 def find_actions_runtime(env: Mapping[str, str]) -> Credential | None:

@@ -64,6 +64,13 @@ class ArtifactIndex:
     # --- views ----------------------------------------------------------------------------------
 
     def view(self, meta: ArtifactMeta) -> Artifact:
+        carrier = self._meta(meta.run_id, meta.inside) if meta.inside else None
+        if carrier is not None and carrier is not meta:
+            # the file went to the CI provider inside a zip: its upload and URL are the zip's, and it says so
+            zipped = self.view(carrier)
+            own = msgspec.structs.replace(meta, inside=None)
+            return msgspec.structs.replace(self.view(own), upload=zipped.upload, url=zipped.url,
+                                           url_expires_at=zipped.url_expires_at, inside=carrier.name)
         uploads = {u.provider: u for u in meta.uploads}
         primary = uploads.get(meta.primary)
         local = uploads.get("local")

@@ -19,6 +19,7 @@ from ..casstore import NotRegularFile, StagedBlob, TooLarge
 from ..mime import detect_mime, detect_type
 from ..model import ArtifactMeta, ArtifactSaved, ArtifactUpload
 from ..runs import RunState, now_iso
+from .batches import LIMIT_KEY, BatchPlan, batch_name, job_key, sent_to, write_zip
 from .retention import ArtifactRetention
 from .settings import normalise_name
 
@@ -41,7 +42,8 @@ class _Upload:
     type: str | None
     labels: list[str]
     metadata: dict[str, Any]
-
+    #: the zip artifact that carries the file to the run's CI provider instead of an artifact of its own
+    inside: str | None = None
 
 
 class ArtifactUploads(ArtifactRetention):
@@ -81,6 +83,7 @@ class ArtifactUploads(ArtifactRetention):
         total = len(p.items)
         results: list[UploadItemResult | None] = [None] * total
         uploaded: list[ArtifactMeta] = []
+        batch = self._batch_for(ctx, state, total)
         limiter = trio.CapacityLimiter(self.settings.concurrency)
         done = 0
         last_pct = -1
@@ -94,8 +97,9 @@ class ArtifactUploads(ArtifactRetention):
                 try:
                     name, staged = await self._stage_path(ctx, state, item.path, item.name)
                     label = name
+                    inside = batch.zip_name if batch is not None and batch.takes(name, staged.size) else None
                     _, meta = await self._register(ctx, state, staged,
-                                                   _Upload(name, item.type, item.labels, item.metadata))
+                                                   _Upload(name, item.type, item.labels, item.metadata, inside))
                     results[i] = UploadItemResult(name=name, ok=True, artifact=self.view(meta))
                     uploaded.append(meta)
                 except E.WireError as exc:
@@ -109,11 +113,64 @@ class ArtifactUploads(ArtifactRetention):
         async with trio.open_nursery() as nursery:
             for i in range(total):
                 nursery.start_soon(one, i)
+        if batch is not None:
+            await self._send_batch(ctx, call, state, batch, uploaded, results)
         await self.store.commit()  # one group commit acknowledges every item
         await self._after_upload(*uploaded)
         failed = sum(1 for r in results if r is not None and not r.ok)
         await call.progress("end", message=f"{total - failed} uploaded, {failed} failed")
         return [r for r in results if r is not None]
+
+    def _batch_for(self, ctx: SessionContext, state: RunState, count: int) -> BatchPlan | None:
+        """The zip this call's small files go in when ``count`` more artifacts would cross the CI provider's cap
+        on a job's artifacts (see :mod:`.batches`); None: each file goes on its own."""
+        provider = state.meta.ci_provider
+        if provider not in ctx.artifact_routes(provider)[0]:
+            return None
+        limit = ctx.caps(provider).limits.get(LIMIT_KEY)
+        if limit is None:
+            return None
+        job = job_key(state.meta.ci)
+        sent = sum(sent_to(metas.values(), provider) for run_id, metas in self.arts.items()
+                   if (run := self.runs.runs.get(run_id)) is not None and job_key(run.meta.ci) == job)
+        if sent + count <= limit:
+            return None
+        return BatchPlan(provider, limit, batch_name(self.arts.get(state.meta.id, {})))
+
+    async def _send_batch(self, ctx: SessionContext, call: Call, state: RunState, plan: BatchPlan,
+                          uploaded: list[ArtifactMeta], results: list[UploadItemResult | None]) -> None:
+        """Store the zip of the call's batched files as an artifact of the run (sent like any other) and answer
+        each batched file with it; when the zip cannot be made, those files answer with why."""
+        members = [m for m in uploaded if m.inside == plan.zip_name]
+        if not members:
+            return
+        names = sorted(m.name for m in members)
+        entries = [(m.name, self.cas.path(m.sha256)) for m in members]
+        try:
+            path = await trio.to_thread.run_sync(write_zip, entries, None)
+            try:
+                size = os.path.getsize(path)
+                staged = await self._stage(state, plan.zip_name, size,
+                                           lambda limit: self.cas.stage_file_async(path, limit))
+            finally:
+                os.unlink(path)
+            up = _Upload(plan.zip_name, None, [], {"files": names, "why": (
+                f"{plan.provider} allows {plan.limit} artifacts per job: these files went in one zip")})
+            _, zipped = await self._register(ctx, state, staged, up)
+        except E.WireError as exc:
+            failure = ErrorInfo(code=exc.code, data=exc.data, message=(
+                f"stored, but not sent to {plan.provider}: its zip {plan.zip_name} failed: {exc.message}"))
+            for i, r in enumerate(results):
+                if r is not None and r.ok and r.name in names:
+                    results[i] = UploadItemResult(name=r.name, ok=False, error=failure)
+            return
+        uploaded.append(zipped)
+        for i, r in enumerate(results):
+            if r is not None and r.ok and r.name in names:
+                results[i] = UploadItemResult(name=r.name, ok=True, artifact=self.view(self.arts[state.meta.id][r.name]))
+        message = (f"{len(names)} file(s) went to {plan.provider} inside {plan.zip_name}: it allows {plan.limit} "
+                   f"artifacts per job")
+        call.session.log_nowait(3, message)
 
     async def _stage_path(self, ctx: SessionContext, state: RunState, path: str,
                           name: str | None) -> tuple[str, StagedBlob]:
@@ -196,7 +253,7 @@ class ArtifactUploads(ArtifactRetention):
             self.cas.discard(staged)
             existing.action = "unchanged"
             existing.type, existing.labels, existing.metadata = kind, list(up.labels), dict(up.metadata)
-            ids: list[str] = []
+            ids: list[str] = []  # (sent as it was before: on its own, or inside its earlier zip)
             if any(u.state == "failed" for u in existing.uploads):
                 ids = self._send(ctx, state, existing)  # a failed upload is tried again, not reported done
             self.store.append(ArtifactSaved(existing))
@@ -209,7 +266,7 @@ class ArtifactUploads(ArtifactRetention):
             meta = ArtifactMeta(
                 run_id=run_id, name=up.name, type=kind, size=staged.size, sha256=staged.sha256,
                 mime_type=detect_mime(up.name, staged.head), created_at=now_iso(now), created_wall=now,
-                labels=list(up.labels), metadata=dict(up.metadata),
+                labels=list(up.labels), metadata=dict(up.metadata), inside=up.inside,
             )
             old = self._put(meta)  # another upload of this name may have landed meanwhile: replace that one
             meta.action = "replaced" if old is not None else "created"
@@ -237,6 +294,9 @@ class ArtifactUploads(ArtifactRetention):
         """One outbox write per provider: ``local`` always, the run's CI provider when it takes artifacts,
         the object store when one is configured (:meth:`SessionContext.artifact_routes`)."""
         providers, meta.primary = ctx.artifact_routes(state.meta.ci_provider)  # + the object store if configured
+        if meta.inside is not None:  # the CI provider gets the file inside its zip, not on its own
+            providers = [p for p in providers if p != state.meta.ci_provider]
+            meta.primary = meta.primary if meta.primary in providers else providers[-1]
         op = self._op(meta, state.meta.output_dir)
         meta.uploads = []
         for provider in providers:
