@@ -94,18 +94,19 @@ def test_size_limit_removes_the_oldest_and_keeps_shared_content(sized: tuple[Dae
 
 
 def test_age_limit_is_applied_on_a_schedule(short_tmp: Path, env: dict[str, str], tmp_path: Path) -> None:
-    env = dict(env, CI_SIDECAR_ARTIFACT_RETENTION_DAYS=str(1.5 / 86400))  # 1.5 s, checked every 0.375 s
+    # 4 s, checked every second; the two uploads are 2 s apart so a loaded machine keeps the order
+    env = dict(env, CI_SIDECAR_ARTIFACT_RETENTION_DAYS=str(4.0 / 86400))
     d = DaemonProcess.start(short_tmp / "a.sock", env)
     try:
         c = d.client(config={"output_dir": str(tmp_path / "out")})
         run = c.request("create_test_run", {"name": "aging"})["id"]
         old = c.request("upload_artifact", {"test_run_id": run, "name": "old.txt", "content_base64": b64(b"old"),
                                             "wait": True})
-        time.sleep(1.0)
+        time.sleep(2.0)
         c.request("upload_artifact", {"test_run_id": run, "name": "new.txt", "content_base64": b64(b"new"),
                                       "wait": True})
         assert names(c, run) == ["old.txt", "new.txt"]
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while names(c, run) != ["new.txt"] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert names(c, run) == ["new.txt"]  # the old one went on its own, the younger one not yet
