@@ -445,3 +445,18 @@ def test_absolute_paths_under_the_session_checkout_are_linked(daemon: DaemonProc
         assert [a["path"] for a in fake.annotations(check["id"])] == [expected]
         assert fake.unlinked_annotations(check["id"]) == []
         c.close()
+
+
+def test_a_configured_knob_reaches_the_provider_through_the_session(daemon: DaemonProcess, fake: FakeGitHub,
+                                                                    job: Callable[..., Job]) -> None:
+    """``[providers.github] max_annotations`` (a knob of GitHub's settings type) caps the check run's annotations
+    of a real session; the job's ``GITHUB_STEP_SUMMARY`` still gets the report."""
+    j = job()
+    c = daemon.client(config={"providers": {"github": {"max_annotations": 3}}})
+    run = c.request("create_test_run", {"name": "capped", "wait": True})
+    c.request("report_results", {"test_run_id": run["id"], "results": results(5, "failed")})
+    c.request("complete_test_run", {"test_run_id": run["id"], "wait": True})
+    [check] = fake.check_runs()
+    assert "completed" == check["status"] and 3 == len(fake.annotations(check["id"]))
+    assert "Showing 3 of 5 failure annotations" in check["output"]["summary"]
+    assert "capped" in j.summary_path.read_text()
