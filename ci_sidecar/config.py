@@ -44,6 +44,7 @@ from ci_sidecar.config_schema import (
 )
 from ci_sidecar.protocol.records import CIContext
 from ci_sidecar.providers.catalog import CATALOG
+from ci_sidecar.providers.settings import KnobError, is_provider_key, provider_table
 
 __all__ = [
     "DAEMON_ONLY_KEYS",
@@ -145,34 +146,11 @@ def _validate_layer(
     return data
 
 
-_PROVIDER_KEYS = frozenset(ProviderConfig.__struct_fields__) - {"options"}
-
-
-def _provider_key(name: str, key: str) -> bool:
-    """Whether *key* belongs in a ``[providers.<name>]`` table (``CI_SIDECAR_GITHUB_MAX_ANNOTATIONS``...)."""
-    if key in _PROVIDER_KEYS:
-        return True
-    from ci_sidecar.providers.settings import settings_class
-
-    return key in settings_class(name).CONFIG_KEYS
-
-
 def _provider_section(name: str, section: dict[str, Any], origin: str, strict: bool) -> dict[str, Any]:
-    """A ``[providers.<name>]`` table with the provider's own knobs moved under ``options`` (each checked
-    against the provider's settings type, which is imported only when the table has such a key)."""
-    knobs = {k: v for k, v in section.items() if k not in _PROVIDER_KEYS}
-    if not knobs:
-        return section
-    from ci_sidecar.providers.settings import settings_class
-
-    settings = settings_class(name)
-    for knob, value in knobs.items():
-        reason = settings.check_config(knob, value, strict=strict)
-        if reason is not None:
-            raise ConfigError(origin, f"providers.{name}.{knob}", reason)
-    out = {k: v for k, v in section.items() if k in _PROVIDER_KEYS}
-    out["options"] = knobs
-    return out
+    try:
+        return provider_table(name, section, strict=strict)
+    except KnobError as exc:
+        raise ConfigError(origin, f"providers.{name}.{exc.key}", exc.reason) from None
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -267,7 +245,7 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             names[f"context.{ctx_field}"] = var
             continue
         head, _, tail = rest.partition("_")
-        if head in providers_upper and _provider_key(providers_upper[head], tail.lower()):
+        if head in providers_upper and is_provider_key(providers_upper[head], tail.lower()):
             data.setdefault("providers", {}).setdefault(providers_upper[head], {})[tail.lower()] = value
             names[f"providers.{providers_upper[head]}.{tail.lower()}"] = var
             continue

@@ -29,6 +29,8 @@
     │   ├── JournalBroken               a write failed; the tail is unknown     (state/journal.py)
     │   └── JournalGap                  segments needed for recovery are gone   (state/journal.py)
     ├── ConfigError                     a configuration source is invalid; also a ValueError (config_schema.py)
+    ├── KnobError                       no knob of that provider, or a wrong value; also a ValueError
+    │                                   (providers/settings.py; the configuration turns it into a ConfigError)
     ├── CannotServe                     the daemon cannot start; the CLI prints why (daemon_main.py)
     ├── Interrupted                     a second signal: exec stops waiting for deliveries (exec_signals.py)
     ├── TransportError                  bytes or endpoints the daemon cannot use

@@ -26,7 +26,13 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 
-__all__ = ["ProviderSettings", "settings_class", "session_settings"]
+from ci_sidecar.protocol.errors import SidecarError
+
+__all__ = ["KnobError", "ProviderSettings", "TABLE_KEYS", "is_provider_key", "provider_table", "settings_class",
+           "session_settings"]
+
+#: the keys every ``[providers.<name>]`` table has (``ci_sidecar.config.ProviderConfig``), besides the knobs
+TABLE_KEYS = frozenset({"base_url", "token_env", "credential"})
 
 _S = TypeVar("_S", bound="ProviderSettings")
 
@@ -91,7 +97,7 @@ class ProviderSettings(msgspec.Struct, kw_only=True):
     def check_config(cls, key: str, value: Any, *, strict: bool = True) -> str | None:
         """Why *key* = *value* is not a valid knob of this provider's table (None: it is)."""
         if key not in cls.CONFIG_KEYS:
-            known = ", ".join(sorted({"base_url", "token_env", "credential"} | cls.CONFIG_KEYS))
+            known = ", ".join(sorted(TABLE_KEYS | cls.CONFIG_KEYS))
             return f"unknown key (known: {known})"
         try:
             msgspec.convert({key: value}, cls, strict=strict)
@@ -113,6 +119,33 @@ def settings_class(name: str) -> type[ProviderSettings]:
     if not (isinstance(found, type) and issubclass(found, ProviderSettings)):
         raise TypeError(f"{spec.settings} is not a ProviderSettings subclass")
     return found
+
+
+class KnobError(SidecarError, ValueError):
+    """A ``[providers.<name>]`` key that is no knob of the provider, or a knob with a value of the wrong type."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
+def is_provider_key(name: str, key: str) -> bool:
+    """Whether *key* belongs in a ``[providers.<name>]`` table (``CI_SIDECAR_GITHUB_MAX_ANNOTATIONS``...)."""
+    return key in TABLE_KEYS or key in settings_class(name).CONFIG_KEYS
+
+
+def provider_table(name: str, table: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]:
+    """A ``[providers.<name>]`` table with the provider's own knobs moved under ``options``, each checked against
+    its settings type (imported only when the table has such a key). Raises :class:`KnobError`."""
+    knobs = {k: v for k, v in table.items() if k not in TABLE_KEYS}
+    if not knobs:
+        return dict(table)
+    settings = settings_class(name)
+    for knob, value in knobs.items():
+        reason = settings.check_config(knob, value, strict=strict)
+        if reason is not None:
+            raise KnobError(knob, reason)
+    return {**{k: v for k, v in table.items() if k in TABLE_KEYS}, "options": knobs}
 
 
 def session_settings(
