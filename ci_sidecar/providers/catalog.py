@@ -94,6 +94,7 @@ class ProviderSpec:
 
     @property
     def credential_files(self) -> tuple[str, ...]:
+        """The credential file names tried under ``$CREDENTIALS_DIRECTORY`` (after a configured one)."""
         return self.credentials.files or (f"{self.name}-token",)
 
 
@@ -143,6 +144,7 @@ CATALOG: tuple[ProviderSpec, ...] = (
                                    files=("s3-access-key-id", "s3-secret-access-key", "s3-session-token"),
                                    auth=("aws-sigv4",))),
 )
+
 
 def by_name(name: str) -> ProviderSpec | None:
     """The catalog line of *name*, or None."""
