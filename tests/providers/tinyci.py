@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from ci_sidecar.protocol.records import ProviderCaps, Tier
+from ci_sidecar.providers._gated import api_session
 from ci_sidecar.providers._http import HttpConfig, HttpError, HttpLayer
 from ci_sidecar.providers._render import comment_marker
 from ci_sidecar.providers.base import (
@@ -49,7 +50,9 @@ class TinyCIProvider:
                             artifacts=Tier(kind="none", note="tiny CI keeps no artifacts"), limits={})
 
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
-        api = self._http.session(HttpConfig.from_env_config(env.base_url or "", env.config), env.token, env.log)
+        # through the delivery layer's write budget (the shared defaults: tiny CI declares no numbers of its own)
+        api = api_session(self._http, HttpConfig.from_env_config(env.base_url or "", env.config), env.token,
+                          env.log, env.writes)
         repo = quote(env.ci.repository or "", safe="/")
         try:
             if isinstance(op, PublishRun):

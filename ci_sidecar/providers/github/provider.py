@@ -165,6 +165,7 @@ class GitHubProvider:
         log: the annotation tier that needs no token (fork PRs, Dependabot)."""
         failed = counts.get("failed", 0) or counts.get("errors", 0)
         return "github-annotations" if ci.provider == "github" and failed else None
+
     def write_budget(self, env: ProviderEnv) -> WriteBudget:
         """GitHub's numbers: an Actions ``GITHUB_TOKEN`` (or App installation token) has 1,000 requests an hour
         per repository, shared by every job; a personal token 5,000 (the ``x-ratelimit-*`` headers correct
