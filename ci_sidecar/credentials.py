@@ -177,10 +177,11 @@ def find_credentials(
         value = env.get(name, "").strip()
         if not value:
             continue
-        if creds.username_env and user is None:
+        basic = bool(creds.username_env) and (not creds.basic_sources or name in creds.basic_sources)
+        if basic and user is None:
             log.info("%s is set but %s is not: %s needs both", name, creds.username_env, provider)
             continue
-        add(value, f"env:{name}", env_bound, user)
+        add(value, f"env:{name}", env_bound, user if basic else None)
 
     if credentials_dir:
         files = [trusted.credential] if trusted and trusted.credential else []
@@ -190,11 +191,12 @@ def find_credentials(
             value = _read_credential(credentials_dir, name)
             if value is None:
                 continue
-            if creds.username_file and held_user is None:
+            basic = bool(creds.username_file) and (not creds.basic_sources or name in creds.basic_sources)
+            if basic and held_user is None:
                 log.info("credential %s found but no %s credential: %s needs both", name, creds.username_file,
                          provider)
                 continue
-            add(value, f"credentials:{name}", held_bound, held_user)
+            add(value, f"credentials:{name}", held_bound, held_user if basic else None)
     return found
 
 

@@ -68,6 +68,10 @@ class CredentialSpec:
     #: Basic auth: the user name's variable and credential file (a token without its user is not usable)
     username_env: str | None = None
     username_file: str | None = None
+    #: the token variables and credential files that are Basic passwords needing the user name (empty: every
+    #: one); the others are used alone (Bitbucket: ``BITBUCKET_TOKEN`` is a Bearer token, ``BITBUCKET_APP_PASSWORD``
+    #: goes with ``BITBUCKET_USERNAME``)
+    basic_sources: tuple[str, ...] = ()
     #: further credentials some writes carry instead of the token
     kinds: tuple[CredentialKind, ...] = ()
 
@@ -133,9 +137,13 @@ CATALOG: tuple[ProviderSpec, ...] = (
         credentials=CredentialSpec(("TRAVIS_TOKEN",), default_url="https://api.travis-ci.com", auth=("token",)),
         env_prefixes=("TRAVIS",)),
     ProviderSpec(
-        "bitbucket", code_host=True, api_host_prefix="api.",
-        credentials=CredentialSpec(("BITBUCKET_TOKEN",), default_url="https://api.bitbucket.org/2.0",
-                                   auth=("bearer", "basic")),
+        "bitbucket", "ci_sidecar.providers.bitbucket:BitbucketProvider",
+        "ci_sidecar.providers.bitbucket.settings:BitbucketSettings", code_host=True, api_host_prefix="api.",
+        credentials=CredentialSpec(("BITBUCKET_TOKEN", "BITBUCKET_APP_PASSWORD"),
+                                   default_url="https://api.bitbucket.org/2.0", auth=("bearer", "basic"),
+                                   username_env="BITBUCKET_USERNAME", username_file="bitbucket-username",
+                                   files=("bitbucket-token", "bitbucket-app-password"),
+                                   basic_sources=("BITBUCKET_APP_PASSWORD", "bitbucket-app-password")),
         env_prefixes=("BITBUCKET_",)),
     ProviderSpec("local", "ci_sidecar.providers.local:LocalProvider", role="local"),
     ProviderSpec(

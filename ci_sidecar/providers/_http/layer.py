@@ -47,13 +47,14 @@ class HttpLayer:
         self.rules = rules
         self.pagination: Pagination = pagination or LinkHeader()
         self._pacing = pacing
-        self._clients: dict[tuple[str, bool, str | None, float, float], httpx.AsyncClient] = {}
+        self._clients: dict[tuple[str, bool, str | None, float, float, str | None], httpx.AsyncClient] = {}
         self._pacers: dict[str, Pacer] = {}
         self.rate_limit = RateLimitState()
 
     def client(self, config: HttpConfig) -> httpx.AsyncClient:
         """The pooled client for these settings (created on first use)."""
-        key = (config.base_url, config.trust_env, config.ca_bundle, config.timeout, config.connect_timeout)
+        key = (config.base_url, config.trust_env, config.ca_bundle, config.timeout, config.connect_timeout,
+               config.proxy)
         client = self._clients.get(key)
         if client is None:
             verify: Any = True
@@ -64,6 +65,7 @@ class HttpLayer:
                 timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
                 trust_env=config.trust_env,
                 verify=verify,
+                proxy=config.proxy,
                 follow_redirects=False,  # redirects are each request's policy (the session follows them)
             )
             self._clients[key] = client

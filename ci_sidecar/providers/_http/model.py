@@ -37,6 +37,9 @@ class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
     trust_env: bool = True
     ca_bundle: str | None = None
     max_pages: int = 100
+    #: an HTTP proxy every request goes through (Bitbucket Pipelines' auth proxy); None: none, or the
+    #: environment's when ``trust_env``
+    proxy: str | None = None
 
     @classmethod
     def from_env_config(cls, base_url: str, config: Mapping[str, Any]) -> HttpConfig:

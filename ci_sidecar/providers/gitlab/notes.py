@@ -14,6 +14,7 @@ from typing import Any
 from ci_sidecar.reports import cut_markdown
 
 from .._http import ApiSession
+from .._sticky import sticky
 from .._render import comment_marker
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import NOTE_CHARS, project_path
@@ -31,28 +32,40 @@ def note_body(op: PostComment, marker: str | None) -> tuple[str, bool]:
     return head + cut_markdown(op.body, budget, full_report_url=op.full_report_url), True
 
 
-async def _own_notes(api: ApiSession, path: str, marker: str, author: int | None) -> list[dict[str, Any]]:
-    """Our notes carrying ``marker``, oldest first."""
-    found = []
-    params = {"sort": "asc", "order_by": "created_at", "per_page": 100}
-    async with aclosing(api.paginate(path, params)) as pages:
-        async for page in pages:
-            for note in page.json() or []:
-                if not isinstance(note, dict) or note.get("system"):
-                    continue
-                if author is not None and (note.get("author") or {}).get("id") != author:
-                    continue
-                if str(note.get("body") or "").startswith(marker):
-                    found.append(note)
-    return sorted(found, key=lambda n: int(n.get("id") or 0))
+class _Notes:
+    """The MR's notes as the sticky procedure sees them."""
 
+    def __init__(self, api: ApiSession, path: str, marker: str | None, author: int | None) -> None:
+        self.api, self.path, self.marker, self.author = api, path, marker, author
 
-async def _delete(api: ApiSession, path: str, notes: list[dict[str, Any]]) -> int:
-    gone = 0
-    for note in notes:
-        resp = await api.request("DELETE", f"{path}/{note['id']}", allow=(404,), expect_json=False)
-        gone += resp.status != 404
-    return gone
+    async def ours(self) -> list[dict[str, Any]]:
+        """Our notes carrying the marker, oldest first."""
+        found = []
+        params = {"sort": "asc", "order_by": "created_at", "per_page": 100}
+        async with aclosing(self.api.paginate(self.path, params)) as pages:
+            async for page in pages:
+                for note in page.json() or []:
+                    if not isinstance(note, dict) or note.get("system"):
+                        continue
+                    if self.author is not None and (note.get("author") or {}).get("id") != self.author:
+                        continue
+                    if self.marker and str(note.get("body") or "").startswith(self.marker):
+                        found.append(note)
+        return sorted(found, key=lambda n: int(n.get("id") or 0))
+
+    async def create(self, body: str) -> dict[str, Any]:
+        return (await self.api.request("POST", self.path, json_body={"body": body})).json() or {}
+
+    async def update(self, note_id: int, body: str) -> dict[str, Any] | None:
+        resp = await self.api.request("PUT", f"{self.path}/{int(note_id)}", json_body={"body": body}, allow=(404,))
+        return None if resp.status == 404 else resp.json() or {}
+
+    async def delete(self, note_id: int) -> bool:
+        resp = await self.api.request("DELETE", f"{self.path}/{int(note_id)}", allow=(404,), expect_json=False)
+        return resp.status != 404
+
+    def body_of(self, note: dict[str, Any]) -> str:
+        return str(note.get("body") or "")
 
 
 async def post_note(op: PostComment, env: ProviderEnv, state: dict[str, Any], api: ApiSession,
@@ -69,47 +82,19 @@ async def post_note(op: PostComment, env: ProviderEnv, state: dict[str, Any], ap
     if not iid:
         return Outcome.refused("gitlab: no merge request (CI_MERGE_REQUEST_IID) for the note: "
                                "notes are written in merge request pipelines only")
-    path = f"{project}/merge_requests/{int(iid)}/notes"
     marker = comment_marker(op.key) if op.key else None
     body, truncated = note_body(op, marker) if op.mode != "delete" else ("", False)
-
-    def done(action: str, note: dict[str, Any] | None) -> Outcome:
-        remote: dict[str, Any] = {"pr": iid, "truncated": truncated}
-        url = note_url(iid, note) if note is not None else None
-        if note is not None:
-            remote["note_id"] = remote["id"] = note.get("id")
-            remote["url"] = url
-        if truncated:
-            api.log(f"note {op.key or ''} shortened to GitLab's {NOTE_CHARS:,} characters")
-        return Outcome.delivered(action=action, url=url, remote=remote, tier="merge request note")
-
-    if marker is None:
-        if op.mode == "delete":
-            known = state.get("note_id")
-            if known is None:
-                return Outcome.refused("gitlab: deleting a note needs its key")
-            return done("deleted" if await _delete(api, path, [{"id": known}]) else "skipped", None)
-        return done("created", (await api.request("POST", path, json_body={"body": body})).json())
-
-    known = state.get("note_id")
-    if op.mode == "upsert" and known is not None and state.get("pr") == iid:
-        resp = await api.request("PUT", f"{path}/{int(known)}", json_body={"body": body}, allow=(404,))
-        if resp.status != 404:
-            return done("updated", resp.json())
-    mine = await _own_notes(api, path, marker, author)
-    if op.mode == "delete":
-        return done("deleted" if await _delete(api, path, mine) else "skipped", None)
-    if op.mode == "create" and mine:
-        return done("skipped", mine[-1])
-    if op.mode == "replace":
-        await _delete(api, path, mine)
-        mine = []
-    if mine:
-        keep, extra = mine[-1], mine[:-1]
-        if extra:
-            await _delete(api, path, extra)
-            api.log(f"removed {len(extra)} duplicate note(s) with key {op.key!r}")
-        if keep.get("body") == body:
-            return done("skipped", keep)
-        return done("updated", (await api.request("PUT", f"{path}/{keep['id']}", json_body={"body": body})).json())
-    return done("created", (await api.request("POST", path, json_body={"body": body})).json())
+    action, note = await sticky(
+        _Notes(api, f"{project}/merge_requests/{int(iid)}/notes", marker, author), op.mode, body,
+        keyed=marker is not None, known=state.get("note_id"), same_target=state.get("pr") == iid, key=op.key,
+        log=api.log)
+    if action == "refused":
+        return Outcome.refused("gitlab: deleting a note needs its key")
+    remote: dict[str, Any] = {"pr": iid, "truncated": truncated}
+    url = note_url(iid, note) if note is not None else None
+    if note is not None:
+        remote["note_id"] = remote["id"] = note.get("id")
+        remote["url"] = url
+    if truncated:
+        api.log(f"note {op.key or ''} shortened to GitLab's {NOTE_CHARS:,} characters")
+    return Outcome.delivered(action=action, url=url, remote=remote, tier="merge request note")

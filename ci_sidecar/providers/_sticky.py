@@ -1,0 +1,72 @@
+"""The sticky-comment procedure every code host shares; the host's API is a small adapter.
+
+A comment with a key is found again by its marker: a known id is edited in place (upsert), otherwise the
+host's comments carrying the marker are listed, the newest is edited, older duplicates are deleted (a lost
+answer once made two); ``create`` keeps an existing one, ``replace`` deletes and posts anew, ``delete``
+removes them all. Without a key a comment is simply posted (or, to delete it, its known id is needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+__all__ = ["StickyApi", "sticky"]
+
+Action = Literal["created", "updated", "deleted", "skipped", "refused"]
+
+
+class StickyApi(Protocol):
+    """One host's comments on one pull/merge request."""
+
+    async def ours(self) -> list[dict[str, Any]]:
+        """Comments carrying the marker that this procedure may edit, oldest first."""
+        ...
+
+    async def create(self, body: str) -> dict[str, Any]: ...
+
+    async def update(self, comment_id: int, body: str) -> dict[str, Any] | None:
+        """The edited comment; None when it is gone (404)."""
+        ...
+
+    async def delete(self, comment_id: int) -> bool:
+        """False when it was already gone."""
+        ...
+
+    def body_of(self, comment: dict[str, Any]) -> str: ...
+
+
+async def sticky(api: StickyApi, mode: str, body: str, *, keyed: bool, known: int | None, same_target: bool,
+                 key: str | None, log: Callable[[str], None]) -> tuple[Action, dict[str, Any] | None]:
+    """One attempt of ``mode`` (create / upsert / replace / delete); what was done and the comment it left."""
+    if not keyed:
+        if mode == "delete":
+            if known is None:
+                return "refused", None
+            return ("deleted" if await api.delete(known) else "skipped"), None
+        return "created", await api.create(body)
+    if mode == "upsert" and known is not None and same_target:
+        edited = await api.update(known, body)
+        if edited is not None:
+            return "updated", edited
+    mine = await api.ours()
+    if mode == "delete":
+        gone = [await api.delete(int(c["id"])) for c in mine]
+        return ("deleted" if any(gone) else "skipped"), None
+    if mode == "create" and mine:
+        return "skipped", mine[-1]
+    if mode == "replace":
+        for comment in mine:
+            await api.delete(int(comment["id"]))
+        mine = []
+    if not mine:
+        return "created", await api.create(body)
+    keep, extra = mine[-1], mine[:-1]
+    for comment in extra:
+        await api.delete(int(comment["id"]))
+    if extra:
+        log(f"removed {len(extra)} duplicate comment(s) with key {key!r}")
+    if api.body_of(keep) == body:
+        return "skipped", keep
+    edited = await api.update(int(keep["id"]), body)
+    return ("updated", edited) if edited is not None else ("created", await api.create(body))

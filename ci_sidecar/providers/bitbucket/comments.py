@@ -1,0 +1,107 @@
+"""Sticky pull request comments: found again by the Markdown marker of their key.
+
+Bitbucket renders no HTML comments, so the marker is a link reference definition that Markdown hides:
+``[//]: # (ci-sidecar:key)``, on the first line. A known comment id is edited in place (PUT); otherwise the PR's
+comments are listed (every ``next`` URL followed verbatim), deleted and inline comments skipped, the newest one
+with the marker is edited and older duplicates are deleted. Bodies are kept within 32,768 characters (Data
+Center's limit; Cloud documents none) through the Markdown cutter, which links the full report.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any
+
+from ci_sidecar.reports import cut_markdown
+
+from .._http import ApiSession
+from .._sticky import sticky
+from ..base import Outcome, PostComment, ProviderEnv
+from ._api import COMMENT_CHARS, repo_path
+
+__all__ = ["post_comment", "comment_marker", "comment_body"]
+
+
+def comment_marker(key: str) -> str:
+    """The hidden marker line of ``key`` (parentheses and line breaks cannot end it early)."""
+    safe = key.replace("(", "[").replace(")", "]").replace("\n", " ").replace("\r", " ")
+    return f"[//]: # (ci-sidecar:{safe})"
+
+
+def comment_body(op: PostComment, marker: str | None) -> tuple[str, bool]:
+    """The body to send (marker first, then a blank line) and whether it was shortened."""
+    head = f"{marker}\n\n" if marker else ""
+    budget = COMMENT_CHARS - len(head)
+    if len(op.body) <= budget:
+        return head + op.body, False
+    # cut_markdown counts UTF-8 bytes: a byte budget equal to the character budget always fits
+    return head + cut_markdown(op.body, budget, full_report_url=op.full_report_url), True
+
+
+def _raw(comment: dict[str, Any]) -> str:
+    content = comment.get("content")
+    return str(content.get("raw") or "") if isinstance(content, dict) else ""
+
+
+class _Comments:
+    """The PR's comments as the sticky procedure sees them."""
+
+    def __init__(self, api: ApiSession, path: str, marker: str | None) -> None:
+        self.api, self.path, self.marker = api, path, marker
+
+    async def ours(self) -> list[dict[str, Any]]:
+        """Live top-level comments whose body starts with the marker, oldest first (every ``next`` followed)."""
+        found = []
+        async with aclosing(self.api.paginate(self.path, {"pagelen": 100})) as pages:
+            async for page in pages:
+                for comment in (page.json() or {}).get("values") or []:
+                    if not isinstance(comment, dict) or comment.get("deleted") or comment.get("inline"):
+                        continue
+                    if self.marker and _raw(comment).startswith(self.marker):
+                        found.append(comment)
+        return sorted(found, key=lambda c: int(c.get("id") or 0))
+
+    async def create(self, body: str) -> dict[str, Any]:
+        return (await self.api.request("POST", self.path, json_body=_content(body))).json() or {}
+
+    async def update(self, comment_id: int, body: str) -> dict[str, Any] | None:
+        resp = await self.api.request("PUT", f"{self.path}/{int(comment_id)}", json_body=_content(body),
+                                      allow=(404,))
+        return None if resp.status == 404 else resp.json() or {}
+
+    async def delete(self, comment_id: int) -> bool:
+        resp = await self.api.request("DELETE", f"{self.path}/{int(comment_id)}", allow=(404,), expect_json=False)
+        return resp.status != 404
+
+    def body_of(self, comment: dict[str, Any]) -> str:
+        return _raw(comment)
+
+
+def _content(body: str) -> dict[str, Any]:
+    return {"type": "pullrequest_comment", "content": {"raw": body}}
+
+
+async def post_comment(op: PostComment, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
+    """One attempt at creating, editing or deleting the PR comment ``op`` describes (sticky by ``op.key``)."""
+    repo = repo_path(env)
+    pr = op.pr_number or env.ci.pr_number
+    if repo is None:
+        return Outcome.refused("bitbucket: no repository (BITBUCKET_WORKSPACE/BITBUCKET_REPO_SLUG) for the comment")
+    if not pr:
+        return Outcome.refused("bitbucket: no pull request (BITBUCKET_PR_ID) for the comment: comments are "
+                               "written in pull request pipelines only")
+    marker = comment_marker(op.key) if op.key else None
+    body, truncated = comment_body(op, marker) if op.mode != "delete" else ("", False)
+    action, comment = await sticky(
+        _Comments(api, f"{repo}/pullrequests/{int(pr)}/comments", marker), op.mode, body, keyed=marker is not None,
+        known=state.get("comment_id"), same_target=state.get("pr") == pr, key=op.key, log=api.log)
+    if action == "refused":
+        return Outcome.refused("bitbucket: deleting a comment needs its key")
+    remote: dict[str, Any] = {"pr": pr, "truncated": truncated}
+    url = None
+    if comment is not None:
+        remote["comment_id"] = remote["id"] = comment.get("id")
+        url = remote["url"] = ((comment.get("links") or {}).get("html") or {}).get("href")
+    if truncated:
+        api.log(f"comment {op.key or ''} shortened to {COMMENT_CHARS:,} characters")
+    return Outcome.delivered(action=action, url=url, remote=remote, tier="pull request comment")

@@ -1,0 +1,90 @@
+"""Artifacts in the repository's Downloads: ``POST …/downloads`` (multipart ``files``; a file of the same name is
+replaced), named ``<build>-<run>-<name>`` so the steps of one build, and parallel steps, never collide.
+
+The URL is never made up: after the upload the downloads list is read and the entry of that name, with this
+size, gives its ``links.self.href`` (the API answers it with a 302 to the file; the redirect's target is
+short-lived and not kept). A retry after a lost answer uploads again under the same name, which replaces the
+file: nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import aclosing
+from typing import Any
+
+import trio
+
+from .._http import ApiSession, Multipart
+from ..base import Outcome, ProviderEnv, UploadArtifact
+from ._api import repo_path
+from .settings import BitbucketSettings
+
+__all__ = ["upload_download", "find_download", "download_name"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Downloads are read into memory for the multipart body; larger artifacts are refused with that reason
+MAX_BYTES = 256 * 1024 * 1024
+
+
+def _safe(text: str) -> str:
+    return _UNSAFE.sub("_", text).strip("._") or "artifact"
+
+
+def download_name(op: UploadArtifact, env: ProviderEnv) -> str:
+    """``<build number>[-<parallel step>]-<run>-<name>`` (``local`` outside Pipelines)."""
+    settings = BitbucketSettings.of(env)
+    build = settings.build_number or env.ci.build_number or "local"
+    step = f"-{settings.parallel_step}" if settings.parallel_step else ""
+    return _safe(f"{build}{step}-{op.run_id[:12]}-{op.name.replace('/', '_')}")
+
+
+async def find_download(api: ApiSession, repo: str, name: str, size: int) -> dict[str, Any] | None:
+    """The downloads-list entry named ``name`` holding ``size`` bytes, else None."""
+    async with aclosing(api.paginate(f"{repo}/downloads", {"pagelen": 100})) as pages:
+        async for page in pages:
+            for entry in (page.json() or {}).get("values") or []:
+                if isinstance(entry, dict) and entry.get("name") == name:
+                    return entry if entry.get("size") == size else None
+    return None
+
+
+def _delivered(entry: dict[str, Any], name: str) -> Outcome | None:
+    url = ((entry.get("links") or {}).get("self") or {}).get("href")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return None
+    return Outcome.delivered(url=url, tier="downloads", remote={"download": name, "url": url})
+
+
+async def upload_download(op: UploadArtifact, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
+    """One attempt at putting ``op`` in the repository's Downloads and finding its URL there."""
+    repo = repo_path(env)
+    if repo is None:
+        return Outcome.refused("bitbucket: no repository (BITBUCKET_WORKSPACE/BITBUCKET_REPO_SLUG) for Downloads")
+    if op.size > MAX_BYTES:
+        return Outcome.refused(f"artifact {op.name!r} is {op.size:,} bytes: Downloads uploads are limited to "
+                               f"{MAX_BYTES:,} here", tier="none")
+    name = download_name(op, env)
+    if state.get("download") != name or not state.get("uploaded"):
+        async with await trio.open_file(op.stored_path, "rb") as fh:
+            data = await fh.read()
+        await api.request("POST", f"{repo}/downloads", expect_json=False,
+                          body=Multipart(files={"files": (name, data, op.mime_type or "application/octet-stream")}))
+        state.update(download=name, uploaded=True)
+    entry = await find_download(api, repo, name, op.size)
+    found = _delivered(entry, name) if entry is not None else None
+    if found is None:
+        state.pop("uploaded", None)  # not listed (yet, or replaced since): upload again next time
+        return Outcome.retry(f"artifact {op.name!r} was uploaded as {name} but the downloads list does not show it "
+                             "with its size yet", remote=state)
+    return found
+
+
+async def lookup(op: UploadArtifact, env: ProviderEnv, api: ApiSession) -> Outcome | None:
+    """``get_artifact_url``: the entry of ``op``'s name and size in the downloads list, else None."""
+    repo = repo_path(env)
+    if repo is None:
+        return None
+    name = download_name(op, env)
+    entry = await find_download(api, repo, name, op.size)
+    return _delivered(entry, name) if entry is not None else None

@@ -1,0 +1,143 @@
+"""The Bitbucket provider class: tiers per credential, one attempt per delivery, read-backs (the work is in its
+siblings)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from ci_sidecar.protocol.records import ProviderCaps, Tier
+
+from .._gated import api_session
+from .._http import ApiSession, HttpError, token_fingerprint
+from ..base import Operation, Outcome, PostComment, ProviderEnv, PublishRun, RunSnapshot, SetStatus, UploadArtifact
+from ..writes import WriteBudget
+from ._api import (
+    ANNOTATIONS_PER_POST,
+    ANNOTATIONS_PER_REPORT,
+    COMMENT_CHARS,
+    DATA_FIELDS,
+    NEEDS_TOKEN,
+    SUMMARY_CHARS,
+    auth_for,
+    mode,
+    rest_config,
+    rest_layer,
+)
+from .comments import post_comment
+from .downloads import lookup, upload_download
+from .insights import publish_report, read_report, run_status, set_status
+
+__all__ = ["BitbucketProvider"]
+
+log = logging.getLogger("ci_sidecar.providers.bitbucket")
+_NO_CREDENTIAL = ("no Bitbucket credential and not inside Bitbucket Pipelines: set BITBUCKET_TOKEN or "
+                  "BITBUCKET_USERNAME + BITBUCKET_APP_PASSWORD")
+
+
+class BitbucketProvider:
+    """Bitbucket API 2.0 (``base_url`` from the credential's binding or api.bitbucket.org)."""
+
+    name: ClassVar[str] = "bitbucket"
+
+    def __init__(self) -> None:
+        self._http = rest_layer()
+        self._told: set[str] = set()  # credentials whose limits were already explained
+
+    def capabilities(self, env: ProviderEnv) -> ProviderCaps:
+        """A token or app password does everything; the Pipelines auth proxy carries the Code Insights report
+        only (statuses, comments and Downloads answer with why); nothing without either."""
+        kind = mode(env)
+        limits = {"annotations_per_request": ANNOTATIONS_PER_POST, "annotations_per_report": ANNOTATIONS_PER_REPORT,
+                  "report_data_fields": DATA_FIELDS, "annotation_summary_chars": SUMMARY_CHARS,
+                  "comment_chars": COMMENT_CHARS}
+        if kind in ("bearer", "basic"):
+            return ProviderCaps(provider="bitbucket", test_run=Tier(kind="native", via="code insights report"),
+                                build_status=Tier(kind="native", via="build status"),
+                                pr_comment=Tier(kind="native", via="pull request comment"),
+                                artifacts=Tier(kind="native", via="downloads"), limits=limits)
+        none = Tier(kind="none", note=NEEDS_TOKEN if kind == "proxy" else _NO_CREDENTIAL)
+        test_run = Tier(kind="fallback", via="code insights report (pipelines auth proxy)",
+                        note="no build status without a token") if kind == "proxy" else none
+        return ProviderCaps(provider="bitbucket", test_run=test_run, build_status=none, pr_comment=none,
+                            artifacts=none, limits=limits)
+
+    def _session(self, env: ProviderEnv) -> ApiSession:
+        return api_session(self._http, rest_config(env), env.token, env.log, env.writes, auth=auth_for(env))
+
+    async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
+        """One attempt; provider-side failures come back as Outcomes (credential redacted), never as exceptions."""
+        api = self._session(env)
+        state = dict(remote or {})
+        kind = mode(env)
+        try:
+            if isinstance(op, PublishRun):
+                if kind == "none":
+                    outcome = Outcome.unsupported(f"bitbucket: {_NO_CREDENTIAL}", tier="none", remote=state)
+                else:
+                    outcome = await publish_report(op, env, state, api)
+                    if outcome.kind == "delivered" and kind != "proxy":
+                        await run_status(op, env, state, api)
+                    elif kind == "proxy":
+                        self._say_once(env, api, "build statuses, comments and Downloads: " + NEEDS_TOKEN)
+            elif kind not in ("bearer", "basic"):
+                what = {SetStatus: "build statuses", PostComment: "pull request comments",
+                        UploadArtifact: "Downloads"}.get(type(op), "this")
+                why = NEEDS_TOKEN if kind == "proxy" else _NO_CREDENTIAL
+                outcome = Outcome.unsupported(f"bitbucket: {what}: {why}", tier="none")
+            elif isinstance(op, SetStatus):
+                outcome = await set_status(op, env, state, api)
+            elif isinstance(op, PostComment):
+                outcome = await post_comment(op, env, state, api)
+            elif isinstance(op, UploadArtifact):
+                outcome = await upload_download(op, env, state, api)
+            else:
+                outcome = Outcome.unsupported(f"bitbucket: unknown operation {type(op).__name__}")
+        except HttpError as err:
+            outcome = err.outcome
+            if outcome.remote is None:
+                outcome.remote = state
+        outcome.message = api.redact(outcome.message)
+        return outcome
+
+    def _say_once(self, env: ProviderEnv, api: ApiSession, text: str) -> None:
+        key = token_fingerprint(env.token) + (env.ci.repository or "")
+        if key not in self._told:
+            self._told.add(key)
+            api.log(text)
+
+    async def read_run(self, run: RunSnapshot, env: ProviderEnv, remote: dict[str, Any]) -> dict[str, Any] | None:
+        """The run's Code Insights report as Bitbucket shows it (``get_test_run_status``); None without one."""
+        if mode(env) == "none" or (remote or {}).get("tier") != "code_insights":
+            return None
+        api = self._session(env)
+        try:
+            return await read_report(env, api, remote)
+        except HttpError as err:
+            log.info("bitbucket: reading report %s back failed: %s", remote.get("report_id"),
+                     api.redact(err.outcome.message))
+            return None
+
+    async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
+        """``get_artifact_url``: the Downloads entry of this artifact's name and size, when listed."""
+        if mode(env) not in ("bearer", "basic"):
+            return None
+        api = self._session(env)
+        try:
+            return await lookup(op, env, api)
+        except HttpError as err:
+            log.info("bitbucket: downloads lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
+            return None
+
+    def write_budget(self, env: ProviderEnv) -> WriteBudget:
+        """Bitbucket Cloud allows 1,000 requests an hour per user or token on ``/2.0/repositories`` (rolling
+        window, more for large workspaces) and sends no remaining-count headers: counted locally; a minute's
+        pause after a 429 that names no wait."""
+        return WriteBudget(requests_per_hour=1000, min_spacing_s=0.5, limited_wait_s=60.0)
+
+    def status(self) -> dict[str, Any]:
+        """For ``sidecar/status``: the last rate-limit headers seen."""
+        return self._http.status()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
