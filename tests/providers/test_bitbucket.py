@@ -56,7 +56,8 @@ class Envs:
         settings: dict[str, Any] = {"trust_env": False, "workspace": "team", "repo_slug": "widgets",
                                     "http_origin": "https://bitbucket.org/team/widgets", **config}
         if pipelines:
-            settings.update(build_number="210", proxy_url=self.fake.origin)
+            settings.update(build_number="210", step_uuid="{5678efab-0000-4000-8000-000000000000}",
+                            proxy_url=self.fake.origin)
         cred = None
         if token:
             source = "env:BITBUCKET_APP_PASSWORD" if username else "env:BITBUCKET_TOKEN"
@@ -356,11 +357,11 @@ def artifact(tmp_path: Path, data: bytes = b"hello artifact\n", name: str = "log
 
 async def test_an_artifact_goes_to_downloads_under_a_build_prefix_with_the_listed_url(
         fake: FakeBitbucket, envs: Envs, tmp_path: Path) -> None:
-    """Multipart upload named <build>-<run>-<name>; the URL is the one the downloads list gives."""
+    """Multipart upload named <build>-<step>-<name>; the URL is the one the downloads list gives."""
     op = artifact(tmp_path)
     out = await deliver(op, envs())
     assert out.kind == "delivered", out.message
-    name = "210-run-01234567-logs_out.txt"
+    name = "210-5678efab-logs_out.txt"
     assert fake.downloads() == {name: b"hello artifact\n"}
     assert out.url == f"https://{PUBLIC_HOST}/2.0/repositories/team/widgets/downloads/{name}"
     provider = BitbucketProvider()
@@ -385,7 +386,7 @@ async def test_an_artifact_not_listed_with_its_size_is_not_reported_delivered(fa
     op = artifact(tmp_path)
     env = envs()
     assert (await deliver(op, env)).kind == "delivered"
-    fake.repo.downloads["210-run-01234567-logs_out.txt"] = b"other"
+    fake.repo.downloads["210-5678efab-logs_out.txt"] = b"other"
     provider = BitbucketProvider()
     assert await provider.lookup_artifact(op, env, {}) is None
     await provider.aclose()

@@ -14,7 +14,7 @@ from typing import Any
 
 from ci_sidecar.reports import cut_markdown
 
-from .._http import ApiSession
+from .._http import ApiSession, HttpError
 from .._sticky import sticky
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import COMMENT_CHARS, repo_path
@@ -48,6 +48,8 @@ class _Comments:
 
     def __init__(self, api: ApiSession, path: str, marker: str | None) -> None:
         self.api, self.path, self.marker = api, path, marker
+        #: the newest marked comment a listing found (kept for the next attempt when a later request fails)
+        self.newest: Any = None
 
     async def ours(self) -> list[dict[str, Any]]:
         """Live top-level comments whose body starts with the marker, oldest first (every ``next`` followed)."""
@@ -59,7 +61,9 @@ class _Comments:
                         continue
                     if self.marker and _raw(comment).startswith(self.marker):
                         found.append(comment)
-        return sorted(found, key=lambda c: int(c.get("id") or 0))
+        found.sort(key=lambda c: int(c.get("id") or 0))
+        self.newest = found[-1].get("id") if found else None
+        return found
 
     async def create(self, body: str) -> dict[str, Any]:
         return (await self.api.request("POST", self.path, json_body=_content(body))).json() or {}
@@ -92,9 +96,16 @@ async def post_comment(op: PostComment, env: ProviderEnv, state: dict[str, Any],
                                "written in pull request pipelines only")
     marker = comment_marker(op.key) if op.key else None
     body, truncated = comment_body(op, marker) if op.mode != "delete" else ("", False)
-    action, comment = await sticky(
-        _Comments(api, f"{repo}/pullrequests/{int(pr)}/comments", marker), op.mode, body, keyed=marker is not None,
-        known=state.get("comment_id"), same_target=state.get("pr") == pr, key=op.key, log=api.log)
+    comments = _Comments(api, f"{repo}/pullrequests/{int(pr)}/comments", marker)
+    try:
+        action, comment = await sticky(comments, op.mode, body, keyed=marker is not None,
+                                       known=state.get("comment_id"), same_target=state.get("pr") == pr, key=op.key,
+                                       log=api.log)
+    except HttpError as err:
+        if comments.newest is not None and op.mode == "upsert":
+            state.update(comment_id=comments.newest, pr=pr)  # the next attempt edits it without listing again
+        err.outcome.remote = state
+        raise
     if action == "refused":
         return Outcome.refused("bitbucket: deleting a comment needs its key")
     remote: dict[str, Any] = {"pr": pr, "truncated": truncated}

@@ -1,5 +1,6 @@
 """Artifacts in the repository's Downloads: ``POST …/downloads`` (multipart ``files``; a file of the same name is
-replaced), named ``<build>-<run>-<name>`` so the steps of one build, and parallel steps, never collide.
+replaced), named ``<build>-<step>-<name>`` so the steps of one build, parallel ones too, never collide (within a
+step, an artifact uploaded again under its name replaces the earlier one, as it would in Pipelines).
 
 The URL is never made up: after the upload the downloads list is read and the entry of that name, with this
 size, gives its ``links.self.href`` (the API answers it with a 302 to the file; the redirect's target is
@@ -32,11 +33,12 @@ def _safe(text: str) -> str:
 
 
 def download_name(op: UploadArtifact, env: ProviderEnv) -> str:
-    """``<build number>[-<parallel step>]-<run>-<name>`` (``local`` outside Pipelines)."""
+    """``<build number>-<step>-<name>``: the step's first 8 UUID characters; outside Pipelines ``local-<run>``."""
     settings = BitbucketSettings.of(env)
-    build = settings.build_number or env.ci.build_number or "local"
-    step = f"-{settings.parallel_step}" if settings.parallel_step else ""
-    return _safe(f"{build}{step}-{op.run_id[:12]}-{op.name.replace('/', '_')}")
+    build = settings.build_number or env.ci.build_number
+    step = re.sub(r"[^0-9A-Za-z]", "", settings.step_uuid or "")[:8]
+    prefix = f"{build}-{step}" if build and step else f"{build}" if build else f"local-{op.run_id[:12]}"
+    return _safe(f"{prefix}-{op.name.replace('/', '_')}")
 
 
 async def find_download(api: ApiSession, repo: str, name: str, size: int) -> dict[str, Any] | None:

@@ -13,6 +13,8 @@ A build status is ``POST``\\ ed with a ``key`` per run or context: Bitbucket ove
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -156,8 +158,10 @@ async def publish_report(op: PublishRun, env: ProviderEnv, state: dict[str, Any]
     }
     if link:
         report["link"] = link
-    await api.request("PUT", path, json_body=report)
-    state["result"] = result
+    digest = hashlib.sha256(json.dumps(report, sort_keys=True).encode()).hexdigest()[:16]
+    if state.get("report_sent") != digest:  # a retry after a failed annotation POST does not send it again
+        await api.request("PUT", path, json_body=report)
+        state.update(report_sent=digest, result=result)
     sent = int(state.get("annotations") or 0)
     wanted = candidates[:ANNOTATIONS_PER_REPORT]
     while sent < len(wanted):

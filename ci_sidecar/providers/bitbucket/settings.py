@@ -21,7 +21,9 @@ class BitbucketSettings(ProviderSettings, kw_only=True):
     repo_slug: str | None = None
     #: ``BITBUCKET_BUILD_NUMBER``: inside Pipelines (the auth proxy is there), the Downloads name prefix
     build_number: str | None = None
-    #: ``BITBUCKET_PARALLEL_STEP``: parallel steps of one build name their downloads apart
+    #: ``BITBUCKET_STEP_UUID``: the steps of one build (parallel ones too) name their downloads apart
+    step_uuid: str | None = None
+    #: ``BITBUCKET_PARALLEL_STEP``: parallel steps of one build name their reports apart
     parallel_step: str | None = None
     #: ``BITBUCKET_GIT_HTTP_ORIGIN`` (``https://bitbucket.org/ws/slug``): web links to the commit and pipeline
     http_origin: str | None = None
@@ -33,6 +35,7 @@ class BitbucketSettings(ProviderSettings, kw_only=True):
         "workspace": "BITBUCKET_WORKSPACE",
         "repo_slug": "BITBUCKET_REPO_SLUG",
         "build_number": "BITBUCKET_BUILD_NUMBER",
+        "step_uuid": "BITBUCKET_STEP_UUID",
         "parallel_step": "BITBUCKET_PARALLEL_STEP",
         "http_origin": "BITBUCKET_GIT_HTTP_ORIGIN",
     }
