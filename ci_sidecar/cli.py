@@ -42,6 +42,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="with --background: how long to wait for the socket (default 30)")
     p.add_argument("--log-level", default=os.environ.get("CI_SIDECAR_LOG_LEVEL"),
                    help="default INFO; WARNING with --stdio, whose stderr is the spawning test runner's output")
+    p.add_argument("--role", choices=["exec"], help=argparse.SUPPRESS)  # the private daemon of `exec`
     p.add_argument("--log-file", default=os.environ.get("CI_SIDECAR_LOG_FILE"))
     p.set_defaults(func=_cmd_serve)
 
@@ -96,6 +97,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cis-demo-") as tmp:
         junit = os.path.join(tmp, "demo-junit.xml")
         ns = argparse.Namespace(junit=[junit], name="ci-sidecar demo", fail_on_undelivered=True, wait_s=30.0,
+                                private=False, strict=True,
                                 cmd=["--", sys.executable, "-m", "ci_sidecar.demo_suite", junit])
         status = run_exec(ns)
     run = getattr(ns, "completed_run", None)

@@ -82,6 +82,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     comment_mode: Literal["upsert", "create", "replace", "off"] = "upsert"
     idle_timeout_s: NonNegFloat = 0.0  # 0 = never exit when idle
     abandon_timeout_s: PositiveFloat = 21600.0
+    flush_timeout_s: PositiveFloat = 60.0  # shutdown's and exec's wait for pending writes (then: kept in state)
     retention_runs: PositiveInt = 1000  # finished runs kept (state and records); older ones are deleted
     retention_days: PositiveFloat = 30.0  # finished runs older than this are deleted
     artifact_max_file_bytes: PositiveInt = 1024 * 1024 * 1024

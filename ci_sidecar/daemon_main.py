@@ -74,11 +74,13 @@ def config_from_args(args: argparse.Namespace) -> LoadedConfig:
     return loaded
 
 
-def build_daemon(loaded: LoadedConfig, *, debug_methods: bool = False, fd_limit: int = 0) -> Daemon:
-    """The daemon with every service layer this build has."""
+def build_daemon(loaded: LoadedConfig, *, debug_methods: bool = False, fd_limit: int = 0,
+                 role: str = "socket") -> Daemon:
+    """The daemon with every service layer this build has (``role``: socket, stdio or exec, named in its
+    instance's owner record)."""
     from ci_sidecar.service.app import build_services
 
-    daemon = Daemon(loaded.config, build_services(loaded), debug_methods=debug_methods)
+    daemon = Daemon(loaded.config, build_services(loaded, role=role), debug_methods=debug_methods)
     daemon.fd_limit = fd_limit
     return daemon
 
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         loaded = config_from_args(args)
         if args.stdio:
             return _run_stdio(loaded, args.debug_methods, fd_limit)
-        return _run_socket(loaded, args.debug_methods, fd_limit)
+        return _run_socket(loaded, args.debug_methods, fd_limit, getattr(args, "role", None) or "socket")
     except (ConfigError, StateLocked, StateError) as exc:
         raise CannotServe(str(exc)) from None
     except CannotServe:
@@ -106,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_stdio(loaded: LoadedConfig, debug_methods: bool, fd_limit: int) -> int:
     from ci_sidecar.transport.stdio import StdioUnavailable, open_stdio_stream
 
-    daemon = build_daemon(loaded, debug_methods=debug_methods, fd_limit=fd_limit)  # first: config/state errors before stdio is taken
+    # first: config/state errors before stdio is taken
+    daemon = build_daemon(loaded, debug_methods=debug_methods, fd_limit=fd_limit, role="stdio")
     try:
         stream = open_stdio_stream()
     except StdioUnavailable as exc:
@@ -115,7 +118,7 @@ def _run_stdio(loaded: LoadedConfig, debug_methods: bool, fd_limit: int) -> int:
     return trio.run(daemon.serve_stdio, stream)
 
 
-def _run_socket(loaded: LoadedConfig, debug_methods: bool, fd_limit: int) -> int:
+def _run_socket(loaded: LoadedConfig, debug_methods: bool, fd_limit: int, role: str) -> int:
     from ci_sidecar.transport import systemd
     from ci_sidecar.transport.unix import AlreadyRunning, SocketPathError, bind_unix_listener, listener_from_fd_socket
 
@@ -139,7 +142,7 @@ def _run_socket(loaded: LoadedConfig, debug_methods: bool, fd_limit: int) -> int
             where = server_socket.path
         try:
             # after the socket lock: a second daemon on the same path hears about the socket first
-            daemon = build_daemon(loaded, debug_methods=debug_methods, fd_limit=fd_limit)
+            daemon = build_daemon(loaded, debug_methods=debug_methods, fd_limit=fd_limit, role=role)
             daemon.check_peer_uid = not activated  # systemd owns an activated socket: its mode decides
         except BaseException:
             if server_socket is not None:

@@ -48,6 +48,7 @@ def run_doctor(ns: argparse.Namespace, *, env: dict[str, str] | None = None, cwd
     report = doctor_report(env, cwd, getattr(ns, "config", None))
     report["capabilities"] = _capabilities(env, cwd, getattr(ns, "config", None))
     report["paths"] = _paths(env, cwd, getattr(ns, "config", None))
+    report["instances"] = _instances(env, cwd, getattr(ns, "config", None))
     check_failed = False
     if getattr(ns, "check", False) or getattr(ns, "write", False):
         from ci_sidecar.doctor_check import run_check  # network probes only when asked for
@@ -60,6 +61,7 @@ def run_doctor(ns: argparse.Namespace, *, env: dict[str, str] | None = None, cwd
         sys.stdout.write(format_doctor(report))
         sys.stdout.write(_format_capabilities(report["capabilities"]))
         sys.stdout.write("\nPaths:\n" + "".join(f"  {k:11} {v}\n" for k, v in report["paths"].items()))
+        sys.stdout.write(_format_instances(report["instances"]))
         if "check" in report:
             from ci_sidecar.doctor_check import format_check
 
@@ -107,4 +109,34 @@ def _format_capabilities(caps: dict[str, object]) -> str:
             extra = f" via {tier['via']}" if tier.get("via") else ""
             note = f" ({tier['note']})" if tier.get("note") else ""
             lines.append(f"    {op:13} {tier['kind']}{extra}{note}")
+    return "\n".join(lines) + "\n"
+
+
+def _instances(env: dict[str, str], cwd: str, config_path: str | None) -> dict[str, object]:
+    """The daemon instances under the state root (live, adopted, orphaned) and their disk usage."""
+    from ci_sidecar import paths
+    from ci_sidecar.state.instances import survey
+
+    try:
+        configured = load_config(env=env, cwd=cwd, config_path=config_path).config.state_dir
+    except ConfigError:
+        configured = None  # reported with the rest of the configuration
+    root = configured or paths.state_dir(None, env)
+    return {"root": root, "instances": [i.as_dict() for i in survey(root)]}
+
+
+def _format_instances(found: dict[str, object]) -> str:
+    lines = ["", f"Daemon instances under {found['root']}:"]
+    items = found["instances"]
+    assert isinstance(items, list)
+    if not items:
+        lines.append("  none")
+    for i in items:
+        who = f"pid {i['pid']}" if i.get("pid") else "pid ?"
+        if i.get("mode"):
+            who += f", {i['mode']}"
+        extra = {"adopted": f"; adopted by pid {i.get('adopted_by')}",
+                 "orphaned": "; the next daemon started under this root " +
+                             ("takes it over" if i["name"] == "main" else "adopts it")}.get(i["state"], "")
+        lines.append(f"  {i['name']:30} {i['state']:9} ({who}){extra}; {i['bytes']} bytes")
     return "\n".join(lines) + "\n"

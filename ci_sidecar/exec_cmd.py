@@ -1,9 +1,14 @@
 """``ci-sidecar exec`` — the zero-code way in: wrap any test command in a run.
 
-Starts a private daemon (or uses the one at ``$CI_SIDECAR_SOCKET`` when it answers), creates a run,
-exports ``CI_SIDECAR_SOCKET`` and ``CI_SIDECAR_RUN_ID`` to the command, runs it with its output passing
-through, ingests the JUnit files it wrote, completes the run from its exit status, prints a summary,
-and exits with the command's status.
+Joins the daemon at ``$CI_SIDECAR_SOCKET`` or the default socket when one answers (the test machine's
+service), else starts a private one (``--private`` always does); creates a run, exports
+``CI_SIDECAR_SOCKET`` and ``CI_SIDECAR_RUN_ID`` to the command, runs it with its output passing through,
+ingests the JUnit files it wrote, completes the run from its exit status, waits for the writes up to the
+flush timeout, prints a summary and what was not delivered, and exits with the command's status.
+
+Nothing the sidecar does keeps the command from running: when no daemon can be started or reached, or the
+daemon is lost while the command runs, the command runs (on) anyway, stderr says why, and the exit status
+is the command's (``--strict``: a failure).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 from ci_sidecar.exec_signals import Interrupted, SignalGate, exit_status
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
+from ci_sidecar.exec_delivery import report_undelivered, wait_for_delivery
+
 __all__ = ["add_exec_command", "run_exec"]
 
 _NOTICE_AFTER_S = 2.0  # a wait for delivery longer than this is explained on stderr
@@ -37,7 +44,14 @@ def add_exec_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="run name (default: the command line)")
     p.add_argument("--fail-on-undelivered", action="store_true",
                    help="exit 1 when a provider write is still pending or failed at the end")
-    p.add_argument("--wait-s", type=float, default=60.0, help="how long to wait for deliveries at the end")
+    p.add_argument("--wait-s", type=float, default=None,
+                   help="how long to wait for deliveries at the end (default: flush_timeout_s, 60 s)")
+    p.add_argument("--private", action="store_true",
+                   help="always start a daemon of our own (default: join the one at $CI_SIDECAR_SOCKET or the "
+                        "default socket when it answers)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 (or the command's failure status) when no daemon could be used; the command "
+                        "still runs")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     p.set_defaults(func=run_exec)
 
@@ -60,18 +74,19 @@ class PrivateDaemon:
         self.log_path = os.path.join(self.dir, "daemon.log")
         with open(self.log_path, "wb") as log:
             self.proc = gate.popen(
-                [sys.executable, "-m", "ci_sidecar", "serve", "--socket", self.path,
+                # --idle-timeout: if exec itself is killed, the daemon ends once its session is gone
+                [sys.executable, "-m", "ci_sidecar", "serve", "--socket", self.path, "--role", "exec",
                  "--idle-timeout", str(self.IDLE_EXIT_S)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )
 
-    def connect(self, timeout: float = 15.0) -> Client:
+    def connect(self, timeout: float = 15.0, config: dict[str, Any] | None = None) -> Client:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise DaemonNotFound(f"the daemon exited with {self.proc.returncode}: {self._log_tail()}")
             try:
-                return Client.connect(self.path, client_name="ci-sidecar-exec")
+                return Client.connect(self.path, client_name="ci-sidecar-exec", config=config)
             except (DaemonNotFound, ConnectionLost, OSError):
                 # a daemon dying at start-up resets the connection: the next turn reports its log instead
                 if time.monotonic() > deadline:
@@ -140,47 +155,107 @@ def run_exec(args: argparse.Namespace) -> int:
     if not cmd:
         _say("usage: ci-sidecar exec [--junit GLOB] [--name NAME] -- COMMAND ARGS...")
         return 2
+    flush_s = _flush_timeout(args)
     with SignalGate(_say) as gate:
-        status = _run_exec(args, cmd, gate)
+        status = _run_exec(args, cmd, gate, flush_s)
     return 128 + gate.signum if gate.signum else status
 
 
-def _run_exec(args: argparse.Namespace, cmd: list[str], gate: SignalGate) -> int:
+def _run_exec(args: argparse.Namespace, cmd: list[str], gate: SignalGate, flush_s: float) -> int:
     daemon: PrivateDaemon | None = None
-    socket_path = os.environ.get("CI_SIDECAR_SOCKET")
     client: Client | None = None
-    if socket_path:
-        try:
-            client = Client.connect(socket_path, client_name="ci-sidecar-exec")
-        except (DaemonNotFound, OSError):
-            client = None
     try:
-        if client is None:
-            daemon = PrivateDaemon(gate)
-            socket_path = daemon.path
-            client = daemon.connect()
-        return _exec_with(client, socket_path, cmd, args, gate)
-    except (DaemonNotFound, ConnectionLost, RpcError) as exc:
-        _say(str(exc))
-        return 1
+        try:
+            client, socket_path, daemon = _open_sidecar(args, flush_s, gate)
+            run_id = client.request("create_test_run", {"name": args.name or shlex.join(cmd)})["id"]
+        except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
+            return _run_alone(cmd, f"no ci-sidecar daemon could be started or reached: {_reason(exc)}", args, gate)
+        return _exec_with(client, socket_path, run_id, cmd, args, flush_s, gate, joined=daemon is None)
     finally:
-        # deliveries already had --wait-s in complete_test_run; a session shutdown would flush them again
-        # (up to 20 s). The private daemon is stopped first (what is still pending stays journaled), so the
-        # session simply ends; a shared daemon gets a shutdown with a short deadline.
+        # the session was shut down (its writes flushed) by _exec_with; what is still pending stays in the
+        # daemon's state. The private daemon is stopped first, so the session simply ends.
         if daemon is not None:
             daemon.stop()
         if client is not None:
             client.close(timeout=_CLOSE_TIMEOUT_S)
 
 
-def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: argparse.Namespace,
-               gate: SignalGate) -> int:
-    name = args.name or shlex.join(cmd)
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[-1] if len(text) > 400 else text
+
+
+def _flush_timeout(args: argparse.Namespace) -> float:
+    """``--wait-s``, else the ``flush_timeout_s`` setting (the same files and variables the session reads)."""
+    if getattr(args, "wait_s", None) is not None:
+        return float(args.wait_s)
+    from ci_sidecar.config import ConfigError, load_config
+
+    try:
+        return load_config(env=dict(os.environ), cwd=os.getcwd()).config.flush_timeout_s
+    except (ConfigError, OSError):
+        return 60.0  # the daemon reports the configuration error itself
+
+
+def _candidates() -> list[str]:
+    """Sockets of running daemons to join: ``$CI_SIDECAR_SOCKET``, then the default socket path."""
+    from ci_sidecar.paths import default_socket_path
+
+    out = []
+    if os.environ.get("CI_SIDECAR_SOCKET"):
+        out.append(os.environ["CI_SIDECAR_SOCKET"])
+    default = default_socket_path({k: v for k, v in os.environ.items() if k != "CI_SIDECAR_SOCKET"})
+    if default not in out:
+        out.append(default)
+    return out
+
+
+def _open_sidecar(args: argparse.Namespace, flush_s: float,
+                  gate: SignalGate) -> tuple[Client, str, PrivateDaemon | None]:
+    """A session with a running daemon (the test machine's service) or, if none answers or ``--private``,
+    with a daemon of our own. Raises what kept both from working."""
+    config = {"flush_timeout_s": flush_s}
+    if not getattr(args, "private", False):
+        for path in _candidates():
+            if not os.path.exists(path):
+                continue
+            try:
+                return Client.connect(path, client_name="ci-sidecar-exec", config=config), path, None
+            except (DaemonNotFound, ConnectionLost, RpcError, OSError):
+                continue  # a stale socket file, or a daemon that refuses us: start our own
+    daemon = PrivateDaemon(gate)
+    try:
+        return daemon.connect(config=config), daemon.path, daemon
+    except BaseException:
+        daemon.stop()
+        raise
+
+
+def _run_alone(cmd: list[str], why: str, args: argparse.Namespace, gate: SignalGate) -> int:
+    """The command without the sidecar: nothing the sidecar does may keep a test suite from running."""
+    strict = getattr(args, "strict", False)
+    _say(f"{why}; running the command without it (nothing will be reported)"
+         + ("; --strict: exec fails even if the command passes" if strict else ""))
+    try:
+        status = exit_status(gate.wait_child(gate.popen(cmd)))  # signals reach it as with a daemon
+    except FileNotFoundError:
+        _say(f"command not found: {cmd[0]}")
+        status = 127
+    except PermissionError:
+        _say(f"command not executable: {cmd[0]}")
+        status = 126
+    return _strict_status(status, args)
+
+
+def _strict_status(status: int, args: argparse.Namespace) -> int:
+    return (status or 1) if getattr(args, "strict", False) else status
+
+
+def _exec_with(client: Client, socket_path: str, run_id: str, cmd: list[str], args: argparse.Namespace,
+               flush_s: float, gate: SignalGate, *, joined: bool) -> int:
     relay = _WarningRelay()
     client.on_notification(relay)
-    run = client.request("create_test_run", {"name": name})
-    run_id = run["id"]
-    env = dict(os.environ, CI_SIDECAR_SOCKET=socket_path or "", CI_SIDECAR_RUN_ID=run_id)
+    env = dict(os.environ, CI_SIDECAR_SOCKET=socket_path, CI_SIDECAR_RUN_ID=run_id)
     stop = threading.Event()
     progress = None
     if sys.stderr.isatty():
@@ -198,7 +273,21 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
         stop.set()
         if progress is not None:
             progress.join(2)
+    try:
+        return _report(client, socket_path, joined, run_id, status, args, flush_s, gate, relay)
+    except (ConnectionLost, TimeoutError) as exc:
+        # the command ran; only the reporting is lost (a daemon killed under us keeps its state for the next)
+        _say(f"lost the ci-sidecar daemon after the command ran ({_reason(exc)}); what it recorded stays in its "
+             f"state for the next daemon; exiting with the command's status {status}")
+        return _strict_status(status, args)
+    except RpcError as exc:
+        _say(f"the ci-sidecar daemon refused to finish the run ({exc.message}); exiting with the command's "
+             f"status {status}")
+        return _strict_status(status, args)
 
+
+def _report(client: Client, socket_path: str, joined: bool, run_id: str, status: int, args: argparse.Namespace,
+            flush_s: float, gate: SignalGate, relay: _WarningRelay) -> int:
     errors: list[dict[str, Any]] = []
     for pattern in args.junit:
         try:
@@ -217,30 +306,48 @@ def _exec_with(client: Client, socket_path: str | None, cmd: list[str], args: ar
         conclusion = "cancelled"
     else:
         conclusion = "failure" if status != 0 or counts["failed"] or counts["errors"] else "success"
-    from ci_sidecar_client._reporting import describe_wait
-
-    completing = client.send_request("complete_test_run", {"test_run_id": run_id, "conclusion": conclusion,
-                                                          "wait": True, "wait_s": args.wait_s})
-    try:
-        done = gate.result(completing, args.wait_s + 30, notice_after=_NOTICE_AFTER_S,
-                           notice=lambda: _notice(describe_wait(client, run_id, args.wait_s - _NOTICE_AFTER_S)))
-    except Interrupted as exc:
-        # the run is complete once journaled; only the wait for the provider is given up
-        _say(f"received {exc} again: not waiting for deliveries (they stay journaled)")
-        client.cancel(completing)
-        done = client.request("get_test_run_status", {"test_run_id": run_id}, timeout=10)
+    done = client.request("complete_test_run", {"test_run_id": run_id, "conclusion": conclusion})
     job_log = _job_log_format((client.initialize_result or {}).get("ci", {}), done["counts"])
     if job_log is not None:  # e.g. GitHub's workflow commands: the annotation tier that needs no token
         rendered = client.request("render_report", {"test_run_id": run_id, "format": job_log})
         sys.stdout.write(Path(rendered["path"]).read_text())
         sys.stdout.flush()
+    # the end of the job: wait for this session's writes (the run's final state among them) up to the flush
+    # timeout, showing what is pending, then say exactly what was not delivered and where it is kept
+    # (main's one-line explanation of a long wait, after _NOTICE_AFTER_S). A signal stops the wait: the
+    # list below is then read from a fresh session (this one is shut down) and exec exits 128+N.
+    from ci_sidecar_client._reporting import describe_wait
+
+    try:
+        delivery = wait_for_delivery(client, flush_s, lambda fut, timeout: gate.result(
+            fut, timeout, notice_after=_NOTICE_AFTER_S,
+            notice=lambda: _notice(describe_wait(client, run_id, flush_s - _NOTICE_AFTER_S))))
+    except Interrupted as exc:
+        _say(f"received {exc}: not waiting for deliveries any more")
+        delivery = _delivery_now(socket_path, run_id)
+    done["delivery"] = delivery
     args.completed_run = done  # for `ci-sidecar demo`, which must tell "a test failed" from "no run"
     relay.active = False
     _summary(done)
-    undelivered = done["delivery"]["pending"] + done["delivery"]["failed"]
+    report_undelivered(delivery, joined=socket_path if joined else None)
+    undelivered = delivery["pending"] + delivery["failed"]
     if args.fail_on_undelivered and undelivered:
         return 1
     return status
+
+
+def _delivery_now(socket_path: str, run_id: str) -> dict[str, Any]:
+    """The run's undelivered writes as they are now, asked in a session of its own (exec's own session is
+    shut down; its daemon is still up)."""
+    try:
+        reader = Client.connect(socket_path, client_name="ci-sidecar-exec")
+        try:
+            return reader.request("get_test_run_status", {"test_run_id": run_id}, timeout=10)["delivery"]
+        finally:
+            reader.close(timeout=_CLOSE_TIMEOUT_S)
+    except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
+        _say(f"could not read what is still undelivered: {_reason(exc)}")
+        return {"pending": 0, "failed": 0}
 
 
 def _job_log_format(ci: dict[str, Any], counts: dict[str, int]) -> str | None:
@@ -271,11 +378,12 @@ def _summary(run: dict[str, Any]) -> None:
     out = run.get("output_dir")
     if out:
         _say(f"report: {Path(out) / 'report.html'}")
+    left = {(u["provider"], u["target"]): u["state"] for u in run["delivery"].get("undelivered", [])}
     for t in run["targets"]:
-        state = (t.get("delivery") or {}).get("state")
         if t["provider"] != "local":
+            state = left.get((t["provider"], f"run:{run['id']}"), "delivered")
             note = f" ({t['note']})" if t.get("note") else ""
-            _say(f"{t['provider']}: {t['kind']}{note}, {state or 'not attempted'}")
+            _say(f"{t['provider']}: {t['kind']}{note}, {state}")
     d = run["delivery"]
     if d["pending"] or d["failed"]:
         _say(f"undelivered: {d['pending']} pending, {d['failed']} failed" +

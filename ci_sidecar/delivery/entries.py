@@ -8,10 +8,11 @@ from typing import Any
 
 import msgspec
 
-from ci_sidecar.protocol.records import CIContext, ErrorInfo
+from ci_sidecar.protocol.records import CIContext, ErrorInfo, Undelivered
 from ci_sidecar.providers.base import CredentialRef, Operation
 
-__all__ = ["Entry", "OutboxPut", "OutboxDone", "OutboxFailed", "OutboxRemote", "OutboxImage", "CredentialPool"]
+__all__ = ["Entry", "OutboxPut", "OutboxDone", "OutboxFailed", "OutboxRemote", "OutboxImage", "CredentialPool",
+           "undelivered"]
 
 
 class Entry(msgspec.Struct, kw_only=True):
@@ -72,12 +73,24 @@ class CredentialPool:
 
     def __init__(self) -> None:
         self._secrets: dict[str, str] = {}
-        self.changed: Callable[[], None] = lambda: None
+        #: called when a secret arrives (outboxes sharing the pool wake their dispatchers)
+        self.listeners: list[Callable[[], None]] = []
 
     def add(self, fingerprint: str, secret: str) -> None:
         if self._secrets.get(fingerprint) != secret:
             self._secrets[fingerprint] = secret
-            self.changed()
+            for listener in list(self.listeners):
+                listener()
 
     def get(self, ref: CredentialRef) -> str | None:
         return self._secrets.get(ref.fingerprint)
+
+
+def undelivered(e: Entry, state: str, now: float, *, blocked: bool, last_error: str | None) -> Undelivered:
+    """A pending or failed write as a summary lists it (``blocked``: it waits for a credential)."""
+    pending = state == "pending"
+    return Undelivered(
+        provider=e.provider, target=e.target, operation=type(e.op).__name__, state=state,  # type: ignore[arg-type]
+        attempts=e.attempts, next_attempt_s=round(max(0.0, e.not_before - now), 1) if pending and not blocked else None,
+        error=(e.error.message if e.error else None) if not pending else
+        ("waiting for a matching credential" if blocked else last_error))

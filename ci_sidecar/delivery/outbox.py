@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 import trio
 
-from ci_sidecar.protocol.records import CIContext, DeliveryState, DeliverySummary, ErrorInfo
+from ci_sidecar.protocol.records import CIContext, DeliveryState, DeliverySummary, ErrorInfo, Undelivered
 from ci_sidecar.providers.base import (
     CredentialRef,
     DeclaresWriteBudget,
@@ -45,7 +45,16 @@ from ci_sidecar.providers.base import (
 from ci_sidecar.providers.writes import WriteBudget
 
 from .budget import AttemptGate, LiveSchedule, TokenLane
-from .entries import CredentialPool, Entry, OutboxDone, OutboxFailed, OutboxImage, OutboxPut, OutboxRemote
+from .entries import (
+    CredentialPool,
+    Entry,
+    OutboxDone,
+    OutboxFailed,
+    OutboxImage,
+    OutboxPut,
+    OutboxRemote,
+    undelivered,
+)
 from .policy import RetryPolicy
 
 __all__ = ["Entry", "OutboxPut", "OutboxDone", "OutboxFailed", "OutboxRemote", "OutboxImage", "Outbox", "CredentialPool"]
@@ -55,6 +64,7 @@ log = logging.getLogger("ci_sidecar.delivery")
 _FINISHED_KEPT = 10_000
 _PER_PROVIDER_CONCURRENCY = 4  # one of them is kept free of live updates for final writes
 _TELL_WAIT_S = 30.0  # a final write held back longer than this is announced to the session
+_UNDELIVERED_LISTED = 100
 
 
 def _coalescible(op: Operation) -> bool:
@@ -92,7 +102,7 @@ class Outbox:
         self._clock = clock  # wall seconds (persisted times); a benchmark passes a virtual one
         self.policy = policy or RetryPolicy()
         self.credentials = CredentialPool()
-        self.credentials.changed = self.wake
+        self.credentials.listeners.append(self.wake)
         self._append = append
         self._commit = commit
         self._env_for = env_for
@@ -116,6 +126,8 @@ class Outbox:
         self._gates: dict[str, tuple[AttemptGate, Operation]] = {}  # in-flight attempts, by entry id
         self._urgent_sessions: set[str] = set()  # saying goodbye: their live updates go like final ones
         self._told: set[str] = set()  # final writes whose long wait the session was told about
+        #: where pending writes are kept (the state directory), named in summaries
+        self.location: str | None = None
 
     # --- recording writes --------------------------------------------------------------------
 
@@ -179,8 +191,23 @@ class Outbox:
         retrying = [f"{e.provider}: {self._retrying[e.id]}" for e in waiting if e.id in self._retrying]
         if last is None and retrying:
             last = f"still retrying: {retrying[-1]}"
-        pending = len(waiting)
-        return DeliverySummary(pending=pending, failed=len(failed), last_error=last)
+        summary = DeliverySummary(pending=len(waiting), failed=len(failed), last_error=last)
+        if waiting or failed:
+            now = self._clock()
+            summary.undelivered = [self._describe(e, "pending", now) for e in waiting[:_UNDELIVERED_LISTED]]
+            summary.undelivered += [self._describe(e, "failed", now)
+                                    for e in failed[:_UNDELIVERED_LISTED - len(summary.undelivered)]]
+            summary.kept_in = self.location if waiting else None
+        return summary
+
+    def _describe(self, e: Entry, state: str, now: float) -> Undelivered:
+        blocked = e.credential is not None and self.credentials.get(e.credential) is None
+        return undelivered(e, state, now, blocked=blocked, last_error=self._retrying.get(e.id) or None)
+
+    def only_waiting_for_credentials(self) -> bool:
+        """Something is pending, and every pending write waits for a credential nobody brought."""
+        return bool(self._pending) and all(
+            e.credential is not None and self.credentials.get(e.credential) is None for e in self._pending.values())
 
     def depth(self) -> dict[str, int]:
         return {"pending": len(self._pending), "failed": len(self._failed)}

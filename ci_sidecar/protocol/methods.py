@@ -29,6 +29,7 @@ __all__ = [
     "ProgressParams",
     "LogMessageParams",
     "StatusResult",
+    "InstanceStatus",
     "SleepParams",
     "SleepResult",
     "RaiseParams",
@@ -129,6 +130,20 @@ class ProviderStatus(Wire):
     write_budget: list[dict[str, Any]] | None = None
 
 
+class InstanceStatus(Wire):
+    """One daemon instance under the state root: ``live`` (its daemon holds it), ``adopted`` (another
+    daemon delivers what it left) or ``orphaned`` (nobody holds it: the next daemon adopts it)."""
+
+    name: str
+    path: str
+    state: Literal["live", "adopted", "orphaned"]
+    pid: int | None = None  # the daemon that created it
+    mode: str | None = None  # socket, stdio or exec
+    adopted_by: int | None = None
+    pending: int | None = None  # writes still to deliver (for the instances this daemon holds)
+    bytes: int = 0  # disk usage
+
+
 class StatusResult(Wire):
     """``sidecar/status``: what the daemon is doing."""
 
@@ -143,6 +158,9 @@ class StatusResult(Wire):
     providers: dict[str, ProviderStatus] = {}
     counters: dict[str, int] = {}
     state_dir: str | None = None
+    #: this daemon's own instance directory (the state root itself, or one under ``<root>/instances``)
+    instance_dir: str | None = None
+    instances: list[InstanceStatus] = []
 
 
 class SleepParams(Wire):

@@ -22,6 +22,7 @@ __all__ = [
     "ErrorInfo",
     "DeliveryState",
     "DeliverySummary",
+    "Undelivered",
     "TestStatus",
     "TestResult",
     "Counts",
@@ -137,12 +138,31 @@ class DeliveryState(Wire):
     error: ErrorInfo | None = None
 
 
+class Undelivered(Wire):
+    """One write that is not delivered (yet): what, where to, and why."""
+
+    provider: str
+    target: str  # e.g. ``run:<id>``, ``status:<context>``, ``comment:<key>``
+    operation: str  # PublishRun, SetStatus, PostComment, UploadArtifact...
+    state: Literal["pending", "failed"]
+    attempts: int = 0
+    #: seconds until the next attempt (pending writes waiting for a retry or a credential)
+    next_attempt_s: float | None = None
+    error: str | None = None  # the last error (failed writes: why they were given up)
+
+
 class DeliverySummary(Wire):
-    """Pending and failed writes of a run or a session (``pending`` and ``failed`` are always sent)."""
+    """Pending and failed writes of a run or a session (``pending`` and ``failed`` are always sent).
+
+    When something is undelivered, ``undelivered`` lists the writes (at most 100; the counts are exact)
+    and ``kept_in`` names the state directory holding the pending ones: a later daemon under the same
+    state root delivers them."""
 
     pending: int
     failed: int
     last_error: str | None = None
+    undelivered: list[Undelivered] = []
+    kept_in: str | None = None
 
 
 # --- test runs ----------------------------------------------------------------------------------

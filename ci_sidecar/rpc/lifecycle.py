@@ -7,6 +7,7 @@ import os
 import time
 from typing import Any
 
+import msgspec
 import trio
 
 from ci_sidecar import PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, __version__
@@ -14,6 +15,7 @@ from ci_sidecar.protocol import errors as E
 from ci_sidecar.protocol.methods import (
     InitializeParams,
     InitializeResult,
+    InstanceStatus,
     NoParams,
     RaiseParams,
     ServerInfo,
@@ -98,6 +100,8 @@ async def shutdown(call: Call, p: NoParams) -> DeliverySummary:
             summary.pending += s.pending
             summary.failed += s.failed
             summary.last_error = s.last_error or summary.last_error
+            summary.undelivered = summary.undelivered + s.undelivered
+            summary.kept_in = s.kept_in or summary.kept_in
     return summary
 
 
@@ -116,6 +120,8 @@ async def status(call: Call, p: NoParams) -> StatusResult:
         providers=extra.get("providers", {}),
         counters=dict(daemon.counters),
         state_dir=daemon.config.state_dir,
+        instance_dir=extra.get("instance_dir"),
+        instances=msgspec.convert(extra.get("instances", []), list[InstanceStatus]),
     )
 
 

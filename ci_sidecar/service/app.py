@@ -37,13 +37,16 @@ from ci_sidecar.providers import KNOWN_PROVIDERS, Providers
 from ci_sidecar.providers.base import FindsCredentials, ProviderEnv, ReportsStatus
 from ci_sidecar.providers.catalog import CATALOG
 from ci_sidecar.providers.settings import settings_class
+from ci_sidecar.state.instances import Instance, InstanceBusy, claim_exact, claim_instance
 
 from .reporting import Reporting
 from .artifacts import ArtifactService, ArtifactSettings
 from .runs import RunService
 from .session_context import SessionContext, output_root, trim_env
 from .source_paths import SourcePolicy
-from .store import StateStore
+from . import flush
+from .instances import Adoptions
+from .store import StateLocked, StateStore
 
 if TYPE_CHECKING:
     from .calls import Call, ClientSession
@@ -53,21 +56,33 @@ __all__ = ["CoreService", "build_services"]
 log = logging.getLogger("ci_sidecar.service")
 
 MAINTENANCE_INTERVAL_S = 30.0
-SHUTDOWN_FLUSH_S = 20.0  # under systemd's TimeoutStopSec with room to spare
 BACKGROUND_STOP_S = 3.0  # outcomes being journaled when the stop comes finish within this
 
 
 class CoreService:
     """Runs, statuses, comments and their delivery, for every session of the daemon."""
 
-    def __init__(self, loaded: LoadedConfig) -> None:
+    def __init__(self, loaded: LoadedConfig, *, role: str = "socket", adopt: Instance | None = None) -> None:
+        """``role``: how the daemon serves (socket, stdio, exec); ``adopt``: serve nothing, only finish what an
+        orphaned instance holds (see :mod:`.instances`)."""
         daemon_config = loaded.config
         self.daemon_config = daemon_config
         self.config_path = loaded.config_path
+        self.options_role = role
         self.providers = Providers()
-        self.store = StateStore(daemon_config.state_dir or ".")
+        self.instance = adopt or _claim(loaded, role)
+        try:
+            self.store = StateStore(self.instance.path, lock_fd=self.instance.fd)
+        except BaseException:
+            self.instance.release()
+            raise
+        if adopt is None:
+            self.instance.write_owner(role)
+        self.adoptions = None if adopt is not None else Adoptions(
+            self, lambda inst: CoreService(loaded, role=role, adopt=inst))
         self.outbox = Outbox(self.providers, append=self.store.append, commit=self.store.commit,
                              env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log)
+        self.outbox.location = str(self.instance.path)
         self.runs = RunService(self.store, self.outbox, abandon_timeout_s=daemon_config.abandon_timeout_s,
                                retention_max_runs=daemon_config.retention_runs,
                                retention_max_age_s=daemon_config.retention_days * 86400)
@@ -77,6 +92,10 @@ class CoreService:
         self._sessions: dict[str, ClientSession] = {}
         self._background: trio.CancelScope | None = None  # the outbox and maintenance tasks
         self._background_done = trio.Event()
+        self._closed = False
+        #: set when this instance must stay on disk even if it looks empty (its recovery failed)
+        self.keep_instance = False
+        self._recovered = False  # a checkpoint of a state that was never read would replace it with nothing
 
     # --- Service protocol ---------------------------------------------------------------------
 
@@ -137,6 +156,7 @@ class CoreService:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.runs.recover)
+        self._recovered = True
         # found in a worker thread (file reads), added here: the pool wakes the dispatcher, which
         # only the event loop's thread may do
         for fingerprint, secret in await trio.to_thread.run_sync(self._daemon_credentials):
@@ -147,18 +167,30 @@ class CoreService:
                 await nursery.start(self.outbox.run)
                 nursery.start_soon(self._maintenance)
                 nursery.start_soon(self.artifacts.run)
+                if self.adoptions is not None:
+                    nursery.start_soon(self.adoptions.run)
                 task_status.started()
         finally:
             self._background_done.set()
+
+    def drained(self) -> bool:
+        """Nothing left to do here: no write pending, no run open (failed writes are final)."""
+        return self.outbox.depth()["pending"] == 0 and self.runs.running() == 0
 
     async def close(self) -> None:
         """Stop the outbox and maintenance, then flush the state, then close it, then the providers.
 
         In that order: a delivery that settles writes the journal, so nothing may still deliver when
         the journal closes. Attempts in flight are cancelled and stay pending (they resume after a
-        restart); an outcome already being recorded is recorded first.
+        restart); an outcome already being recorded is recorded first. Adopted instances close first;
+        an extra instance with nothing left in it is removed, any other is released for the next daemon.
         """
+        if self._closed:
+            return
+        self._closed = True
         with trio.CancelScope(shield=True):
+            if self.adoptions is not None:
+                await self.adoptions.aclose()
             stopped = True
             if self._background is not None:
                 self._background.cancel()
@@ -168,11 +200,18 @@ class CoreService:
             if not stopped:  # never seen: only an uncancellable wait could cause it
                 log.error("background tasks did not stop in %.0f s; leaving the journal open", BACKGROUND_STOP_S)
             else:
-                try:
-                    await self.store.checkpoint(self.runs.image)  # a fast restart next time
-                except Exception:
-                    log.exception("final checkpoint failed (the journal still has everything)")
+                remove = not self.instance.main and not self.keep_instance and self.drained()
+                # no checkpoint of a state never read: it would replace that state with nothing
+                if not remove and self._recovered:
+                    try:
+                        await self.store.checkpoint(self.runs.image)  # a fast restart next time
+                    except Exception:
+                        log.exception("final checkpoint failed (the journal still has everything)")
                 await self.store.aclose()
+                if remove:
+                    self.instance.remove()
+                else:
+                    self.instance.release()
             for provider in self.providers.loaded().values():
                 with trio.move_on_after(1):
                     await provider.aclose()
@@ -184,7 +223,11 @@ class CoreService:
             providers[name] = reporter.status() if reporter is not None else {}
         for lane in self.outbox.budget_status():  # each token's writes, held-back live updates, budget used
             providers.setdefault(lane.pop("provider"), {}).setdefault("write_budget", []).append(lane)
-        return {"runs": len(self.runs.runs), "outbox": self.outbox.depth(), "providers": providers}
+        out = {"runs": len(self.runs.runs), "outbox": self.outbox.depth(), "providers": providers,
+               "instance_dir": str(self.instance.path)}
+        if self.adoptions is not None:
+            out["instances"] = self.adoptions.infos()
+        return out
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -306,12 +349,14 @@ class CoreService:
         return found
 
     async def flush_session(self, session: ClientSession) -> DeliverySummary:
+        ctx = getattr(session, "context", None)
+        timeout_s = (ctx.config if ctx is not None else self.daemon_config).flush_timeout_s
         waiting = self.outbox.summary(session_id=session.id)
         if waiting.pending:  # a client ending its session may wait this long: say for what
             why = f": {waiting.last_error}" if waiting.last_error else ""
-            session.log_nowait(2 if waiting.last_error else 3, f"waiting up to {SHUTDOWN_FLUSH_S:.0f} s for "
+            session.log_nowait(2 if waiting.last_error else 3, f"waiting up to {timeout_s:.0f} s for "
                                f"{waiting.pending} provider write(s) of this session to be delivered{why}")
-        return await self.outbox.flush_session(session.id, SHUTDOWN_FLUSH_S)
+        return await flush.flush_session(self.outbox, session, timeout_s)
 
     def session_ended(self, session: ClientSession) -> None:
         self._sessions.pop(session.id, None)
@@ -356,7 +401,20 @@ class CoreService:
                 log.exception("maintenance failed; will try again")
 
 
-def build_services(loaded: LoadedConfig) -> list[Any]:
+def _claim(loaded: LoadedConfig, role: str) -> Instance:
+    """The state directory this daemon keeps: exactly ``--state-dir``, else the root's main instance or,
+    when another daemon holds that, an instance of its own under the root."""
+    root = loaded.config.state_dir or "."
+    try:
+        if loaded.origins.get("state_dir") == "command line":
+            return claim_exact(root)
+        return claim_instance(root, role)
+    except InstanceBusy as exc:
+        raise StateLocked(f"state directory {exc} is in use by another ci-sidecar (without --state-dir, "
+                          "each daemon gets its own instance under the state root)") from None
+
+
+def build_services(loaded: LoadedConfig, *, role: str = "socket") -> list[Any]:
     """The daemon's service layers (the CLI reports a config or state error and exits)."""
     Path(loaded.config.state_dir or ".").mkdir(parents=True, exist_ok=True, mode=0o700)
-    return [CoreService(loaded)]
+    return [CoreService(loaded, role=role)]

@@ -39,7 +39,9 @@ class StateLocked(StateError):
 class StateStore:
     """The journal, the snapshots and the per-run record files under one state directory."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, lock_fd: int | None = None) -> None:
+        """``lock_fd``: the directory's lock, already held by the caller (an instance under a state
+        root, :mod:`ci_sidecar.state.instances`), who also releases it; else the store takes it."""
         # The state dir itself keeps the mode it was given (systemd's StateDirectoryMode=0750 lets
         # the CI group reach <state>/output in system mode); everything private lives in a 0700
         # subdirectory: the journal, snapshots, record files and the artifact blobs.
@@ -47,7 +49,8 @@ class StateStore:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root = root
         self.dir = ensure_private_dir(root / "private")
-        self._lock_fd = self._lock()
+        self._own_lock = lock_fd is None
+        self._lock_fd = self._lock() if lock_fd is None else lock_fd
         self.runs_dir = ensure_private_dir(self.dir / "runs")
         self.journal = Journal.open(self.dir, "journal")
         self.snapshots = SnapshotStore(self.dir, "state")
@@ -182,5 +185,6 @@ class StateStore:
                 log.exception("closing record file")
         self._records.clear()
         await self.journal.aclose()
-        os.close(self._lock_fd)
+        if self._own_lock:
+            os.close(self._lock_fd)
 

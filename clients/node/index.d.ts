@@ -152,11 +152,17 @@ export interface DeliveryState {
   error?: ErrorInfo | null;
 }
 
-/** Pending and failed writes of a run or a session (``pending`` and ``failed`` are always sent). */
+/** Pending and failed writes of a run or a session (``pending`` and ``failed`` are always sent).
+ * 
+ *     When something is undelivered, ``undelivered`` lists the writes (at most 100; the counts are exact)
+ *     and ``kept_in`` names the state directory holding the pending ones: a later daemon under the same
+ *     state root delivers them. */
 export interface DeliverySummary {
   pending: number;
   failed: number;
   last_error?: string | null;
+  undelivered?: Array<Undelivered>;
+  kept_in?: string | null;
 }
 
 /** A JSON-RPC style error carried inside a result (a failed delivery, a failed batch item). */
@@ -204,6 +210,19 @@ export interface InitializeResult {
   protocolVersion: number;
   ci: CIContext;
   capabilities: Capabilities;
+}
+
+/** One daemon instance under the state root: ``live`` (its daemon holds it), ``adopted`` (another
+ *     daemon delivers what it left) or ``orphaned`` (nobody holds it: the next daemon adopts it). */
+export interface InstanceStatus {
+  name: string;
+  path: string;
+  state: "adopted" | "live" | "orphaned";
+  pid?: number | null;
+  mode?: string | null;
+  adopted_by?: number | null;
+  pending?: number | null;
+  bytes?: number;
 }
 
 export interface ListTestRunsParams {
@@ -367,6 +386,8 @@ export interface StatusResult {
     [key: string]: number;
   };
   state_dir?: string | null;
+  instance_dir?: string | null;
+  instances?: Array<InstanceStatus>;
 }
 
 /** Counts a client reports without per-test results; the seed's shapes are accepted too. */
@@ -446,6 +467,17 @@ export interface Tier {
   kind: "fallback" | "local" | "native" | "none" | "staged";
   via?: string | null;
   note?: string | null;
+}
+
+/** One write that is not delivered (yet): what, where to, and why. */
+export interface Undelivered {
+  provider: string;
+  target: string;
+  operation: string;
+  state: "failed" | "pending";
+  attempts?: number;
+  next_attempt_s?: number | null;
+  error?: string | null;
 }
 
 /** Shallow merge into the artifact's metadata (a key set to null is removed); ``labels`` replaces. */

@@ -242,8 +242,10 @@ def test_spawns_a_daemon_without_a_socket(tmp_path: Path, plugin_env: dict[str, 
     run = json.loads((Path(m.group(4)).parent / "run.json").read_text())
     assert run.get("name", run.get("run", {}).get("name")) == "spawned"
 
-    # a daemon that cannot start: the warning quotes why (here: the shared daemon holds the state dir)
-    env["CI_SIDECAR_STATE_DIR"] = plugin_env["CI_SIDECAR_STATE_DIR"]
+    # a daemon that cannot start: the warning quotes why (here: a state root that cannot be created; a
+    # state root another daemon uses is no reason, that one gets an instance of its own)
+    (tmp_path / "a-file").write_text("")
+    env["CI_SIDECAR_STATE_DIR"] = str(tmp_path / "a-file" / "state")
     proc = run_pytest(tmp_path / "q", env, {"test_q.py": "def test_a():\n    pass\n"}, "--ci-sidecar")
     assert proc.returncode == 0, proc.stdout
     assert "results are NOT being reported" in proc.stdout and "daemon said:" in proc.stdout, proc.stdout

@@ -210,6 +210,19 @@ class RunService(RunWrites, RunReads):
                 n += 1
         return n
 
+    async def cancel_running(self, note: str) -> int:
+        """Complete every running run as ``cancelled`` with ``note`` (their daemon is gone: nobody can
+        write to them any more)."""
+        n = 0
+        for state in list(self.runs.values()):
+            if state.meta.status == "running":
+                await self._finish(state, None, "cancelled", False, 0, note=note)
+                n += 1
+        return n
+
+    def running(self) -> int:
+        return sum(1 for s in self.runs.values() if s.meta.status == "running")
+
     async def apply_retention(self) -> int:
         """Delete finished runs beyond the retention count or age (their records and output stay)."""
         finished = sorted((s for s in self.runs.values() if s.meta.status == "finished"),
