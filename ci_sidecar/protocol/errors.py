@@ -26,6 +26,7 @@
     │   └── InternalError               -32603  an incident id, never a traceback
     ├── StateError                      the state directory cannot be used      (state/journal.py)
     │   ├── StateLocked                 another daemon holds it                 (service/store.py)
+    │   ├── InstanceBusy                an instance's lock is held by another daemon (state/instances.py)
     │   ├── JournalBroken               a write failed; the tail is unknown     (state/journal.py)
     │   └── JournalGap                  segments needed for recovery are gone   (state/journal.py)
     ├── ConfigError                     a configuration source is invalid; also a ValueError (config_schema.py)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_sidecar.atomic import ensure_private_dir
+from ci_sidecar.protocol.errors import StateError
 
 __all__ = ["Instance", "InstanceInfo", "InstanceBusy", "claim_exact", "claim_instance", "adopt_orphans",
            "survey", "INSTANCES_DIR"]
@@ -42,7 +43,7 @@ _NEW_PREFIX = ".new-"
 _STALE_NEW_S = 600.0  # a half-created instance this old lost its creator
 
 
-class InstanceBusy(Exception):
+class InstanceBusy(StateError):
     """The directory's lock is held by another process."""
 
 
