@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from ci_sidecar_client import Client
-from fakes.github_scenario import World, job_environment
+from fakes.github_scenario import World
+from fakes.scenario import job_environment
 from fakes.spec import OpenApiSpec, require_spec
 from helpers import DaemonProcess, daemon_argv, scrubbed_env
 
