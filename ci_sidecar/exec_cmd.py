@@ -24,12 +24,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ci_sidecar.exec_signals import Interrupted, SignalGate, exit_status
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
 from ci_sidecar.exec_delivery import report_undelivered, wait_for_delivery
+from ci_sidecar.service.flush import SHUTDOWN_NOTICE_PREFIX
 
 __all__ = ["add_exec_command", "run_exec"]
 
@@ -123,13 +124,16 @@ def _notice(line: str | None) -> None:
 
 class _WarningRelay:
     """The daemon's warnings to this session (a provider it cannot reach, retries) reach the user,
-    until the summary is out (what the session's end waits for is exec's business, not the user's)."""
+    until the summary is out (what the session's end waits for is exec's business, not the user's: exec
+    explains that wait itself, so the daemon's notice about it is not repeated)."""
 
     active = True
 
     def __call__(self, method: str, params: Any) -> None:
         if self.active and method == "window/logMessage" and isinstance(params, dict) and params.get("type", 4) <= 2:
-            _say(str(params.get("message")))
+            message = str(params.get("message"))
+            if not message.startswith(SHUTDOWN_NOTICE_PREFIX):
+                _say(message)
 
 
 def _live_progress(client: Client, run_id: str, stop: threading.Event) -> None:
@@ -167,10 +171,12 @@ def _run_exec(args: argparse.Namespace, cmd: list[str], gate: SignalGate, flush_
     try:
         try:
             client, socket_path, daemon = _open_sidecar(args, flush_s, gate)
+            relay = _WarningRelay()  # before the run exists: creating it starts the first provider writes
+            client.on_notification(relay)
             run_id = client.request("create_test_run", {"name": args.name or shlex.join(cmd)})["id"]
         except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
             return _run_alone(cmd, f"no ci-sidecar daemon could be started or reached: {_reason(exc)}", args, gate)
-        return _exec_with(client, socket_path, run_id, cmd, args, flush_s, gate, joined=daemon is None)
+        return _exec_with(client, socket_path, run_id, cmd, args, flush_s, gate, relay, joined=daemon is None)
     finally:
         # the session was shut down (its writes flushed) by _exec_with; what is still pending stays in the
         # daemon's state. The private daemon is stopped first, so the session simply ends.
@@ -252,9 +258,7 @@ def _strict_status(status: int, args: argparse.Namespace) -> int:
 
 
 def _exec_with(client: Client, socket_path: str, run_id: str, cmd: list[str], args: argparse.Namespace,
-               flush_s: float, gate: SignalGate, *, joined: bool) -> int:
-    relay = _WarningRelay()
-    client.on_notification(relay)
+               flush_s: float, gate: SignalGate, relay: _WarningRelay, *, joined: bool) -> int:
     env = dict(os.environ, CI_SIDECAR_SOCKET=socket_path, CI_SIDECAR_RUN_ID=run_id)
     stop = threading.Event()
     progress = None
@@ -314,14 +318,15 @@ def _report(client: Client, socket_path: str, joined: bool, run_id: str, status:
         sys.stdout.flush()
     # the end of the job: wait for this session's writes (the run's final state among them) up to the flush
     # timeout, showing what is pending, then say exactly what was not delivered and where it is kept
-    # (main's one-line explanation of a long wait, after _NOTICE_AFTER_S). A signal stops the wait: the
-    # list below is then read from a fresh session (this one is shut down) and exec exits 128+N.
+    # and, once it lasts _NOTICE_AFTER_S, one line saying what it waits for and why. A signal stops the wait;
+    # exec then exits 128+N. This session is shut down: questions go through a session of their own.
     from ci_sidecar_client._reporting import describe_wait
 
     try:
         delivery = wait_for_delivery(client, flush_s, lambda fut, timeout: gate.result(
             fut, timeout, notice_after=_NOTICE_AFTER_S,
-            notice=lambda: _notice(describe_wait(client, run_id, flush_s - _NOTICE_AFTER_S))))
+            notice=lambda: _notice(_side_session(socket_path, lambda reader: describe_wait(
+                reader, run_id, flush_s - _NOTICE_AFTER_S), None))))
     except Interrupted as exc:
         _say(f"received {exc}: not waiting for deliveries any more")
         delivery = _delivery_now(socket_path, run_id)
@@ -336,18 +341,24 @@ def _report(client: Client, socket_path: str, joined: bool, run_id: str, status:
     return status
 
 
-def _delivery_now(socket_path: str, run_id: str) -> dict[str, Any]:
-    """The run's undelivered writes as they are now, asked in a session of its own (exec's own session is
-    shut down; its daemon is still up)."""
+def _side_session(socket_path: str, ask: Callable[[Client], Any], otherwise: Any) -> Any:
+    """``ask(client)`` in a short session of its own (exec's session is shut down while it waits for the
+    writes; the daemon is still up), or ``otherwise`` when that fails."""
     try:
         reader = Client.connect(socket_path, client_name="ci-sidecar-exec")
         try:
-            return reader.request("get_test_run_status", {"test_run_id": run_id}, timeout=10)["delivery"]
+            return ask(reader)
         finally:
             reader.close(timeout=_CLOSE_TIMEOUT_S)
     except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
-        _say(f"could not read what is still undelivered: {_reason(exc)}")
-        return {"pending": 0, "failed": 0}
+        _say(f"could not ask the daemon: {_reason(exc)}")
+        return otherwise
+
+
+def _delivery_now(socket_path: str, run_id: str) -> dict[str, Any]:
+    """The run's undelivered writes as they are now."""
+    return _side_session(socket_path, lambda reader: reader.request(
+        "get_test_run_status", {"test_run_id": run_id}, timeout=10)["delivery"], {"pending": 0, "failed": 0})
 
 
 def _job_log_format(ci: dict[str, Any], counts: dict[str, int]) -> str | None:

@@ -3,9 +3,11 @@ it at WARNING, and the final line names the reason."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +51,33 @@ def test_exec_says_what_it_waits_for_and_why(daemon: DaemonProcess, env: dict[st
     assert "last error: still retrying: github" in final
     assert any(" WARNING ci_sidecar.delivery" in line and "retry" in line for line in daemon.log().splitlines())
     assert "ghs_unreachabletestnotarealtoken00" not in proc.stderr + daemon.log()
+
+
+
+def test_a_signal_during_the_final_wait_lists_what_is_undelivered(daemon: DaemonProcess, env: dict[str, str],
+                                                                  tmp_path: Path, closed_port: int) -> None:
+    """SIGTERM while exec waits for GitHub: it stops waiting at once, lists the pending write and who keeps it,
+    and exits 143."""
+    job_env = dict(env, **github_env(closed_port), CI_SIDECAR_SOCKET=str(daemon.path))
+    proc = subprocess.Popen([sys.executable, "-m", "ci_sidecar", "exec", "--wait-s", "120", "--", "true"],
+                            cwd=tmp_path, env=job_env, stderr=subprocess.PIPE, text=True)
+    seen = []
+    assert proc.stderr is not None
+    for line in proc.stderr:  # exec explains the wait after 2 s: it is waiting now
+        seen.append(line)
+        if "waiting up to" in line:
+            break
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    proc.stderr.close()
+    proc.wait(30)
+    assert time.monotonic() - signalled < 20, "exec went on waiting after the signal"
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "not waiting for deliveries any more" in rest
+    assert f"not delivered in time: 1 write(s); the daemon at {daemon.path} keeps them" in rest, stderr
+    assert "  pending: github run:" in rest, stderr
 
 
 def test_the_reporter_says_what_it_waits_for_and_the_summary_says_why(

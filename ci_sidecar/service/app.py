@@ -354,7 +354,7 @@ class CoreService:
         waiting = self.outbox.summary(session_id=session.id)
         if waiting.pending:  # a client ending its session may wait this long: say for what
             why = f": {waiting.last_error}" if waiting.last_error else ""
-            session.log_nowait(2 if waiting.last_error else 3, f"waiting up to {timeout_s:.0f} s for "
+            session.log_nowait(2 if waiting.last_error else 3, f"{flush.SHUTDOWN_NOTICE_PREFIX}{timeout_s:.0f} s for "
                                f"{waiting.pending} provider write(s) of this session to be delivered{why}")
         return await flush.flush_session(self.outbox, session, timeout_s)
 

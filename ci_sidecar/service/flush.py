@@ -16,12 +16,14 @@ from ci_sidecar.protocol.records import DeliverySummary, Undelivered
 if TYPE_CHECKING:
     from .calls import ClientSession
 
-__all__ = ["flush_session", "describe", "WAITING_PREFIX"]
+__all__ = ["flush_session", "describe", "WAITING_PREFIX", "SHUTDOWN_NOTICE_PREFIX"]
 
 log = logging.getLogger("ci_sidecar.delivery")
 
 #: how the notices start (``ci-sidecar exec`` draws them as its live line)
 WAITING_PREFIX = "waiting for "
+#: how the one notice at the start of the wait begins (``exec`` says this in its own words)
+SHUTDOWN_NOTICE_PREFIX = "waiting up to "
 NOTICE_INTERVAL_S = 1.0
 LOG_INTERVAL_S = 5.0
 
