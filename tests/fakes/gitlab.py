@@ -26,13 +26,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
 
 from ._server import FakeServer, Fault, Recorded, Reply, page_number_header
 from .spec import OpenApiSpec
 
-__all__ = ["FakeGitLab", "TRANSITIONS"]
+__all__ = ["FakeGitLab", "Token", "TRANSITIONS", "View", "World"]
 
 PREFIX = "/api/v4"
 TEXT_LIMIT = 255
@@ -360,3 +361,93 @@ class FakeGitLab(FakeServer):
         if not files:
             return self.error(404, "404 Package Not Found")
         return Reply(200, files[-1]["data"], content_type="application/octet-stream")
+
+
+# --- the provider-neutral scenario (fakes.scenario) on GitLab ------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """What a person sees on the MR: the newest status per name, the notes, the pipeline's package files."""
+
+    #: (name, state, description) of the newest status per name on the MR's source commit
+    statuses: tuple[tuple[str, str, str | None], ...]
+    #: every status ever written on it (a duplicate would show here)
+    status_count: int
+    #: bodies of the MR's notes, oldest first
+    notes: tuple[str, ...]
+    #: (file name, size) of every generic package file, duplicates included
+    packages: tuple[tuple[str, int], ...]
+
+    def differences(self, other: View) -> list[str]:
+        return [f"{name}: {getattr(self, name)!r} != {getattr(other, name)!r}"
+                for name in ("statuses", "status_count", "notes", "packages")
+                if getattr(self, name) != getattr(other, name)]
+
+
+class World:
+    """One GitLab merge request pipeline job against a fake GitLab (``fakes.scenario.ScenarioWorld``)."""
+
+    SOURCE = "e5" * 20  # CI_MERGE_REQUEST_SOURCE_BRANCH_SHA
+    MERGE = "f6" * 20  # CI_COMMIT_SHA of a merged-results pipeline
+    IID = 5
+    TOKEN = "glpat-scenarioT0kenNeverShown"
+
+    def __init__(self, spec: OpenApiSpec, *, fault_rate: float = 0.0, seed: int = 1) -> None:
+        self.gitlab = FakeGitLab(spec, tokens={self.TOKEN: Token("api")}, fault_rate=fault_rate, seed=seed,
+                                 lost_methods=("POST", "PUT"), per_resource_faults=True)
+
+    def __enter__(self) -> World:
+        self.gitlab.__enter__()
+        if self.gitlab.fault_rate:
+            # whatever the seed: the first answer of every kind of write is lost after the fake made it, and
+            # every kind of failure before the fake commits happens at least once
+            for method, path in (("POST", "/statuses/"), ("POST", "/notes$"), ("PUT", "/packages/")):
+                self.gitlab.inject("lost", method, path)
+            for kind, method, path in (("502", "GET", "/notes$"), ("503", "POST", "/statuses/"),
+                                       ("429", "PUT", "/notes/"), ("reset", "PUT", "/packages/")):
+                self.gitlab.inject(kind, method, path, retry_after=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.gitlab.__exit__(*exc)
+
+    def job_env(self, root: Path, *, tokens: bool = True) -> dict[str, str]:
+        project = root / "project"
+        project.mkdir(parents=True, exist_ok=True)
+        env = {
+            "CI": "true", "GITLAB_CI": "true", "CI_API_V4_URL": self.gitlab.api_url, "CI_PROJECT_ID": "7",
+            "CI_PROJECT_PATH": "group/proj", "CI_PROJECT_URL": "https://gitlab.example/group/proj",
+            "CI_PROJECT_DIR": str(project), "CI_JOB_ID": "77", "CI_JOB_NAME": "test", "CI_PIPELINE_ID": "321",
+            "CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_SHA": self.MERGE, "CI_COMMIT_REF_NAME": "feature",
+            "CI_MERGE_REQUEST_IID": str(self.IID), "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA": self.SOURCE,
+            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+            "CI_SIDECAR_OUTPUT_DIR": str(root / "ci-sidecar-out"),
+        }
+        if tokens:
+            env["GITLAB_TOKEN"] = self.TOKEN
+        return env
+
+    def check_caps(self, caps: dict[str, Any]) -> None:
+        assert caps["test_run"]["via"] == "commit status" and caps["artifacts"]["kind"] == "native", caps
+
+    def delivering(self) -> bool:
+        return bool(self.gitlab.statuses())
+
+    def view(self) -> View:
+        latest = self.gitlab.latest_statuses(self.SOURCE)
+        return View(
+            statuses=tuple(sorted((k, v["status"], v["description"]) for k, v in latest.items())),
+            status_count=len(self.gitlab.statuses(self.SOURCE)),
+            notes=tuple(n["body"] for n in self.gitlab.notes(self.IID)),
+            packages=tuple(sorted((f["file_name"], f["size"]) for f in self.gitlab.package_files())),
+        )
+
+    def rest_calls(self) -> list[Recorded]:
+        return [r for r in self.gitlab.calls() if "/packages/" not in r.path]
+
+    def artifact_calls(self) -> list[Recorded]:
+        return self.gitlab.calls(path="/packages/")
+
+    def violations(self) -> list[str]:
+        return self.gitlab.violations

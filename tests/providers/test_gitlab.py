@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,18 @@ from ci_sidecar.protocol.records import CIContext, Counts
 from ci_sidecar.providers.base import Outcome, PostComment, ProviderEnv, PublishRun, RunSnapshot, SetStatus
 from ci_sidecar.providers.base import UploadArtifact
 from ci_sidecar.providers.gitlab import GitLabProvider
-from fakes.gitlab import FakeGitLab
+from ci_sidecar_client import RpcError
+from fakes.gitlab import FakeGitLab, Token, World
+from fakes.scenario import JobResult, Plan, connect, run_scenario
 from fakes.spec import OpenApiSpec, require_spec
+from helpers import DaemonProcess, scrubbed_env
 
 SOURCE = "5e" * 20  # CI_MERGE_REQUEST_SOURCE_BRANCH_SHA: where statuses go
 COMMIT = "c0" * 20  # CI_COMMIT_SHA (a merged-results pipeline's merge commit)
 IID = 5
 API, READ, JOB = "glpat-apitoken", "glpat-readonly", "job-token-123"
+PLAN = Plan()
+FAULTS = 0.3
 
 
 @pytest.fixture
@@ -216,7 +223,7 @@ async def test_without_a_write_token_the_junit_report_is_staged(fake: FakeGitLab
     env = envs(JOB)
     live = await deliver(run_op(final=False), env)
     done = await deliver(run_op(final=True), env, live.remote)
-    assert live.action == "deferred" and done.kind == "delivered" and done.tier == "staged"
+    assert live.action == "deferred" and done.kind == "delivered" and done.tier == "artifacts:reports:junit"
     staged = envs.project_dir / "ci-sidecar-artifacts" / "run-1" / "junit.xml"
     assert staged.read_text() == "<testsuites/>"
     assert fake.calls() == []
@@ -387,3 +394,152 @@ async def test_doctor_proves_what_the_token_can_do(fake: FakeGitLab, token: str,
     if token == READ:
         assert "lack api" in report.items[-1].detail
     assert len(fake.calls("POST")) == (1 if write else 0)
+
+
+# --- end to end: the real daemon, the Python client, a GitLab MR pipeline job -------------------------
+
+
+def gitlab_scenario(spec: OpenApiSpec, base: Path, rate: float, seed: int = 1, *, plan: Plan = PLAN,
+                    kill: bool = False) -> tuple[JobResult, World]:
+    """One job against its own fake GitLab and its own daemon; the daemon logs are printed on failure."""
+    logs: list[str] = []
+    with World(spec, fault_rate=rate, seed=seed) as world:
+        try:
+            out = run_scenario(world, lambda: DaemonProcess.start(base / "d.sock", scrubbed_env(base)), base / "job",
+                               plan, kill_halfway=kill, timeout=60, logs=logs)
+        except BaseException:
+            print("\n".join(logs))
+            raise
+        assert world.violations() == []  # every request valid against GitLab's OpenAPI description
+    return out, world
+
+
+def clean_view_is_right(out: JobResult, world: World, plan: Plan) -> None:
+    """The fault-free MR is right in itself, and cheap in calls."""
+    fails = plan.failures
+    marker = "<!-- ci-sidecar:key=coverage -->\n"
+    assert out.view.statuses == (
+        ("coverage", "failed", "85.5% < 90%"), ("lint", "success", "no findings"),
+        ("unit tests", "failed", f"{plan.results - fails} passed, {fails} failed, 0 skipped"))
+    assert out.view.status_count == 3 and out.view.notes == (marker + plan.comments[-1],)
+    assert out.view.packages == tuple(sorted((f"test-logs_shard-{i:02d}.log", len(plan.artifact(i)[1]))
+                                             for i in range(plan.artifacts)))
+    assert out.run["delivery"] == {"pending": 0, "failed": 0}
+    assert len(world.rest_calls()) <= 25, [(r.method, r.path) for r in world.rest_calls()]
+    assert len(world.artifact_calls()) == plan.artifacts  # one PUT per artifact
+
+
+def test_an_mr_pipeline_job_end_to_end(gl_spec: OpenApiSpec, short_tmp: Path) -> None:
+    """Through the daemon: statuses on the MR source commit, one sticky note, package files, the run read back."""
+    plan = Plan(results=400, failures=12, artifacts=4)
+    out, world = gitlab_scenario(gl_spec, short_tmp, 0.0, plan=plan)
+    clean_view_is_right(out, world, plan)
+    gitlab = next(t for t in out.run["targets"] if t["provider"] == "gitlab")
+    assert gitlab["kind"] == "native" and gitlab["delivery"]["state"] == "delivered"
+    assert all(r.path.endswith(World.SOURCE) for r in world.gitlab.calls("POST", "/statuses/"))
+    assert (Path(short_tmp, "job", "project", "ci-sidecar-artifacts") / out.run["id"] / "junit.xml").is_file()
+
+
+def test_a_job_token_only_job_stages_and_says_why_once(gl_spec: OpenApiSpec, short_tmp: Path,
+                                                         tmp_path: Path) -> None:
+    """With only CI_JOB_TOKEN: capabilities say why, the job is told once, each status answers -31007 once without
+    a request (no 401 loop), and the JUnit report is staged."""
+    with World(gl_spec) as world:
+        world.gitlab.tokens["job-token-e2e"] = Token("job")
+        env = {k: v for k, v in world.job_env(tmp_path).items() if k != "GITLAB_TOKEN"}
+        env["CI_JOB_TOKEN"] = "job-token-e2e"
+        daemon = DaemonProcess.start(short_tmp / "d.sock", scrubbed_env(short_tmp))
+        try:
+            c = connect(daemon, env)
+            assert c.initialize_result is not None
+            caps = c.initialize_result["capabilities"]["roles"]["ci"]
+            assert caps["build_status"]["kind"] == "none" and "CI_JOB_TOKEN" in caps["build_status"]["note"]
+            assert caps["test_run"]["kind"] == "staged"
+            run_id = c.request("create_test_run", {"name": "unit tests"})["id"]
+            c.request("report_results", {"test_run_id": run_id, "results": Plan(results=5, failures=1).batches()[0]})
+            c.request("complete_test_run", {"test_run_id": run_id})
+            errors = []
+            for context in ("lint", "coverage"):
+                try:
+                    c.request("set_build_status", {"state": "success", "context": context, "wait": True})
+                except RpcError as exc:
+                    errors.append(exc.code)
+            deadline = time.monotonic() + 30  # the two statuses failed for good (-31007): wait for the rest
+            while c.request("sidecar/status", {})["outbox"]["pending"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            run = c.request("get_test_run_status", {"test_run_id": run_id})
+            said = [n for n in list(c.notifications) if n.get("method") == "window/logMessage"
+                    and "CI_JOB_TOKEN" in n["params"]["message"]]
+        finally:
+            daemon.stop()
+        assert errors == [-31007, -31007]
+        said = [n["params"]["message"] for n in said]
+        assert len([m for m in said if m.startswith("CI_JOB_TOKEN")]) == 1, said  # explained once
+        assert len([m for m in said if m.startswith("gitlab: commit statuses")]) == 2, said  # each write failed once
+        assert (tmp_path / "project" / "ci-sidecar-artifacts" / run_id / "junit.xml").is_file()
+        gitlab = next(t for t in run["targets"] if t["provider"] == "gitlab")
+        assert gitlab["kind"] == "staged", gitlab
+        assert world.gitlab.calls() == []  # never a 401 loop
+        assert "job-token-e2e" not in daemon.log()
+
+
+# --- the scenario: 10,000 results, 30% faults, kill -9 halfway ----------------------------------------
+
+SEED_FAULTS = 3
+SEED_KILL = 4
+
+
+def faults_really_happened(world: World) -> None:
+    calls = world.gitlab.calls()
+    bad = [r for r in calls if r.status in (-1, 429, 502, 503)]
+    assert len(bad) >= 0.2 * len(calls), (len(bad), len(calls))
+    assert {-1, 429} <= {r.status for r in bad} and {r.status for r in bad} & {502, 503}
+    assert any(r.status == -1 and r.method == "POST" for r in bad)  # a create made but its answer lost
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["faults", "kill-9"])
+def test_faults_and_kill_9_change_nothing_on_the_mr(gl_spec: OpenApiSpec, kill: bool) -> None:
+    """With 30% of requests failing (and again with kill -9 halfway) the MR shows what a fault-free run shows."""
+    with tempfile.TemporaryDirectory(prefix="csl", dir="/tmp") as a, \
+            tempfile.TemporaryDirectory(prefix="csl", dir="/tmp") as b:
+        clean, clean_world = gitlab_scenario(gl_spec, Path(a), 0.0)
+        clean_view_is_right(clean, clean_world, PLAN)
+        faulty, world = gitlab_scenario(gl_spec, Path(b), FAULTS, SEED_KILL if kill else SEED_FAULTS, kill=kill)
+    assert faulty.view == clean.view, faulty.view.differences(clean.view)
+    faults_really_happened(world)
+    assert faulty.run["delivery"] == {"pending": 0, "failed": 0}
+    assert not any(World.TOKEN in line for line in faulty.logs)
+    if kill:
+        assert faulty.pending_after_restart is not None and faulty.pending_after_restart >= 1
+        assert faulty.sent_without_token == 0
+
+
+# --- the example pipeline ---------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitlab" / ".gitlab-ci.yml"
+
+
+def test_the_example_pipeline_runs_real_commands_and_collects_what_is_staged() -> None:
+    """examples/gitlab: every ci-sidecar command parses with the real CLI, exec's JUnit glob matches what the
+    suite writes, and the job collects the staged folder and the JUnit report where the provider puts them."""
+    import fnmatch
+    import shlex
+
+    import yaml
+
+    from ci_sidecar.cli import build_parser
+    from ci_sidecar.providers.gitlab.settings import GitLabSettings
+
+    job = yaml.safe_load(EXAMPLE.read_text())["test"]
+    lines = [line for line in job["before_script"] + job["script"] if "ci-sidecar" in line.split()[0:1]]
+    assert [shlex.split(line)[1] for line in lines] == ["doctor", "exec"]
+    for line in lines:
+        build_parser().parse_args(shlex.split(line)[1:])  # SystemExit on an unknown command or option
+    exec_args = build_parser().parse_args(shlex.split(lines[-1])[1:])
+    wrapped = exec_args.cmd[1:] if exec_args.cmd[:1] == ["--"] else exec_args.cmd
+    written = wrapped[wrapped.index("--junitfile") + 1]
+    assert any(fnmatch.fnmatch(written, glob) for glob in exec_args.junit), (written, exec_args.junit)
+    staged = GitLabSettings().staged_dir
+    assert f"{staged}/" in job["artifacts"]["paths"] and job["artifacts"]["when"] == "always"
+    assert fnmatch.fnmatch(f"{staged}/run-1/junit.xml", job["artifacts"]["reports"]["junit"])
+    assert "/opt/ci-sidecar/bin/pip install" in " ".join(job["before_script"])  # the venv the PATH points to

@@ -43,6 +43,9 @@ __all__ = ["GitLabProvider"]
 
 log = logging.getLogger("ci_sidecar.providers.gitlab")
 
+#: the staged tier of a run: its JUnit report, for the job's ``artifacts:reports:junit``
+JUNIT_TIER = "artifacts:reports:junit"
+
 _RUN_STATE = {"success": ("completed", "success"), "failed": ("completed", "failure"),
               "canceled": ("completed", "cancelled"), "skipped": ("completed", "skipped"),
               "running": ("in_progress", None), "pending": ("queued", None), "created": ("queued", None)}
@@ -63,7 +66,7 @@ class GitLabProvider:
         (statuses and notes answer with why); without a token the JUnit report and artifacts are staged."""
         kind = token_kind(env)
         staged = bool(GitLabSettings.of(env).project_dir)
-        junit = Tier(kind="staged", via="artifacts:reports:junit", note="the JUnit report is staged for the job's "
+        junit = Tier(kind="staged", via=JUNIT_TIER, note="the JUnit report is staged for the job's "
                      "artifacts:reports:junit; GitLab shows it in the merge request when the job ends")
         if kind == "api":
             test_run = Tier(kind="native", via="commit status")
@@ -144,12 +147,12 @@ class GitLabProvider:
             return Outcome.unsupported("gitlab: no token for commit statuses and not inside a GitLab job "
                                        "(nothing collects a staged report)", tier="none", remote=state)
         if not op.final:
-            return Outcome.delivered(tier="staged", action="deferred", remote=state,
+            return Outcome.delivered(tier=JUNIT_TIER, action="deferred", remote=state,
                                      message="the JUnit report is staged when the run completes")
         if not state.get("junit_staged"):
             why = staged if isinstance(staged, str) else "no JUnit report was written"
             return Outcome.refused(f"gitlab: staging the JUnit report failed: {why}", remote=state)
-        return Outcome.delivered(tier="staged", action="staged", remote=state,
+        return Outcome.delivered(tier=JUNIT_TIER, action="staged", remote=state,
                                  message=f"JUnit report staged as {state['junit_staged']} for artifacts:reports:junit")
 
     async def _user(self, env: ProviderEnv, api: ApiSession) -> int | None:
