@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -32,11 +33,11 @@ from fakes.spec import load_spec, spec_path  # noqa: E402
 from helpers import DaemonProcess, scrubbed_env  # noqa: E402
 
 
-def one_run(spec: object, plan: Plan, rate: float, seed: int) -> tuple[JobResult, World]:
+def one_run(spec: object, plan: Plan, rate: float, seed: int, world_type: Any = World) -> tuple[JobResult, Any]:
     with tempfile.TemporaryDirectory(prefix="csb", dir="/tmp") as tmp:
         base = Path(tmp)
         env = scrubbed_env(base)
-        with World(spec, fault_rate=rate, seed=seed) as world:  # type: ignore[arg-type]
+        with world_type(spec, fault_rate=rate, seed=seed) as world:
             out = run_scenario(world, lambda: DaemonProcess.start(base / "d.sock", env), base / "job", plan,
                                timeout=300)
             if world.violations():
@@ -44,24 +45,26 @@ def one_run(spec: object, plan: Plan, rate: float, seed: int) -> tuple[JobResult
     return out, world
 
 
-def describe(world: World) -> str:
+def describe(world: Any) -> str:
     ops = collections.Counter(f"{r.method} {r.operation or r.path}" for r in world.rest_calls())
     return ", ".join(f"{op} ×{n}" for op, n in sorted(ops.items()))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(world_type: Any = World, spec_file: str = "github/api.github.com.ci-subset.json", doc: str = __doc__,
+         pr: str = "PR") -> None:
+    """The benchmark for one provider's scenario world (GitLab's bench calls it with its own)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--faults", type=float, default=0.3)
     ap.add_argument("--seeds", default="1,2,3,4,5")
     ap.add_argument("--results", type=int, default=10_000)
     args = ap.parse_args()
-    path = spec_path("github/api.github.com.ci-subset.json")
+    path = spec_path(spec_file)
     if path is None:
-        raise SystemExit("the GitHub OpenAPI subset is missing (set CI_SIDECAR_SPECS to the shared/specs directory)")
+        raise SystemExit(f"{spec_file} is missing (set CI_SIDECAR_SPECS to the shared/specs directory)")
     spec = load_spec(str(path))
     plan = Plan(results=args.results, failures=min(300, args.results))
 
-    clean, world = one_run(spec, plan, 0.0, 1)
+    clean, world = one_run(spec, plan, 0.0, 1, world_type)
     rest = len(world.rest_calls())
     per_artifact = len(world.artifact_calls()) / plan.artifacts
     print(f"scenario: {plan.results} results ({plan.failures} failed) in batches of {plan.batch}, "
@@ -73,7 +76,7 @@ def main() -> None:
     times = []
     for seed in [int(s) for s in args.seeds.split(",") if s]:
         try:
-            out, fw = one_run(spec, plan, args.faults, seed)
+            out, fw = one_run(spec, plan, args.faults, seed, world_type)
         except AssertionError as exc:  # a write failed for good, or never finished: say so, go on
             print(f"faults {args.faults:.0%} seed {seed}: NOT DELIVERED: {str(exc)[:300]}")
             continue
@@ -85,7 +88,7 @@ def main() -> None:
         print(f"faults {args.faults:.0%} seed {seed}: wall {out.seconds:.2f} s ({out.seconds / clean.seconds:.1f}× "
               f"fault-free); REST calls {len(rest_calls)} ({rest_faults} faulted); artifact calls "
               f"{len(art_calls) / plan.artifacts:.2f} per artifact ({art_faults} faulted); "
-              f"PR {'identical' if same else 'DIFFERENT: ' + '; '.join(out.view.differences(clean.view))}")
+              f"{pr} {'identical' if same else 'DIFFERENT: ' + '; '.join(out.view.differences(clean.view))}")
     if times:
         median = statistics.median(times)
         print(f"with faults: median wall {median:.2f} s, max {max(times):.2f} s; ratio to fault-free "
