@@ -386,7 +386,7 @@ class View:
 
 
 class World:
-    """One GitLab merge request pipeline job against a fake GitLab (``fakes.scenario.ScenarioWorld``)."""
+    """One GitLab merge request pipeline job against a fake GitLab (a ``fakes.scenario.ScenarioWorld``)."""
 
     SOURCE = "e5" * 20  # CI_MERGE_REQUEST_SOURCE_BRANCH_SHA
     MERGE = "f6" * 20  # CI_COMMIT_SHA of a merged-results pipeline
@@ -394,6 +394,7 @@ class World:
     TOKEN = "glpat-scenarioT0kenNeverShown"
 
     def __init__(self, spec: OpenApiSpec, *, fault_rate: float = 0.0, seed: int = 1) -> None:
+        self.fault_rate = fault_rate
         self.gitlab = FakeGitLab(spec, tokens={self.TOKEN: Token("api")}, fault_rate=fault_rate, seed=seed,
                                  lost_methods=("POST", "PUT"), per_resource_faults=True)
 
@@ -428,11 +429,21 @@ class World:
             env["GITLAB_TOKEN"] = self.TOKEN
         return env
 
-    def check_caps(self, caps: dict[str, Any]) -> None:
+    def check_capabilities(self, roles: dict[str, Any]) -> None:
+        caps = roles["ci"]
         assert caps["test_run"]["via"] == "commit status" and caps["artifacts"]["kind"] == "native", caps
 
-    def delivering(self) -> bool:
+    def remote_started(self) -> bool:
         return bool(self.gitlab.statuses())
+
+    def wait_idle(self) -> None:
+        self.gitlab.wait_idle()
+
+    def secrets(self) -> list[str]:
+        return [self.TOKEN]
+
+    def calls(self) -> list[Recorded]:
+        return self.gitlab.calls()
 
     def view(self) -> View:
         latest = self.gitlab.latest_statuses(self.SOURCE)

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from ci_sidecar.providers.base import UploadArtifact
 from ci_sidecar.providers.gitlab import GitLabProvider
 from ci_sidecar_client import RpcError
 from fakes.gitlab import FakeGitLab, Token, World
-from fakes.scenario import JobResult, Plan, connect, run_scenario
+from fakes.scenario import JobResult, Plan, assert_faults_change_nothing, assert_kill_9_changes_nothing, connect
+from fakes.scenario import scenario
 from fakes.spec import OpenApiSpec, require_spec
 from helpers import DaemonProcess, scrubbed_env
 
@@ -49,7 +49,6 @@ class Envs:
     def __init__(self, fake: FakeGitLab, project_dir: Path) -> None:
         self.fake, self.project_dir = fake, project_dir
         self.logs: list[str] = []
-        self.rendered: list[str] = []
 
     def __call__(self, token: str | None = API, *, head: str | None = SOURCE, iid: int | None = IID,
                   **config: Any) -> ProviderEnv:
@@ -62,14 +61,7 @@ class Envs:
         source = "env:CI_JOB_TOKEN" if token == JOB else "env:GITLAB_TOKEN"
         cred = CredentialRef(provider="gitlab", base_url=self.fake.api_url, source=source, fingerprint="f") \
             if token else None
-        return ProviderEnv.build(ci, settings, cred, token, log=self.logs.append, render_reports=self.render)
-
-    def render(self, run_id: str) -> dict[str, Path]:
-        self.rendered.append(run_id)
-        out = self.project_dir.parent / "out" / run_id
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "junit.xml").write_text("<testsuites/>")
-        return {"junit": out / "junit.xml"}
+        return ProviderEnv.build(ci, settings, cred, token, log=self.logs.append)
 
 
 @pytest.fixture
@@ -224,8 +216,8 @@ async def test_without_a_write_token_the_junit_report_is_staged(fake: FakeGitLab
     live = await deliver(run_op(final=False), env)
     done = await deliver(run_op(final=True), env, live.remote)
     assert live.action == "deferred" and done.kind == "delivered" and done.tier == "artifacts:reports:junit"
-    staged = envs.project_dir / "ci-sidecar-artifacts" / "run-1" / "junit.xml"
-    assert staged.read_text() == "<testsuites/>"
+    staged = envs.project_dir / "ci-sidecar-staged" / "junit" / "unit-tests-run-1.xml"
+    assert "<testsuites" in staged.read_text()
     assert fake.calls() == []
 
 
@@ -233,7 +225,7 @@ async def test_with_a_token_the_junit_report_is_staged_too(fake: FakeGitLab, env
     """GitLab's own MR test widget gets the JUnit file even when the status is written."""
     out = await deliver(run_op(final=True), envs())
     assert out.kind == "delivered" and out.tier == "commit status"
-    assert (envs.project_dir / "ci-sidecar-artifacts" / "run-1" / "junit.xml").is_file()
+    assert (envs.project_dir / "ci-sidecar-staged" / "junit" / "unit-tests-run-1.xml").is_file()
 
 
 # --- sticky notes -----------------------------------------------------------------------------------
@@ -349,9 +341,10 @@ async def test_without_a_token_an_artifact_is_staged_for_the_jobs_artifacts(fake
     """No token: the file is copied under the staged folder, its job-artifact URL said to work when the job ends."""
     out = await deliver(artifact(tmp_path), envs(None))
     assert out.kind == "delivered" and out.tier == "staged" and "when the job ends" in out.message
-    staged = envs.project_dir / "ci-sidecar-artifacts" / "run-1" / "logs" / "shard-1.log"
+    staged = envs.project_dir / "ci-sidecar-staged" / "artifacts" / "run-1" / "logs" / "shard-1.log"
     assert staged.read_bytes() == b"log line\n" * 100
-    assert out.url == "https://gitlab.example/group/proj/-/jobs/77/artifacts/file/ci-sidecar-artifacts/run-1/logs/shard-1.log"
+    assert out.url == ("https://gitlab.example/group/proj/-/jobs/77/artifacts/file/"
+                       "ci-sidecar-staged/artifacts/run-1/logs/shard-1.log")
     assert fake.calls() == []
 
 
@@ -401,17 +394,8 @@ async def test_doctor_proves_what_the_token_can_do(fake: FakeGitLab, token: str,
 
 def gitlab_scenario(spec: OpenApiSpec, base: Path, rate: float, seed: int = 1, *, plan: Plan = PLAN,
                     kill: bool = False) -> tuple[JobResult, World]:
-    """One job against its own fake GitLab and its own daemon; the daemon logs are printed on failure."""
-    logs: list[str] = []
-    with World(spec, fault_rate=rate, seed=seed) as world:
-        try:
-            out = run_scenario(world, lambda: DaemonProcess.start(base / "d.sock", scrubbed_env(base)), base / "job",
-                               plan, kill_halfway=kill, timeout=60, logs=logs)
-        except BaseException:
-            print("\n".join(logs))
-            raise
-        assert world.violations() == []  # every request valid against GitLab's OpenAPI description
-    return out, world
+    """One job against its own fake GitLab and its own daemon (the provider-neutral harness)."""
+    return scenario(lambda r, s: World(spec, fault_rate=r, seed=s), base, rate, seed, plan=plan, kill=kill)
 
 
 def clean_view_is_right(out: JobResult, world: World, plan: Plan) -> None:
@@ -437,7 +421,7 @@ def test_an_mr_pipeline_job_end_to_end(gl_spec: OpenApiSpec, short_tmp: Path) ->
     gitlab = next(t for t in out.run["targets"] if t["provider"] == "gitlab")
     assert gitlab["kind"] == "native" and gitlab["delivery"]["state"] == "delivered"
     assert all(r.path.endswith(World.SOURCE) for r in world.gitlab.calls("POST", "/statuses/"))
-    assert (Path(short_tmp, "job", "project", "ci-sidecar-artifacts") / out.run["id"] / "junit.xml").is_file()
+    assert list(Path(short_tmp, "job", "project", "ci-sidecar-staged", "junit").glob(f"*-{out.run['id']}.xml"))
 
 
 def test_a_job_token_only_job_stages_and_says_why_once(gl_spec: OpenApiSpec, short_tmp: Path,
@@ -476,7 +460,7 @@ def test_a_job_token_only_job_stages_and_says_why_once(gl_spec: OpenApiSpec, sho
         said = [n["params"]["message"] for n in said]
         assert len([m for m in said if m.startswith("CI_JOB_TOKEN")]) == 1, said  # explained once
         assert len([m for m in said if m.startswith("gitlab: commit statuses")]) == 2, said  # each write failed once
-        assert (tmp_path / "project" / "ci-sidecar-artifacts" / run_id / "junit.xml").is_file()
+        assert list((tmp_path / "project" / "ci-sidecar-staged" / "junit").glob(f"*-{run_id}.xml"))
         gitlab = next(t for t in run["targets"] if t["provider"] == "gitlab")
         assert gitlab["kind"] == "staged", gitlab
         assert world.gitlab.calls() == []  # never a 401 loop
@@ -497,21 +481,28 @@ def faults_really_happened(world: World) -> None:
     assert any(r.status == -1 and r.method == "POST" for r in bad)  # a create made but its answer lost
 
 
-@pytest.mark.parametrize("kill", [False, True], ids=["faults", "kill-9"])
-def test_faults_and_kill_9_change_nothing_on_the_mr(gl_spec: OpenApiSpec, kill: bool) -> None:
-    """With 30% of requests failing (and again with kill -9 halfway) the MR shows what a fault-free run shows."""
-    with tempfile.TemporaryDirectory(prefix="csl", dir="/tmp") as a, \
-            tempfile.TemporaryDirectory(prefix="csl", dir="/tmp") as b:
-        clean, clean_world = gitlab_scenario(gl_spec, Path(a), 0.0)
-        clean_view_is_right(clean, clean_world, PLAN)
-        faulty, world = gitlab_scenario(gl_spec, Path(b), FAULTS, SEED_KILL if kill else SEED_FAULTS, kill=kill)
-    assert faulty.view == clean.view, faulty.view.differences(clean.view)
+@pytest.fixture
+def make_world(gl_spec: OpenApiSpec) -> Callable[[float, int], World]:
+    """The fake GitLab of one MR pipeline job: what the harness needs from this provider."""
+    return lambda rate, seed: World(gl_spec, fault_rate=rate, seed=seed)
+
+
+def test_thirty_percent_faults_change_nothing_on_the_mr(make_world: Callable[[float, int], World],
+                                                         scenario_dirs: Callable[[], Path]) -> None:
+    """With 30% of requests failing the MR shows what a fault-free run shows: no loss, no duplicates."""
+    clean, clean_world, _faulty, world = assert_faults_change_nothing(make_world, scenario_dirs, rate=FAULTS,
+                                                                      seed=SEED_FAULTS, plan=PLAN)
+    clean_view_is_right(clean, clean_world, PLAN)
     faults_really_happened(world)
-    assert faulty.run["delivery"] == {"pending": 0, "failed": 0}
-    assert not any(World.TOKEN in line for line in faulty.logs)
-    if kill:
-        assert faulty.pending_after_restart is not None and faulty.pending_after_restart >= 1
-        assert faulty.sent_without_token == 0
+
+
+def test_kill_9_halfway_changes_nothing_on_the_mr(make_world: Callable[[float, int], World],
+                                                  scenario_dirs: Callable[[], Path]) -> None:
+    """A daemon killed mid-delivery finishes the job's writes once its session is back, and only once."""
+    _clean, _killed, world = assert_kill_9_changes_nothing(make_world, scenario_dirs, rate=FAULTS, seed=SEED_KILL,
+                                                           plan=PLAN)
+    faults_really_happened(world)
+    assert [r.status for r in world.gitlab.calls("POST", "/notes$")].count(201) <= 1
 
 
 # --- the example pipeline ---------------------------------------------------------------------------
@@ -541,5 +532,5 @@ def test_the_example_pipeline_runs_real_commands_and_collects_what_is_staged() -
     assert any(fnmatch.fnmatch(written, glob) for glob in exec_args.junit), (written, exec_args.junit)
     staged = GitLabSettings().staged_dir
     assert f"{staged}/" in job["artifacts"]["paths"] and job["artifacts"]["when"] == "always"
-    assert fnmatch.fnmatch(f"{staged}/run-1/junit.xml", job["artifacts"]["reports"]["junit"])
+    assert fnmatch.fnmatch(f"{staged}/junit/unit-tests-run-1.xml", job["artifacts"]["reports"]["junit"])
     assert "/opt/ci-sidecar/bin/pip install" in " ".join(job["before_script"])  # the venv the PATH points to

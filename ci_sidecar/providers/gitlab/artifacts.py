@@ -4,7 +4,8 @@
   pipeline-<CI_PIPELINE_ID>/<job>-<name>`` (one package version per pipeline; the job token may write packages).
   The URL is the registry's download URL, for the package file the API answered with, its SHA-256 checked. A
   retry after a lost answer reads the file back first instead of adding a second copy.
-* **staged** — a copy under ``$CI_PROJECT_DIR/<staged_dir>/`` for the job's ``artifacts:paths`` (the documented
+* **staged** — a copy in the job's staging area (:mod:`.._staging`, ``$CI_PROJECT_DIR/ci-sidecar-staged/``) for
+  the job's ``artifacts:paths`` (the documented
   snippet in docs/gitlab.md), reported at ``${CI_PROJECT_URL}/-/jobs/${CI_JOB_ID}/artifacts/file/<path>`` as
   available when the job ends: used without a token, and when the registry refuses the token (packages off).
 """
@@ -14,19 +15,18 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import trio
 
 from .._http import ApiSession, HttpError, Raw
-from .._staging import stage_file, staged_path
+from .._staging import StagingArea, StagingError
 from ..base import Outcome, ProviderEnv, UploadArtifact
 from ._api import project_path
 from .settings import GitLabSettings
 
-__all__ = ["upload_artifact", "lookup_package_file", "staged_url", "package_file_path"]
+__all__ = ["upload_artifact", "lookup_package_file", "staged_url", "package_file_path", "staging_area"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._~@+-]+")
 
@@ -56,24 +56,25 @@ def staged_url(env: ProviderEnv, relative: str) -> str | None:
     return f"{settings.project_url.rstrip('/')}/-/jobs/{settings.job_id}/artifacts/file/{quote(relative)}"
 
 
-async def stage(source: str, relative: str, env: ProviderEnv) -> tuple[Path, str] | str:
-    """Copy ``source`` under the staged folder: ``(path, path relative to CI_PROJECT_DIR)``, or why it cannot."""
+def staging_area(env: ProviderEnv) -> StagingArea | str:
+    """The job's staging area under ``CI_PROJECT_DIR``, or why there is none."""
     settings = GitLabSettings.of(env)
     if not settings.project_dir:
         return "no CI_PROJECT_DIR: not inside a GitLab job, nothing collects a staged file"
     try:
-        target = staged_path(settings.project_dir, settings.staged_dir, relative)
-    except ValueError as exc:
+        return StagingArea(settings.project_dir, settings.staged_dir)
+    except StagingError as exc:
         return str(exc)
-    await stage_file(source, target)
-    return target, target.relative_to(settings.project_dir).as_posix()
 
 
 async def _staged(op: UploadArtifact, env: ProviderEnv, why: str) -> Outcome:
-    staged = await stage(op.stored_path, f"{_safe(op.run_id)}/{op.name}", env)
-    if isinstance(staged, str):
-        return Outcome.unsupported(f"gitlab: {why}, and the staged tier is not available: {staged}", tier="none")
-    _path, relative = staged
+    area = staging_area(env)
+    try:
+        if isinstance(area, str):
+            raise StagingError(area)
+        relative = (await area.stage_artifact(op)).relative
+    except StagingError as exc:
+        return Outcome.unsupported(f"gitlab: {why}, and the staged tier is not available: {exc}", tier="none")
     url = staged_url(env, relative)
     settings = GitLabSettings.of(env)
     return Outcome.delivered(

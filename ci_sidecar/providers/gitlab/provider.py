@@ -34,7 +34,8 @@ from ._api import (
     rest_layer,
     token_kind,
 )
-from .artifacts import lookup_package_file, stage, upload_artifact
+from .._staging import StagingError
+from .artifacts import lookup_package_file, staging_area, upload_artifact
 from .notes import post_note
 from .settings import GitLabSettings
 from .statuses import FINAL_STATES, run_status, set_status, status_sha
@@ -128,30 +129,24 @@ class GitLabProvider:
     async def _publish(self, op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
         """The run's JUnit report staged for ``artifacts:reports:junit`` when it ends (every tier), and with a
         project or personal token its commit status."""
-        staged = None
-        if op.final and env.render_reports is not None and GitLabSettings.of(env).project_dir \
-                and not state.get("junit_staged"):
-            import trio
-
-            written = await trio.to_thread.run_sync(env.render_reports, op.run.id)
-            junit = (written or {}).get("junit")
-            if junit is not None:
-                staged = await stage(str(junit), f"{op.run.id}/junit.xml", env)
-                if not isinstance(staged, str):
-                    state["junit_staged"] = staged[1]
+        area = staging_area(env)
+        failed = area if isinstance(area, str) else None
+        if op.final and not isinstance(area, str) and not state.get("junit_staged"):
+            try:
+                state["junit_staged"] = (await area.stage_junit(op.run, env)).relative
+            except (StagingError, OSError) as exc:
+                failed = str(exc)
+                api.log(f"staging the JUnit report failed: {exc}")
         if token_kind(env) == "api":
             return await run_status(op, env, state, api)
-        if token_kind(env) == "job" or not env.token:
-            self._cannot_write(env, api, "commit statuses")
-        if not GitLabSettings.of(env).project_dir:
-            return Outcome.unsupported("gitlab: no token for commit statuses and not inside a GitLab job "
-                                       "(nothing collects a staged report)", tier="none", remote=state)
+        self._cannot_write(env, api, "commit statuses")
+        if isinstance(area, str):
+            return Outcome.unsupported(f"gitlab: no token for commit statuses, and {area}", tier="none", remote=state)
         if not op.final:
             return Outcome.delivered(tier=JUNIT_TIER, action="deferred", remote=state,
                                      message="the JUnit report is staged when the run completes")
         if not state.get("junit_staged"):
-            why = staged if isinstance(staged, str) else "no JUnit report was written"
-            return Outcome.refused(f"gitlab: staging the JUnit report failed: {why}", remote=state)
+            return Outcome.refused(f"gitlab: staging the JUnit report failed: {failed}", remote=state)
         return Outcome.delivered(tier=JUNIT_TIER, action="staged", remote=state,
                                  message=f"JUnit report staged as {state['junit_staged']} for artifacts:reports:junit")
 

@@ -27,8 +27,8 @@ class GitLabSettings(ProviderSettings, kw_only=True):
     pipeline_id: str | None = None
     #: ``CI_COMMIT_REF_NAME``: the ref a commit status is set for
     commit_ref: str | None = None
-    #: folder (relative to ``CI_PROJECT_DIR``) the job's ``artifacts:paths`` collects
-    staged_dir: str = "ci-sidecar-artifacts"
+    #: the staging folder (relative to ``CI_PROJECT_DIR``) the job's ``artifacts:paths`` collects
+    staged_dir: str = "ci-sidecar-staged"  # the shared staging area's default (providers._staging.DEFAULT_FOLDER)
     #: the generic package artifacts are uploaded to (one version per pipeline)
     package_name: str = "ci-sidecar"
 
