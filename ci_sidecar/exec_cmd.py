@@ -29,7 +29,7 @@ from typing import Any, Callable
 from ci_sidecar.exec_signals import Interrupted, SignalGate, exit_status
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
-from ci_sidecar.exec_delivery import report_undelivered, wait_for_delivery
+from ci_sidecar.exec_delivery import report_undelivered, say as _say, wait_for_delivery
 from ci_sidecar.service.flush import SHUTDOWN_NOTICE_PREFIX
 
 __all__ = ["add_exec_command", "run_exec"]
@@ -112,9 +112,6 @@ class PrivateDaemon:
         except OSError:
             return ""
 
-
-def _say(msg: str) -> None:
-    print(f"ci-sidecar: {msg}", file=sys.stderr, flush=True)
 
 
 def _notice(line: str | None) -> None:

@@ -18,13 +18,14 @@ import msgspec
 from ci_sidecar.protocol.records import Undelivered
 from ci_sidecar.service.flush import WAITING_PREFIX, describe
 
-__all__ = ["wait_for_delivery", "report_undelivered", "CI_LOG_INTERVAL_S"]
+__all__ = ["wait_for_delivery", "report_undelivered", "say", "CI_LOG_INTERVAL_S"]
 
 CI_LOG_INTERVAL_S = 5.0
 _EXTRA_S = 30.0  # the shutdown answer itself, on top of the flush timeout
 
 
-def _say(msg: str) -> None:
+def say(msg: str) -> None:
+    """One line to the exec process's stderr (exec is a client: it never carries the protocol on its stdout)."""
     print(f"ci-sidecar: {msg}", file=sys.stderr, flush=True)
 
 
@@ -53,7 +54,7 @@ class _Display:
                 sys.stderr.flush()
                 self.drawn = True
             elif time.monotonic() - self.last >= CI_LOG_INTERVAL_S:
-                _say(message)
+                say(message)
                 self.last = time.monotonic()
 
     def finish(self) -> None:
@@ -101,14 +102,14 @@ def report_undelivered(delivery: dict[str, Any], *, joined: str | None) -> None:
                      f"{_root_of(delivery['kept_in'])} delivers them")
         else:
             where = "kept in the daemon's state"
-        _say(f"not delivered in time: {delivery['pending']} write(s); {where}:")
+        say(f"not delivered in time: {delivery['pending']} write(s); {where}:")
         for u in pending:
-            _say(f"  pending: {describe(u)}")
+            say(f"  pending: {describe(u)}")
         if delivery["pending"] > len(pending):
-            _say(f"  ... and {delivery['pending'] - len(pending)} more pending")
+            say(f"  ... and {delivery['pending'] - len(pending)} more pending")
     if delivery["failed"]:
-        _say(f"failed for good: {delivery['failed']} write(s):")
+        say(f"failed for good: {delivery['failed']} write(s):")
         for u in failed:
-            _say(f"  failed: {describe(u)}")
+            say(f"  failed: {describe(u)}")
         if delivery["failed"] > len(failed):
-            _say(f"  ... and {delivery['failed'] - len(failed)} more failed")
+            say(f"  ... and {delivery['failed'] - len(failed)} more failed")
