@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from ci_sidecar.protocol.records import ProviderCaps, Tier
 
 from .._gated import api_session
+from .._deliver import deliver_with
 from .._http import ApiSession, HttpError, token_fingerprint
 from ..base import Operation, Outcome, PostComment, ProviderEnv, PublishRun, RunSnapshot, SetStatus, UploadArtifact
 from ..writes import WriteBudget
@@ -68,36 +69,28 @@ class BitbucketProvider:
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (credential redacted), never as exceptions."""
         api = self._session(env)
-        state = dict(remote or {})
+        if not isinstance(op, PublishRun) and mode(env) not in ("bearer", "basic"):
+            what = {SetStatus: "build statuses", PostComment: "pull request comments",
+                    UploadArtifact: "Downloads"}.get(type(op), "this")
+            why = NEEDS_TOKEN if mode(env) == "proxy" else _NO_CREDENTIAL
+            return Outcome.unsupported(api.redact(f"bitbucket: {what}: {why}"), tier="none")
+        return await deliver_with("bitbucket", op, remote, api, {
+            PublishRun: lambda op, state: self._publish(op, env, state, api),
+            SetStatus: lambda op, state: set_status(op, env, state, api),
+            PostComment: lambda op, state: post_comment(op, env, state, api),
+            UploadArtifact: lambda op, state: upload_download(op, env, state, api),
+        })
+
+    async def _publish(self, op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
+        """The Code Insights report, then (with a token) the run's build status; through the proxy the report only."""
         kind = mode(env)
-        try:
-            if isinstance(op, PublishRun):
-                if kind == "none":
-                    outcome = Outcome.unsupported(f"bitbucket: {_NO_CREDENTIAL}", tier="none", remote=state)
-                else:
-                    outcome = await publish_report(op, env, state, api)
-                    if outcome.kind == "delivered" and kind != "proxy":
-                        await run_status(op, env, state, api)
-                    elif kind == "proxy":
-                        self._say_once(env, api, "build statuses, comments and Downloads: " + NEEDS_TOKEN)
-            elif kind not in ("bearer", "basic"):
-                what = {SetStatus: "build statuses", PostComment: "pull request comments",
-                        UploadArtifact: "Downloads"}.get(type(op), "this")
-                why = NEEDS_TOKEN if kind == "proxy" else _NO_CREDENTIAL
-                outcome = Outcome.unsupported(f"bitbucket: {what}: {why}", tier="none")
-            elif isinstance(op, SetStatus):
-                outcome = await set_status(op, env, state, api)
-            elif isinstance(op, PostComment):
-                outcome = await post_comment(op, env, state, api)
-            elif isinstance(op, UploadArtifact):
-                outcome = await upload_download(op, env, state, api)
-            else:
-                outcome = Outcome.unsupported(f"bitbucket: unknown operation {type(op).__name__}")
-        except HttpError as err:
-            outcome = err.outcome
-            if outcome.remote is None:
-                outcome.remote = state
-        outcome.message = api.redact(outcome.message)
+        if kind == "none":
+            return Outcome.unsupported(f"bitbucket: {_NO_CREDENTIAL}", tier="none", remote=state)
+        outcome = await publish_report(op, env, state, api)
+        if outcome.kind == "delivered" and kind != "proxy":
+            await run_status(op, env, state, api)
+        elif kind == "proxy":
+            self._say_once(env, api, "build statuses, comments and Downloads: " + NEEDS_TOKEN)
         return outcome
 
     def _say_once(self, env: ProviderEnv, api: ApiSession, text: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
 from .._gated import api_session
+from .._deliver import deliver_with
 from .._http import DEFAULT_PACING, HttpError, token_fingerprint
 from ..base import (
     CheckReport,
@@ -91,23 +92,17 @@ class GitHubProvider:
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (token redacted), never as exceptions."""
         api = api_session(self._http, rest_config(env), env.token, env.log, env.writes)
-        try:
-            if isinstance(op, PublishRun):
-                outcome = await publish(op, env, dict(remote or {}), api)
-            elif isinstance(op, SetStatus):
-                outcome = await set_status(op, env, api, remote)
-            elif isinstance(op, PostComment):
-                outcome = await post_comment(op, env, dict(remote or {}), api)
-            elif isinstance(op, UploadArtifact):
-                from .artifacts import upload_artifact  # env.token is the ACTIONS_RUNTIME_TOKEN here
+        return await deliver_with("github", op, remote, api, {
+            PublishRun: lambda op, state: publish(op, env, state, api),
+            SetStatus: lambda op, state: set_status(op, env, api, state),
+            PostComment: lambda op, state: post_comment(op, env, state, api),
+            UploadArtifact: lambda op, state: self._upload(op, env, state),
+        })
 
-                outcome = await upload_artifact(op, env, dict(remote or {}), self._http)
-            else:
-                outcome = Outcome.unsupported(f"github: unknown operation {type(op).__name__}")
-        except HttpError as err:
-            outcome = err.outcome
-        outcome.message = api.redact(outcome.message)
-        return outcome
+    async def _upload(self, op: UploadArtifact, env: ProviderEnv, state: dict[str, Any]) -> Outcome:
+        from .artifacts import upload_artifact  # env.token is the ACTIONS_RUNTIME_TOKEN here
+
+        return await upload_artifact(op, env, state, self._http)
 
     async def read_run(self, run: RunSnapshot, env: ProviderEnv, remote: dict[str, Any]) -> dict[str, Any] | None:
         """The check run as GitHub shows it (``get_test_run_status`` reads it back): status, conclusion,

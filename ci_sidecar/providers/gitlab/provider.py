@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
+from .._deliver import deliver_with
 from .._gated import api_session
 from .._http import ApiSession, HttpError, token_fingerprint
 from ..base import (
@@ -95,26 +96,23 @@ class GitLabProvider:
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (token redacted), never as exceptions."""
         api = self._session(env)
-        state = dict(remote or {})
-        try:
-            if isinstance(op, PublishRun):
-                outcome = await self._publish(op, env, state, api)
-            elif isinstance(op, SetStatus | PostComment) and token_kind(env) != "api":
-                outcome = self._cannot_write(env, api, "commit statuses" if isinstance(op, SetStatus) else "notes")
-            elif isinstance(op, SetStatus):
-                outcome = await set_status(op, env, state, api)
-            elif isinstance(op, PostComment):
-                outcome = await post_note(op, env, state, api, await self._user(env, api), self._note_url(env))
-            elif isinstance(op, UploadArtifact):
-                outcome = await upload_artifact(op, env, state, api)
-            else:
-                outcome = Outcome.unsupported(f"gitlab: unknown operation {type(op).__name__}")
-        except HttpError as err:
-            outcome = err.outcome
-            if outcome.remote is None:
-                outcome.remote = state
-        outcome.message = api.redact(outcome.message)
-        return outcome
+
+        async def status(op: SetStatus, state: dict[str, Any]) -> Outcome:
+            if token_kind(env) != "api":
+                return self._cannot_write(env, api, "commit statuses")
+            return await set_status(op, env, state, api)
+
+        async def note(op: PostComment, state: dict[str, Any]) -> Outcome:
+            if token_kind(env) != "api":
+                return self._cannot_write(env, api, "notes")
+            return await post_note(op, env, state, api, await self._user(env, api), self._note_url(env))
+
+        return await deliver_with("gitlab", op, remote, api, {
+            PublishRun: lambda op, state: self._publish(op, env, state, api),
+            SetStatus: status,
+            PostComment: note,
+            UploadArtifact: lambda op, state: upload_artifact(op, env, state, api),
+        })
 
     def _cannot_write(self, env: ProviderEnv, api: ApiSession, what: str) -> Outcome:
         """The job token's answer for statuses and notes: said once per token, never sent (GitLab answers 401/403,
