@@ -203,6 +203,10 @@ from .records import (  # noqa: E402  (kept next to the methods that use them)
 
 
 
+#: a run's code coverage in percent, as a client measured it (GitLab shows it on the commit status)
+Coverage = Annotated[float, msgspec.Meta(ge=0, le=100)]
+
+
 class CreateTestRunParams(Wire):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     commit_sha: str | None = None
@@ -222,6 +226,7 @@ class UpdateTestRunParams(Wire):
     status: Literal["running", "completed", "failed", "cancelled"] | None = None
     summary: Summary | None = None
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
+    coverage: Coverage | None = None
     wait: bool = False
     wait_s: WaitS = 30.0
 
@@ -229,6 +234,7 @@ class UpdateTestRunParams(Wire):
 class ReportResultsParams(Wire):
     test_run_id: str
     results: list[TestResult]
+    coverage: Coverage | None = None
 
 
 class ReportResultsResult(Wire):
@@ -239,6 +245,7 @@ class ReportResultsResult(Wire):
 class CompleteTestRunParams(Wire):
     test_run_id: str
     conclusion: Conclusion | None = None
+    coverage: Coverage | None = None
     wait: bool = False
     wait_s: WaitS = 30.0
 

@@ -271,6 +271,8 @@ class TestRun(Wire):
     note: str | None = None
     #: where the run's local output (reports, results, comments) is written (a daemon-side path)
     output_dir: str | None = None
+    #: the code coverage a client reported for the run, in percent (0–100)
+    coverage: float | None = None
 
 
 # --- artifacts ----------------------------------------------------------------------------------

@@ -81,6 +81,8 @@ class RunSnapshot(msgspec.Struct, kw_only=True):
     output_dir: str
     #: per-test records available for this run (providers that stream results send [sent, results_end))
     results_end: int = 0
+    #: code coverage in percent (0–100), when a client reported it
+    coverage: float | None = None
 
 
 class PublishRun(msgspec.Struct, tag="publish_run", kw_only=True):

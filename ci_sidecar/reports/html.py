@@ -15,7 +15,7 @@ from typing import TextIO
 
 from ci_sidecar.protocol.records import CIContext, TestResult
 
-from .model import HistogramBucket, ReportData, bucket_label, display_name, format_duration
+from .model import HistogramBucket, ReportData, bucket_label, display_name, format_coverage, format_duration
 
 __all__ = ["histogram_svg", "render_html", "write_html"]
 
@@ -158,6 +158,8 @@ def write_html(data: ReportData, fp: TextIO, *, max_rows: int | None = None) -> 
     )
     cards = (("Total", c.total), ("Passed", c.passed), ("Failed", c.failed), ("Errors", c.errors),
              ("Skipped", c.skipped), ("Flaky", c.flaky), ("Duration", format_duration(run.duration)))
+    if run.coverage is not None:
+        cards += (("Coverage", format_coverage(run.coverage)),)
     fp.write('<section class="cards">' + "".join(
         f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in cards) + "</section>\n")
     if data.failures:

@@ -14,7 +14,15 @@ from collections.abc import Iterable
 from ci_sidecar.protocol.records import CIContext, TestResult
 
 from ._text import trim_lines
-from .model import HistogramBucket, ReportArtifact, ReportData, bucket_label, display_name, format_duration
+from .model import (
+    HistogramBucket,
+    ReportArtifact,
+    ReportData,
+    bucket_label,
+    display_name,
+    format_coverage,
+    format_duration,
+)
 
 __all__ = ["code_fence", "md_escape", "render_markdown"]
 
@@ -55,11 +63,14 @@ def _title(data: ReportData) -> str:
 
 def _counts_table(data: ReportData) -> str:
     c = data.run.counts
+    # a coverage column only when a client reported coverage: most runs have none
+    cov = data.run.coverage
+    head, align, cell = (" Coverage |", "---:|", f" {format_coverage(cov)} |") if cov is not None else ("", "", "")
     return (
-        "| Total | Passed | Failed | Errors | Skipped | Flaky | Duration |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|\n"
+        f"| Total | Passed | Failed | Errors | Skipped | Flaky | Duration |{head}\n"
+        f"|---:|---:|---:|---:|---:|---:|---:|{align}\n"
         f"| {c.total} | {c.passed} | {c.failed} | {c.errors} | {c.skipped} | {c.flaky} "
-        f"| {format_duration(data.run.duration)} |"
+        f"| {format_duration(data.run.duration)} |{cell}"
     )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "SlowestTests",
     "bucket_label",
     "display_name",
+    "format_coverage",
     "format_duration",
 ]
 
@@ -140,6 +141,13 @@ def display_name(result: TestResult) -> str:
     if result.attempt is not None and result.attempt > 1:
         name = f"{name} (attempt {result.attempt})"
     return name
+
+
+def format_coverage(percent: float | None) -> str:
+    """``"—"`` for unknown, else at most two decimals: ``"85.5%"``, ``"100%"``."""
+    if percent is None:
+        return "—"
+    return f"{round(percent, 2):g}%"
 
 
 def format_duration(seconds: float | None) -> str:

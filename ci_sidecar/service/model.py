@@ -46,6 +46,7 @@ class RunMeta(msgspec.Struct, kw_only=True):
     summary: Counts | None = None
     summary_duration: float | None = None
     note: str | None = None
+    coverage: float | None = None
     targets: list[Target] = []
     comments: list[CommentRef] = []
     junit_hashes: list[str] = []

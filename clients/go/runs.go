@@ -44,6 +44,7 @@ type TestRun struct {
 	EndTime    string          `json:"end_time,omitempty"`
 	ExternalID string          `json:"external_id,omitempty"`
 	OutputDir  string          `json:"output_dir,omitempty"` // where the local reports are (report.html)
+	Coverage   *float64        `json:"coverage,omitempty"`   // percent, when a client reported it
 	Counts     Counts          `json:"counts"`
 	Delivery   DeliverySummary `json:"delivery"`
 	Raw        json.RawMessage `json:"-"`

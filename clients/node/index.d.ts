@@ -118,6 +118,7 @@ export interface CommentRef {
 export interface CompleteTestRunParams {
   test_run_id: string;
   conclusion?: "cancelled" | "failure" | "neutral" | "success" | "timed_out" | null;
+  coverage?: number | null;
   wait?: boolean;
   wait_s?: number;
 }
@@ -318,6 +319,7 @@ export interface RenderReportResult {
 export interface ReportResultsParams {
   test_run_id: string;
   results: Array<TestResult>;
+  coverage?: number | null;
 }
 
 export interface ReportResultsResult {
@@ -456,6 +458,7 @@ export interface TestRun {
   external_id?: string | null;
   note?: string | null;
   output_dir?: string | null;
+  coverage?: number | null;
 }
 
 export interface TestRunIdParams {
@@ -495,6 +498,7 @@ export interface UpdateTestRunParams {
   status?: "cancelled" | "completed" | "failed" | "running" | null;
   summary?: Summary | null;
   name?: string | null;
+  coverage?: number | null;
   wait?: boolean;
   wait_s?: number;
 }
@@ -592,6 +596,7 @@ export interface Methods {
     params: {
       test_run_id: string;
       conclusion?: "cancelled" | "failure" | "neutral" | "success" | "timed_out" | null;
+      coverage?: number | null;
       wait?: boolean;
       wait_s?: number;
     };
@@ -724,6 +729,7 @@ export interface Methods {
     params: {
       test_run_id: string;
       results: Array<TestResult>;
+      coverage?: number | null;
     };
     result: ReportResultsResult;
   };
@@ -798,6 +804,7 @@ export interface Methods {
       status?: "cancelled" | "completed" | "failed" | "running" | null;
       summary?: Summary | null;
       name?: string | null;
+      coverage?: number | null;
       wait?: boolean;
       wait_s?: number;
     };

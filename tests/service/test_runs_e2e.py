@@ -100,6 +100,28 @@ def test_unknown_run_and_bad_params(daemon: DaemonProcess) -> None:
     assert e.value.code == -32602 and e.value.data["path"] == "$.results[0].status"
 
 
+def test_coverage_is_validated_kept_and_shown_in_the_report(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """A run's coverage (percent) from report_results, replaced by complete_test_run, is read back and in report.md;
+    a value outside 0–100 is refused with its path and changes nothing."""
+    c = daemon.client(config={"output_dir": str(tmp_path / "out")})
+    rid = c.request("create_test_run", {"name": "cov"})["id"]
+    c.request("report_results", {"test_run_id": rid, "results": results(2), "coverage": 80})
+    assert c.request("get_test_run_status", {"test_run_id": rid})["coverage"] == 80
+    for bad in (100.5, -1, "85%"):
+        with pytest.raises(RpcError) as e:
+            c.request("complete_test_run", {"test_run_id": rid, "coverage": bad})
+        assert e.value.code == -32602 and e.value.data["path"] == "$.coverage"
+    assert c.request("get_test_run_status", {"test_run_id": rid})["status"] == "running"
+    done = c.request("complete_test_run", {"test_run_id": rid, "coverage": 85.5, "wait": True})
+    assert done["coverage"] == 85.5
+    c.request("render_report", {"test_run_id": rid, "format": "markdown"})
+    report = (Path(done["output_dir"]) / "report.md").read_text()
+    assert "| Coverage |" in report and "| 85.5% |" in report
+    html = Path(c.request("render_report", {"test_run_id": rid, "format": "html"})["path"]).read_text()
+    assert "<b>85.5%</b>Coverage" in html
+    assert "coverage" not in c.request("create_test_run", {"name": "no coverage"})  # omitted when never reported
+
+
 def test_summary_shapes_and_contradictions(daemon: DaemonProcess) -> None:
     c = daemon.client()
     rid = c.request("create_test_run", {"name": "s"})["id"]

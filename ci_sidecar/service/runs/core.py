@@ -183,7 +183,7 @@ class RunCore:
             id=m.id, name=m.name, status=m.status, start_time=m.start_time, counts=self.counts(state),  # type: ignore[arg-type]
             delivery=self.outbox.summary(run_id=m.id), targets=targets, comments=list(m.comments),
             conclusion=m.conclusion, end_time=m.end_time, duration=duration,  # type: ignore[arg-type]
-            external_id=m.external_id, note=m.note, output_dir=m.output_dir,
+            external_id=m.external_id, note=m.note, output_dir=m.output_dir, coverage=m.coverage,
         )
 
     def snapshot(self, state: RunState) -> RunSnapshot:
@@ -193,7 +193,7 @@ class RunCore:
             end_time=m.end_time, counts=self.counts(state), external_id=m.external_id,
             commit_sha=m.commit_sha, head_sha=m.head_sha, branch=m.branch, pr_number=m.pr_number,
             build_id=m.build_id, details_url=m.details_url, repository=m.repository,
-            output_dir=m.output_dir, results_end=m.results_count,
+            output_dir=m.output_dir, results_end=m.results_count, coverage=m.coverage,
         )
 
     # --- publishing -----------------------------------------------------------------------------

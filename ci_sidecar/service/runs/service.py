@@ -84,6 +84,8 @@ class RunService(RunWrites, RunReads):
             meta.summary_duration = duration
         if p.name is not None:
             meta.name = p.name
+        if p.coverage is not None:
+            meta.coverage = p.coverage
         meta.last_write = time.time()
         if p.status in ("completed", "failed", "cancelled"):
             conclusion = {"completed": "success", "failed": "failure", "cancelled": "cancelled"}[p.status]
@@ -98,6 +100,12 @@ class RunService(RunWrites, RunReads):
                      applied: Callable[[], None] | None = None) -> ReportResultsResult:
         state = self._require_open(p.test_run_id)
         total = state.tally.total
+        if p.coverage is not None and p.coverage != state.meta.coverage:
+            state.meta.coverage = p.coverage
+            self._save(state)  # journaled with the results below (or committed alone)
+            if not p.results:
+                self._publish(state, ctx, final=False, delay_s=RESULTS_DEBOUNCE_S)
+                await self.store.commit()
         if p.results:
             await self.add_results(ctx, state, p.results, applied)
             total = state.tally.total
@@ -136,6 +144,8 @@ class RunService(RunWrites, RunReads):
 
     async def complete(self, ctx: SessionContext, p: CompleteTestRunParams) -> TestRun:
         state = self._require_open(p.test_run_id)
+        if p.coverage is not None:
+            state.meta.coverage = p.coverage
         conclusion = p.conclusion
         if conclusion is None:
             counts = self.counts(state)
