@@ -109,6 +109,31 @@ async def test_a_run_is_a_status_on_the_mr_source_commit_running_then_finished(f
     assert status["target_url"] == "https://gitlab.example/group/proj/-/jobs/77"
 
 
+async def test_live_counts_go_out_on_real_transitions_and_coverage_on_the_status(fake: FakeGitLab,
+                                                                                envs: Envs) -> None:
+    """A run without results is pending ("waiting for results"); its first results move it to running with their
+    counts; later live counts send nothing; the final status carries the end counts and the reported coverage."""
+    provider = GitLabProvider()
+    env = envs()
+    ops = [run_op(final=False, passed=0), run_op(final=False, passed=4), run_op(final=False, passed=8),
+           run_op(final=True, passed=9, failed=1, coverage=87.254)]
+    remote: dict[str, Any] = {}
+    seen = []
+    for op in ops:
+        out = await provider.deliver(op, env, remote)
+        assert out.kind == "delivered", out.message
+        remote = out.remote or {}
+        seen.append([(s["status"], s["description"]) for s in fake.statuses(SOURCE)])
+    await provider.aclose()
+    assert seen[:3] == [[("pending", "waiting for results")], [("running", "running: 4 passed, 0 failed, 0 skipped")],
+                        [("running", "running: 4 passed, 0 failed, 0 skipped")]]
+    assert [r.body["state"] for r in fake.calls("POST", "/statuses/")] == ["pending", "running", "failed"]
+    (status,) = fake.statuses(SOURCE)
+    assert (status["status"], status["description"], status["coverage"]) == ("failed", "9 passed, 1 failed, 0 skipped",
+                                                                            87.25)
+    assert fake.violations == []
+
+
 async def test_a_branch_pipeline_names_its_pipeline(fake: FakeGitLab, envs: Envs) -> None:
     """Without an MR the status goes on CI_COMMIT_SHA and names CI_PIPELINE_ID."""
     out = await deliver(run_op(final=True), envs(head=None, iid=None))

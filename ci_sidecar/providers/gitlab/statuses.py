@@ -3,9 +3,11 @@
 GitLab's statuses are a state machine per (sha, ref, name): a status that is pending or running is moved on by the
 next write, a finished one is followed by a new status. Writes that are not a legal transition (running again,
 pending after running) answer 400 "Cannot transition status via :run from :running" — what was wanted is already
-shown, so that answer is success, never a retry; and since running → running is never legal, a running status's
-live counts are sent once (the final write carries the end result). A final write whose answer was lost is read
-back before it is sent again (a second POST would add a second status with the same name).
+shown, so that answer is success, never a retry. GitLab keeps a status's description only with a transition, so
+the live counts go out on the transitions a run really makes: ``pending`` ("waiting for results") while it has
+none, ``running`` with the counts of the first update that has results, and the final state with the end result;
+running → running is never sent (GitLab would refuse it and show nothing new). A final write whose answer was lost
+is read back before it is sent again (a second POST would add a second status with the same name).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def status_sha(env: ProviderEnv, run: RunSnapshot | None = None, sha: str | None
 
 
 def _body(env: ProviderEnv, sha: str, state: str, name: str, description: str | None,
-          target: str | None) -> dict[str, Any]:
+          target: str | None, coverage: float | None = None) -> dict[str, Any]:
     settings = GitLabSettings.of(env)
     body: dict[str, Any] = {"state": state, "name": clip_chars(name, TEXT_CHARS)}
     ref = env.ci.branch or settings.commit_ref
@@ -55,6 +57,8 @@ def _body(env: ProviderEnv, sha: str, state: str, name: str, description: str | 
     url = http_url(target)
     if url and len(url) <= TEXT_CHARS:  # a clipped URL would lead nowhere: leave it out instead
         body["target_url"] = url
+    if coverage is not None:
+        body["coverage"] = round(coverage, 2)
     return body
 
 
@@ -133,10 +137,11 @@ async def set_status(op: SetStatus, env: ProviderEnv, state: dict[str, Any], api
 
 
 def run_state(op: PublishRun) -> str:
-    """GitLab's state for a run: ``running`` while it runs, else from its conclusion (or its counts)."""
+    """GitLab's state for a run: ``pending`` until it has results, ``running`` from then on while it runs, else
+    from its conclusion (or its counts)."""
     run = op.run
     if run.status == "running" and not op.final:
-        return "running"
+        return "running" if run.counts.total or run.results_end else "pending"
     if run.conclusion in CONCLUSIONS:
         return _CONCLUSION_STATE.get(run.conclusion or "", "failed")
     c = run.counts
@@ -144,6 +149,9 @@ def run_state(op: PublishRun) -> str:
 
 
 def run_description(run: RunSnapshot, state: str) -> str:
+    """The counts as the status's description (``pending``: no results yet)."""
+    if state == "pending":
+        return "waiting for results"
     c = run.counts
     parts = [f"{c.passed} passed", f"{c.failed + c.errors} failed", f"{c.skipped} skipped"]
     if c.flaky:
@@ -162,11 +170,12 @@ async def run_status(op: PublishRun, env: ProviderEnv, state: dict[str, Any], ap
     assert project is not None and sha is not None
     wanted = run_state(op)
     target = http_url(run.details_url) or http_url(env.ci.job_url) or http_url(env.ci.build_url)
-    body = _body(env, sha, wanted, run.name, run_description(run, wanted), target)
+    body = _body(env, sha, wanted, run.name, run_description(run, wanted), target, run.coverage)
     action = await _write(api, project, sha, body, state, live=not op.final)
     state["tier"] = "commit_status"
     if action == "kept":
         return Outcome.delivered(url=body.get("target_url"), remote=state, tier="commit status", action="skipped",
-                                 message="GitLab keeps a running status as it is until the run ends")
+                                 message=f"GitLab keeps a {state.get('sent', wanted)} status as it is until the "
+                                         "run ends")
     return Outcome.delivered(url=body.get("target_url"), remote=state, tier="commit status",
                              action="completed" if op.final else "updated")
