@@ -15,7 +15,7 @@ client could notice it:
 * pull request comments: paginated with a JSON ``next`` URL (``pagelen`` 10 by default, 100 at most), deleted
   comments stay listed with ``deleted: true``, other users' and inline comments present;
 * Downloads: multipart ``files`` (a name uploaded again replaces the file), listed with ``next``, each file's
-  URL answers 302;
+  URL answers 302, deleted by name; a deleted report takes its annotations with it;
 * errors as ``{"type": "error", "error": {"message": …}}``, 429 with ``Retry-After``, the kit's faults.
 
 Two known defects of the description are corrected here, each saying why: a report ``data`` element's
@@ -48,6 +48,7 @@ _REPO = "/repositories/{workspace}/{repo_slug}"
 _SHORT = {
     f"PUT {_REPO}/commit/{{commit}}/reports/{{reportId}}": "report-put",
     f"GET {_REPO}/commit/{{commit}}/reports/{{reportId}}": "report-get",
+    f"DELETE {_REPO}/commit/{{commit}}/reports/{{reportId}}": "report-delete",
     f"GET {_REPO}/commit/{{commit}}/reports": "report-list",
     f"POST {_REPO}/commit/{{commit}}/reports/{{reportId}}/annotations": "annotations-post",
     f"GET {_REPO}/commit/{{commit}}/reports/{{reportId}}/annotations": "annotations-list",
@@ -60,8 +61,9 @@ _SHORT = {
     f"GET {_REPO}/downloads": "download-list",
     f"POST {_REPO}/downloads": "download-post",
     f"GET {_REPO}/downloads/{{filename}}": "download-get",
+    f"DELETE {_REPO}/downloads/{{filename}}": "download-delete",
 }
-_PROXIED = {"report-put", "report-get", "report-list", "annotations-post", "annotations-list"}
+_PROXIED = {"report-put", "report-get", "report-delete", "report-list", "annotations-post", "annotations-list"}
 _PAGING = ("page", "pagelen")
 
 
@@ -238,6 +240,13 @@ class FakeBitbucket(FakeServer):
         found = self.repo.reports.get((p["commit"], p["reportId"]))
         return Reply(200, found) if found else self.error(404, "Report not found")
 
+    def _report_delete(self, rec: Recorded, p: dict[str, str]) -> Reply:
+        key = (p["commit"], p["reportId"])
+        if self.repo.reports.pop(key, None) is None:
+            return self.error(404, "Report not found")
+        self.repo.annotations.pop(key, None)  # a report's annotations go with it
+        return Reply(204)
+
     def _report_list(self, rec: Recorded, p: dict[str, str]) -> Reply:
         values = [r for (c, _), r in self.repo.reports.items() if c == p["commit"]]
         return Reply(200, page_json_next(values, self.origin + rec.path, rec.query, size=self._pagelen(rec)))
@@ -352,6 +361,11 @@ class FakeBitbucket(FakeServer):
         values = [{"type": "download", "name": n, "size": len(d), "links": {"self": {"href": f"{base}/{n}"}}}
                   for n, d in self.repo.downloads.items()]
         return Reply(200, page_json_next(values, self.origin + rec.path, rec.query, size=self._pagelen(rec)))
+
+    def _download_delete(self, rec: Recorded, p: dict[str, str]) -> Reply:
+        if self.repo.downloads.pop(p["filename"], None) is None:
+            return self.error(404, "File not found")
+        return Reply(204)
 
     def _download_get(self, rec: Recorded, p: dict[str, str]) -> Reply:
         if p["filename"] not in self.repo.downloads:

@@ -390,3 +390,70 @@ async def test_an_artifact_not_listed_with_its_size_is_not_reported_delivered(fa
     provider = BitbucketProvider()
     assert await provider.lookup_artifact(op, env, {}) is None
     await provider.aclose()
+
+
+# --- doctor --check ----------------------------------------------------------------------------------
+
+
+def _credential(fake: FakeBitbucket, secret: str, username: str | None = None) -> Any:
+    from ci_sidecar.credentials import Credential, Secret
+
+    source = "env:BITBUCKET_APP_PASSWORD" if username else "env:BITBUCKET_TOKEN"
+    return Credential(provider="bitbucket", base_url=fake.api_url, source=source, fingerprint="f",
+                      secret=Secret(secret), username=username)
+
+
+async def _doctor(credential: Any, *, write: bool, pr: int | None = PR, env: dict[str, str] | None = None) -> Any:
+    ci = CIContext(provider="bitbucket", sources={}, repository="team/widgets", commit_sha=SHA, pr_number=pr)
+    job = {"BITBUCKET_WORKSPACE": "team", "BITBUCKET_REPO_SLUG": "widgets", **(env or {})}
+    provider = BitbucketProvider()
+    try:
+        return await provider.probe_access(ci, job, credential, write=write, trust_env=False)
+    finally:
+        await provider.aclose()
+
+
+async def test_doctor_reads_without_a_trace_and_proves_each_tier_with_write(fake: FakeBitbucket) -> None:
+    """``doctor --check`` reads the commit's reports and writes nothing; ``--write`` tries every tier once and
+    leaves only the visibly named build status (the report, comment and download are deleted again)."""
+    quiet = await _doctor(_credential(fake, TOKEN), write=False)
+    assert {i.name: i.result for i in quiet.items} == {
+        "repository": "proven", "code insights report": "unproven", "build status": "unproven",
+        "PR comment": "unproven", "downloads": "unproven"}
+    assert quiet.ok and [r.method for r in fake.calls() if r.method != "GET"] == []
+    loud = await _doctor(_credential(fake, USER and PASSWORD, username=USER), write=True)
+    assert {i.name: i.result for i in loud.items} == {
+        "repository": "proven", "code insights report": "proven", "build status": "proven", "PR comment": "proven",
+        "downloads": "proven"}, loud.items
+    assert fake.report(SHA, "ci-sidecar-doctor") is None and fake.comments(PR) == [] and fake.downloads() == {}
+    assert fake.statuses(SHA)["ci-sidecar-doctor"]["name"] == "ci-sidecar doctor"
+    assert PASSWORD not in repr(loud)
+
+
+async def test_doctor_names_the_scope_a_read_only_token_lacks(fake: FakeBitbucket) -> None:
+    """A read-only access token is proven to read, and each write fails naming the scope it needs."""
+    report = await _doctor(_credential(fake, READ), write=True, pr=None)
+    results = {i.name: (i.result, i.detail) for i in report.items}
+    assert results["repository"][0] == "proven" and not report.ok
+    assert results["code insights report"][0] == "failed" and "repository:write" in results["code insights report"][1]
+    assert results["PR comment"][0] == "skipped"
+    assert fake.statuses(SHA) == {} and fake.report(SHA, "ci-sidecar-doctor") is None
+
+
+async def test_doctor_through_the_pipelines_proxy_and_without_any_credential(fake: FakeBitbucket,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside Pipelines without a token the auth proxy's Code Insights tier is proven and the rest is named as
+    needing a token; outside Pipelines without one the check fails saying what to set."""
+    from ci_sidecar.providers.bitbucket import doctor
+
+    real = doctor.session_settings
+    monkeypatch.setattr(doctor, "session_settings", lambda *a, **kw: {**real(*a, **kw), "proxy_url": fake.origin})
+    proxied = await _doctor(None, write=True, env={"BITBUCKET_BUILD_NUMBER": "210"})
+    results = {i.name: i.result for i in proxied.items}
+    assert results == {"repository": "proven", "build status": "failed", "PR comment": "failed",
+                       "downloads": "failed", "code insights report": "proven"}, proxied.items
+    assert proxied.tier == "code insights report (pipelines auth proxy)"
+    assert fake.report(SHA, "ci-sidecar-doctor") is None
+    nothing = await _doctor(None, write=False)
+    assert [(i.name, i.result) for i in nothing.items] == [("credential", "failed")]
+    assert "BITBUCKET_TOKEN" in nothing.items[0].detail

@@ -4,14 +4,25 @@ siblings)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ci_sidecar.protocol.records import ProviderCaps, Tier
+from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
 from .._gated import api_session
 from .._deliver import deliver_with
 from .._http import ApiSession, HttpError, token_fingerprint
-from ..base import Operation, Outcome, PostComment, ProviderEnv, PublishRun, RunSnapshot, SetStatus, UploadArtifact
+from ..base import (
+    CheckReport,
+    Operation,
+    Outcome,
+    PostComment,
+    ProviderEnv,
+    PublishRun,
+    RunSnapshot,
+    SetStatus,
+    UploadArtifact,
+)
 from ..writes import WriteBudget
 from ._api import (
     ANNOTATIONS_PER_POST,
@@ -121,6 +132,13 @@ class BitbucketProvider:
         except HttpError as err:
             log.info("bitbucket: downloads lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
             return None
+
+    async def probe_access(self, ci: CIContext, env: Mapping[str, str], credential: Any, *, write: bool,
+                           trust_env: bool) -> CheckReport:
+        """``doctor --check``: read the commit's reports; with ``--write`` try each tier once (:mod:`.doctor`)."""
+        from .doctor import check_bitbucket
+
+        return await check_bitbucket(self._http, ci, env, credential, write=write, trust_env=trust_env)
 
     def write_budget(self, env: ProviderEnv) -> WriteBudget:
         """Bitbucket Cloud allows 1,000 requests an hour per user or token on ``/2.0/repositories`` (rolling
