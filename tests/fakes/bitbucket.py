@@ -31,19 +31,24 @@ import itertools
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from ._server import FakeServer, Fault, Recorded, Reply, page_json_next
 from .spec import OpenApiSpec
 
-__all__ = ["FakeBitbucket", "relaxed_spec", "PUBLIC_HOST"]
+__all__ = ["FakeBitbucket", "relaxed_spec", "PUBLIC_HOST", "World", "View"]
 
 PREFIX = "/2.0"
 PUBLIC_HOST = "api.bitbucket.org"
 SUMMARY_LIMIT = 450
 ANNOTATIONS_PER_REPORT = 1000
 DATA_FIELDS = 10
+#: the scenario world's commit, pull request and token
+SHA = "b7" * 20
+PR = 14
+TOKEN = "bb-scenario-token-never-shown"
 _REPO = "/repositories/{workspace}/{repo_slug}"
 _SHORT = {
     f"PUT {_REPO}/commit/{{commit}}/reports/{{reportId}}": "report-put",
@@ -371,3 +376,82 @@ class FakeBitbucket(FakeServer):
         if p["filename"] not in self.repo.downloads:
             return self.error(404, "File not found")
         return Reply(302, headers={"Location": f"https://bbuseruploads.example/{p['filename']}?Signature=x"})
+
+
+# --- the scenario world (tests/providers/test_bitbucket_scenario.py, bench/bench_bitbucket.py) ----------
+
+
+class View(dict):  # type: ignore[type-arg]
+    """What a person sees (:meth:`FakeBitbucket.snapshot`), saying how it differs from another."""
+
+    def differences(self, other: dict[str, Any]) -> list[str]:
+        return [f"{k}: {self.get(k)!r} != {other.get(k)!r}" for k in sorted(set(self) | set(other))
+                if self.get(k) != other.get(k)]
+
+
+class World:
+    """One Bitbucket Pipelines pull-request step against a fake Bitbucket (a ``fakes.scenario.ScenarioWorld``),
+    and what a person then sees on the commit and the pull request."""
+
+    def __init__(self, spec: OpenApiSpec, fault_rate: float = 0.0, seed: int = 1) -> None:
+        self.fake = FakeBitbucket(spec, tokens={TOKEN: "write"}, pull_requests=(PR,), fault_rate=fault_rate,
+                                  seed=seed, per_resource_faults=True)
+
+    def __enter__(self) -> World:
+        self.fake.__enter__()
+        if self.fake.fault_rate:
+            # whatever the seed: the first answer of every kind of write is lost after the fake made it
+            for method, path in (("PUT", "/reports/[^/]+$"), ("POST", "/annotations$"), ("POST", "/statuses/build$"),
+                                 ("POST", "/comments$"), ("PUT", "/comments/"), ("POST", "/downloads$")):
+                self.fake.inject("lost", method, path)
+            for kind, method, path in (("502", "GET", "/comments$"), ("429", "POST", "/annotations$"),
+                                       ("reset", "GET", "/downloads$"), ("503", "PUT", "/reports/")):
+                self.fake.inject(kind, method, path, retry_after=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fake.__exit__(*exc)
+
+    def job_env(self, root: Path, *, tokens: bool = True) -> dict[str, str]:
+        root.mkdir(parents=True, exist_ok=True)
+        env = {
+            "CI": "true", "BITBUCKET_BUILD_NUMBER": "77", "BITBUCKET_COMMIT": SHA, "BITBUCKET_WORKSPACE": "team",
+            "BITBUCKET_REPO_SLUG": "widgets", "BITBUCKET_REPO_FULL_NAME": "team/widgets",
+            "BITBUCKET_BRANCH": "feature", "BITBUCKET_PR_ID": str(PR), "BITBUCKET_PR_DESTINATION_BRANCH": "main",
+            "BITBUCKET_PIPELINE_UUID": "{aaaa-bbbb}", "BITBUCKET_STEP_UUID": "{c0ffee00-1111-4222-8333-444455556666}",
+            "BITBUCKET_GIT_HTTP_ORIGIN": "http://bitbucket.org/team/widgets",
+            "CI_SIDECAR_BITBUCKET_BASE_URL": self.fake.api_url,
+            "CI_SIDECAR_OUTPUT_DIR": str(root / "ci-sidecar-out"),
+        }
+        if tokens:
+            env["BITBUCKET_TOKEN"] = TOKEN
+        return env
+
+    def view(self) -> View:
+        return View(self.fake.snapshot())
+
+    def calls(self) -> list[Recorded]:
+        return self.fake.calls()
+
+    def rest_calls(self) -> list[Recorded]:
+        """The requests of everything but the artifacts (what bench_bitbucket counts against GitHub's)."""
+        return [r for r in self.fake.calls() if "/downloads" not in r.path]
+
+    def artifact_calls(self) -> list[Recorded]:
+        return self.fake.calls(path="/downloads")
+
+    def violations(self) -> list[str]:
+        return self.fake.violations
+
+    def remote_started(self) -> bool:
+        return bool(self.fake.repo.statuses or self.fake.repo.reports)
+
+    def wait_idle(self) -> None:
+        self.fake.wait_idle()
+
+    def check_capabilities(self, roles: dict[str, Any]) -> None:
+        caps = roles["ci"]
+        assert caps["test_run"]["via"] == "code insights report" and caps["artifacts"]["via"] == "downloads", caps
+
+    def secrets(self) -> list[str]:
+        return [TOKEN]

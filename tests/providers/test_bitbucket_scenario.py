@@ -18,80 +18,16 @@ import pytest
 
 from ci_sidecar.cli import build_parser
 from ci_sidecar.providers.bitbucket._api import ident
-from fakes._server import Recorded
-from fakes.bitbucket import FakeBitbucket
+from fakes.bitbucket import PR, SHA, World
 from fakes.scenario import COMMENT_KEY, RUN_NAME, Plan, assert_faults_change_nothing, assert_kill_9_changes_nothing
-from fakes.spec import OpenApiSpec, require_spec
+from fakes.spec import require_spec
 
-SHA = "b7" * 20
-PR = 14
-TOKEN = "bb-scenario-token-never-shown"
 PLAN = Plan()
 # Fixed schedules that finish in seconds; any seed must pass the same assertions, but with some a write's
 # exponential backoff (1 s doubling, counted over its failed attempts) takes it past the harness's minute.
 SEED_FAULTS = 3
 SEED_KILL = 12
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bitbucket" / "bitbucket-pipelines.yml"
-
-
-class World:
-    """The fake Bitbucket one job talks to, and what a person then sees on the commit and the pull request."""
-
-    def __init__(self, spec: OpenApiSpec, rate: float, seed: int) -> None:
-        self.fake = FakeBitbucket(spec, tokens={TOKEN: "write"}, pull_requests=(PR,), fault_rate=rate, seed=seed,
-                                  per_resource_faults=True)
-
-    def __enter__(self) -> World:
-        self.fake.__enter__()
-        if self.fake.fault_rate:
-            # whatever the seed: the first answer of every kind of write is lost after the fake made it
-            for method, path in (("PUT", "/reports/[^/]+$"), ("POST", "/annotations$"), ("POST", "/statuses/build$"),
-                                 ("POST", "/comments$"), ("PUT", "/comments/"), ("POST", "/downloads$")):
-                self.fake.inject("lost", method, path)
-            for kind, method, path in (("502", "GET", "/comments$"), ("429", "POST", "/annotations$"),
-                                       ("reset", "GET", "/downloads$"), ("503", "PUT", "/reports/")):
-                self.fake.inject(kind, method, path, retry_after=0)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.fake.__exit__(*exc)
-
-    def job_env(self, root: Path, *, tokens: bool = True) -> dict[str, str]:
-        root.mkdir(parents=True, exist_ok=True)
-        env = {
-            "CI": "true", "BITBUCKET_BUILD_NUMBER": "77", "BITBUCKET_COMMIT": SHA, "BITBUCKET_WORKSPACE": "team",
-            "BITBUCKET_REPO_SLUG": "widgets", "BITBUCKET_REPO_FULL_NAME": "team/widgets",
-            "BITBUCKET_BRANCH": "feature", "BITBUCKET_PR_ID": str(PR), "BITBUCKET_PR_DESTINATION_BRANCH": "main",
-            "BITBUCKET_PIPELINE_UUID": "{aaaa-bbbb}", "BITBUCKET_STEP_UUID": "{c0ffee00-1111-4222-8333-444455556666}",
-            "BITBUCKET_GIT_HTTP_ORIGIN": "http://bitbucket.org/team/widgets",
-            "CI_SIDECAR_BITBUCKET_BASE_URL": self.fake.api_url,
-            "CI_SIDECAR_OUTPUT_DIR": str(root / "ci-sidecar-out"),
-        }
-        if tokens:
-            env["BITBUCKET_TOKEN"] = TOKEN
-        return env
-
-    def view(self) -> dict[str, Any]:
-        return self.fake.snapshot()
-
-    def calls(self) -> list[Recorded]:
-        return self.fake.calls()
-
-    def violations(self) -> list[str]:
-        return self.fake.violations
-
-    def remote_started(self) -> bool:
-        return bool(self.fake.repo.statuses or self.fake.repo.reports)
-
-    def wait_idle(self) -> None:
-        self.fake.wait_idle()
-
-    def check_capabilities(self, roles: dict[str, Any]) -> None:
-        caps = roles["ci"]
-        assert caps["test_run"]["via"] == "code insights report" and caps["artifacts"]["via"] == "downloads", caps
-
-    def secrets(self) -> list[str]:
-        return [TOKEN]
 
 
 @pytest.fixture

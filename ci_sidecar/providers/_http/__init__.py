@@ -22,7 +22,7 @@ Retrying, backoff and persistence are not here: a call is one attempt, the deliv
 from __future__ import annotations
 
 from .auth import WRITE_METHODS, Auth, Basic, Bearer, Crumb, HeaderToken, NoAuth
-from .bodies import Body, Form, Json, Multipart, Raw
+from .bodies import Body, FileChunks, Form, Json, Multipart, Raw, file_chunks
 from .classify import (
     DEFAULT_RULES,
     Rules,
@@ -43,7 +43,7 @@ __all__ = [
     "USER_AGENT", "DEFAULT_PACING", "DEFAULT_RULES", "WRITE_METHODS",
     "HttpConfig", "HttpError", "HttpLayer", "ApiSession", "Response", "Call", "Redirects",
     "Auth", "NoAuth", "Bearer", "Basic", "HeaderToken", "Crumb",
-    "Body", "Json", "Form", "Multipart", "Raw",
+    "Body", "Json", "Form", "Multipart", "Raw", "FileChunks", "file_chunks",
     "Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "parse_link_header",
     "Rules", "classify_response", "classify_exception", "json_error_message", "not_the_api", "retry_undecodable",
     "retry_after_seconds", "Pacer", "RateLimitState", "token_fingerprint", "origin_of",

@@ -2,6 +2,9 @@
 replaced), named ``<build>-<step>-<name>`` so the steps of one build, parallel ones too, never collide (within a
 step, an artifact uploaded again under its name replaces the earlier one, as it would in Pipelines).
 
+The file is streamed from the store into the multipart body (never read into memory whole), so an artifact of
+any size goes up with a flat footprint; the body has a Content-Length, as Bitbucket's upload expects.
+
 The URL is never made up: after the upload the downloads list is read and the entry of that name, with this
 size, gives its ``links.self.href`` (the API answers it with a 302 to the file; the redirect's target is
 short-lived and not kept). A retry after a lost answer uploads again under the same name, which replaces the
@@ -14,9 +17,7 @@ import re
 from contextlib import aclosing
 from typing import Any
 
-import trio
-
-from .._http import ApiSession, Multipart
+from .._http import ApiSession, FileChunks, Multipart
 from ..base import Outcome, ProviderEnv, UploadArtifact
 from ._api import repo_path
 from .settings import BitbucketSettings
@@ -24,8 +25,6 @@ from .settings import BitbucketSettings
 __all__ = ["upload_download", "find_download", "download_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-#: Downloads are read into memory for the multipart body; larger artifacts are refused with that reason
-MAX_BYTES = 256 * 1024 * 1024
 
 
 def _safe(text: str) -> str:
@@ -63,15 +62,11 @@ async def upload_download(op: UploadArtifact, env: ProviderEnv, state: dict[str,
     repo = repo_path(env)
     if repo is None:
         return Outcome.refused("bitbucket: no repository (BITBUCKET_WORKSPACE/BITBUCKET_REPO_SLUG) for Downloads")
-    if op.size > MAX_BYTES:
-        return Outcome.refused(f"artifact {op.name!r} is {op.size:,} bytes: Downloads uploads are limited to "
-                               f"{MAX_BYTES:,} here", tier="none")
     name = download_name(op, env)
     if state.get("download") != name or not state.get("uploaded"):
-        async with await trio.open_file(op.stored_path, "rb") as fh:
-            data = await fh.read()
+        content = FileChunks(op.stored_path, op.size)
         await api.request("POST", f"{repo}/downloads", expect_json=False,
-                          body=Multipart(files={"files": (name, data, op.mime_type or "application/octet-stream")}))
+                          body=Multipart(files={"files": (name, content, op.mime_type or "application/octet-stream")}))
         state.update(download=name, uploaded=True)
     entry = await find_download(api, repo, name, op.size)
     found = _delivered(entry, name) if entry is not None else None

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import trio
-
-from .._http import ApiSession, HttpError, Raw
+from .._http import ApiSession, HttpError, Raw, file_chunks
 from .._staging import StagingArea, StagingError
 from ..base import Outcome, ProviderEnv, UploadArtifact
 from ._api import project_path
@@ -83,13 +80,6 @@ async def _staged(op: UploadArtifact, env: ProviderEnv, why: str) -> Outcome:
                 "available when the job ends")
 
 
-async def _chunks(path: str) -> AsyncIterator[bytes]:
-    """The stored file in 1 MiB pieces (an artifact is never held in memory whole)."""
-    async with await trio.open_file(path, "rb") as fh:
-        while chunk := await fh.read(1 << 20):
-            yield chunk
-
-
 async def _digest(api: ApiSession, path: str) -> str | None:
     """SHA-256 of the package file at ``path``, None when it is not there."""
     resp = await api.request("GET", path, expect_json=False, allow=(404,))
@@ -117,7 +107,7 @@ async def upload_artifact(op: UploadArtifact, env: ProviderEnv, state: dict[str,
     state["inflight"] = True
     try:
         resp = await api.request("PUT", path, params={"select": "package_file"},
-                                 body=Raw(_chunks(op.stored_path), content_type="application/octet-stream",
+                                 body=Raw(file_chunks(op.stored_path), content_type="application/octet-stream",
                                           length=op.size))
     except HttpError as err:
         if err.outcome.kind == "deferred":
