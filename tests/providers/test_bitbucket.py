@@ -122,6 +122,17 @@ async def test_a_failing_run_is_a_test_report_with_annotations_in_posts_of_100(f
     assert (first["path"], first["line"], first["summary"]) == ("src/mod.py", 1, "pkg.mod.test_0: boom 0")
 
 
+async def test_a_reported_coverage_is_a_percentage_field_of_the_report(fake: FakeBitbucket, envs: Envs) -> None:
+    """The run's coverage shows in the Code Insights report as a PERCENTAGE data field."""
+    failures(envs, 0, passed=3)
+    op = run_op(envs, final=True)
+    op.run.coverage = 91.256
+    assert (await deliver(op, envs())).kind == "delivered"
+    report = fake.report(SHA, RID)
+    assert report is not None
+    assert {"title": "Coverage", "type": "PERCENTAGE", "value": 91.26} in report["data"]
+
+
 async def test_a_running_run_is_pending_then_passed_and_its_build_status_is_one_key(fake: FakeBitbucket,
                                                                                     envs: Envs) -> None:
     """While running the report is PENDING and the build status INPROGRESS; at the end PASSED and SUCCESSFUL,
@@ -370,6 +381,18 @@ async def test_an_artifact_goes_to_downloads_under_a_build_prefix_with_the_liste
     assert found is not None and found.url == out.url
 
 
+async def test_a_large_artifact_is_streamed_byte_exact_with_a_content_length(fake: FakeBitbucket, envs: Envs,
+                                                                             tmp_path: Path) -> None:
+    """A multi-MiB artifact goes up as one multipart body streamed from the store (Content-Length, not chunked)
+    and arrives byte for byte, with a name that needs no escaping kept as is."""
+    data = bytes(range(256)) * (12 * 1024 + 3) + b"\r\n--tail"  # ~3 MiB, with CRLF and dashes in the content
+    out = await deliver(artifact(tmp_path, data, name="big.bin"), envs())
+    assert out.kind == "delivered", out.message
+    assert fake.downloads() == {"210-5678efab-big.bin": data}
+    (post,) = fake.calls("POST", "/downloads$")
+    assert not post.chunked and post.headers["content-type"].startswith("multipart/form-data; boundary=")
+
+
 async def test_a_lost_upload_answer_replaces_the_same_file(fake: FakeBitbucket, envs: Envs, tmp_path: Path) -> None:
     """The upload's answer is lost: the retry uploads under the same name, Bitbucket replaces it: one file."""
     fake.inject("lost", "POST", "/downloads$")
@@ -457,3 +480,28 @@ async def test_doctor_through_the_pipelines_proxy_and_without_any_credential(fak
     nothing = await _doctor(None, write=False)
     assert [(i.name, i.result) for i in nothing.items] == [("credential", "failed")]
     assert "BITBUCKET_TOKEN" in nothing.items[0].detail
+
+
+async def test_a_data_center_base_url_is_refused_plainly_without_a_request(fake: FakeBitbucket, envs: Envs) -> None:
+    """A Data Center/Server REST base URL (…/rest/api/1.0) is not Cloud's API: every tier says so, no write claims
+    success and nothing is sent (Cloud paths there would only answer 404)."""
+    dc = fake.origin + "/rest/api/1.0"
+    env = envs(base_url=dc)
+    env.base_url = dc
+    caps = BitbucketProvider().capabilities(env)
+    assert caps.test_run.kind == caps.build_status.kind == caps.pr_comment.kind == caps.artifacts.kind == "none"
+    assert "Data Center" in (caps.test_run.note or "")
+    failures(envs, 1)
+    for op in (run_op(envs, final=True), SetStatus(state="success", context="lint")):
+        out = await deliver(op, env)
+        assert out.kind == "unsupported" and "Data Center" in out.message and "/rest/insights/1.0" in out.message
+    report = await _doctor(_credential_at(dc, TOKEN), write=True)
+    assert [(i.name, i.result) for i in report.items] == [("repository", "failed")]
+    assert fake.calls() == []
+
+
+def _credential_at(base_url: str, secret: str) -> Any:
+    from ci_sidecar.credentials import Credential, Secret
+
+    return Credential(provider="bitbucket", base_url=base_url, source="env:BITBUCKET_TOKEN", fingerprint="f",
+                      secret=Secret(secret))

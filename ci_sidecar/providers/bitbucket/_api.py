@@ -14,7 +14,7 @@ from .settings import BitbucketSettings
 
 __all__ = ["DEFAULT_API_URL", "SUMMARY_CHARS", "DETAILS_CHARS", "ANNOTATIONS_PER_POST", "ANNOTATIONS_PER_REPORT",
            "DATA_FIELDS", "COMMENT_CHARS", "KEY_CHARS", "NEEDS_TOKEN", "Mode", "mode", "rest_layer", "rest_config",
-           "auth_for", "repo_path", "commit_sha", "ident", "web_origin"]
+           "auth_for", "repo_path", "commit_sha", "ident", "web_origin", "data_center"]
 
 DEFAULT_API_URL = "https://api.bitbucket.org/2.0"
 #: an annotation's ``summary`` (Code Insights: "maximum 450 characters")
@@ -45,6 +45,17 @@ def mode(env: ProviderEnv) -> Mode:
     if env.token:
         return "basic" if env.username else "bearer"
     return "proxy" if BitbucketSettings.of(env).build_number else "none"
+
+
+def data_center(env: ProviderEnv) -> str | None:
+    """Why this write cannot go out when its base URL is a Bitbucket Data Center/Server REST API (``…/rest/…``):
+    only Cloud's API 2.0 is implemented, and Cloud paths sent there would only answer 404. None: not Data Center."""
+    base = str(env.base_url or BitbucketSettings.of(env).base_url or "")
+    if "/rest/" not in urlsplit(base).path + "/":
+        return None
+    return (f"{base} is a Bitbucket Data Center/Server REST API; this version implements Bitbucket Cloud's API 2.0 "
+            "only (Data Center's /rest/insights/1.0, /rest/build-status/1.0 and /rest/api/1.0 are not implemented): "
+            "the run is in its local output only")
 
 
 def rest_layer() -> HttpLayer:

@@ -21,7 +21,7 @@ from ci_sidecar.protocol.records import CIContext
 from .._http import ApiSession, HttpError, HttpLayer, Multipart
 from ..base import CheckItem, CheckReport, ProviderEnv
 from ..settings import session_settings
-from ._api import NEEDS_TOKEN, auth_for, commit_sha, mode, repo_path, rest_config
+from ._api import NEEDS_TOKEN, auth_for, commit_sha, data_center, mode, repo_path, rest_config
 
 __all__ = ["check_bitbucket", "DOCTOR_KEY", "DOCTOR_NAME"]
 
@@ -54,6 +54,10 @@ async def check_bitbucket(layer: HttpLayer, ci: CIContext, env: Mapping[str, str
     def add(name: str, result: Any, detail: str) -> None:
         report.items.append(CheckItem(name=name, result=result, detail=api.redact(detail)))
 
+    unsupported = data_center(penv)
+    if unsupported:
+        add("repository", "failed", unsupported)
+        return report
     if kind == "none":
         add("credential", "failed", "no Bitbucket credential and not inside Bitbucket Pipelines: set "
                                     "BITBUCKET_TOKEN or BITBUCKET_USERNAME + BITBUCKET_APP_PASSWORD")

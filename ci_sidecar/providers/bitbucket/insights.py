@@ -101,6 +101,8 @@ def _data(run: RunSnapshot, link: str | None) -> list[dict[str, Any]]:
     duration = _duration_ms(run)
     if duration is not None:
         data.append({"title": "Duration", "type": "DURATION", "value": duration})
+    if run.coverage is not None:
+        data.append({"title": "Coverage", "type": "PERCENTAGE", "value": round(run.coverage, 2)})
     if link:
         data.append({"title": "Full report", "type": "LINK", "value": {"text": "full report", "href": link}})
     return data[:DATA_FIELDS]

@@ -32,6 +32,7 @@ from ._api import (
     NEEDS_TOKEN,
     SUMMARY_CHARS,
     auth_for,
+    data_center,
     mode,
     rest_config,
     rest_layer,
@@ -60,9 +61,14 @@ class BitbucketProvider:
         """A token or app password does everything; the Pipelines auth proxy carries the Code Insights report
         only (statuses, comments and Downloads answer with why); nothing without either."""
         kind = mode(env)
+        unsupported = data_center(env)
         limits = {"annotations_per_request": ANNOTATIONS_PER_POST, "annotations_per_report": ANNOTATIONS_PER_REPORT,
                   "report_data_fields": DATA_FIELDS, "annotation_summary_chars": SUMMARY_CHARS,
                   "comment_chars": COMMENT_CHARS}
+        if unsupported:
+            none = Tier(kind="none", note=unsupported)
+            return ProviderCaps(provider="bitbucket", test_run=none, build_status=none, pr_comment=none,
+                                artifacts=none, limits=limits)
         if kind in ("bearer", "basic"):
             return ProviderCaps(provider="bitbucket", test_run=Tier(kind="native", via="code insights report"),
                                 build_status=Tier(kind="native", via="build status"),
@@ -80,6 +86,9 @@ class BitbucketProvider:
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (credential redacted), never as exceptions."""
         api = self._session(env)
+        unsupported = data_center(env)
+        if unsupported:
+            return Outcome.unsupported(api.redact(f"bitbucket: {unsupported}"), tier="none")
         if not isinstance(op, PublishRun) and mode(env) not in ("bearer", "basic"):
             what = {SetStatus: "build statuses", PostComment: "pull request comments",
                     UploadArtifact: "Downloads"}.get(type(op), "this")
@@ -124,7 +133,7 @@ class BitbucketProvider:
 
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
         """``get_artifact_url``: the Downloads entry of this artifact's name and size, when listed."""
-        if mode(env) not in ("bearer", "basic"):
+        if mode(env) not in ("bearer", "basic") or data_center(env):
             return None
         api = self._session(env)
         try:
