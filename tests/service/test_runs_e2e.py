@@ -114,6 +114,7 @@ def test_coverage_is_validated_kept_and_shown_in_the_report(daemon: DaemonProces
     assert c.request("get_test_run_status", {"test_run_id": rid})["status"] == "running"
     done = c.request("complete_test_run", {"test_run_id": rid, "coverage": 85.5, "wait": True})
     assert done["coverage"] == 85.5
+    assert json.loads((Path(done["output_dir"]) / "run.json").read_text())["coverage"] == 85.5  # what providers get
     c.request("render_report", {"test_run_id": rid, "format": "markdown"})
     report = (Path(done["output_dir"]) / "report.md").read_text()
     assert "| Coverage |" in report and "| 85.5% |" in report
