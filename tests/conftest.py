@@ -17,6 +17,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import DaemonProcess, missing, scrubbed_env  # noqa: E402
 
 
+def _compile_project_once() -> None:
+    """The tests spawn hundreds of daemons and CLI processes, each importing ~100 project modules. Where
+    PYTHONDONTWRITEBYTECODE is set (common in CI images) none of them would find bytecode and each would
+    compile those modules from source again (~90 ms a spawn): compile them once per test session."""
+    if not sys.dont_write_bytecode:
+        return  # the first import writes the bytecode as usual
+    import compileall
+
+    import ci_sidecar
+    import ci_sidecar_client
+
+    for package in (ci_sidecar, ci_sidecar_client):
+        compileall.compile_dir(str(Path(package.__file__).parent), quiet=2)
+
+
+_compile_project_once()
+
+
 @pytest.fixture(autouse=True)
 def _required_tools(request: pytest.FixtureRequest) -> None:
     """``@pytest.mark.requires_tool(name, hint)``: skip with the install hint when ``name`` is not on PATH
