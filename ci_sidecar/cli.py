@@ -47,7 +47,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; with ``command`` (``serve``), only that subcommand, so a daemon's start-up
+    does not import what the other subcommands need (``exec`` pulls in the client and the service layer)."""
     parser = argparse.ArgumentParser(
         prog="ci-sidecar",
         description="A JSON-RPC daemon that does CI work (test runs, results, comments, artifacts) for test runners.",
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ci-sidecar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
+    if command == "serve":
+        return parser
     from ci_sidecar.call_cmd import add_call_command, add_wait_command
 
     add_call_command(sub)
@@ -184,9 +188,10 @@ _EXTRA_COMMANDS: list[Any] = [_add_exec, _add_demo, _add_env, _add_doctor, _add_
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ci-sidecar`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser("serve" if args_in[:1] == ["serve"] else None)
+    args = parser.parse_args(args_in)
+    args.argv = args_in
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

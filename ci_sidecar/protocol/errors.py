@@ -63,11 +63,14 @@ derive from :class:`jsonrpcserver.JsonRpcError`, so handlers raise them the way 
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
-from jsonrpcserver import JsonRpcError
-
 if TYPE_CHECKING:
+    from jsonrpcserver import JsonRpcError
+
     from .records import ErrorInfo
 
 __all__ = [
@@ -105,6 +108,41 @@ __all__ = [
     "RunFinalized",
     "DeliveryFailed",
 ]
+
+
+
+def _json_rpc_error() -> type[Exception]:
+    """``jsonrpcserver.JsonRpcError`` without running the package's ``__init__``.
+
+    That ``__init__`` imports jsonschema, asyncio and http.server (about 50 ms of every daemon start-up)
+    while the daemon needs this one class. Its two small modules are loaded under their own names, so a
+    later ``import jsonrpcserver`` reuses them and both ways give the very same class (only the package
+    attribute ``jsonrpcserver.exceptions`` is then unset; ``from jsonrpcserver.exceptions import …`` works).
+    """
+    if "jsonrpcserver" in sys.modules or "jsonrpcserver.exceptions" in sys.modules:
+        from jsonrpcserver.exceptions import JsonRpcError as cls
+
+        return cls
+    spec = importlib.util.find_spec("jsonrpcserver")  # locates the package without executing it
+    where = list(spec.submodule_search_locations or []) if spec else []
+    if not where:
+        from jsonrpcserver import JsonRpcError as cls  # an unusual layout: the ordinary import
+
+        return cls
+    for name in ("sentinels", "exceptions"):  # exceptions imports NODATA from sentinels
+        sub = importlib.util.spec_from_file_location(f"jsonrpcserver.{name}", os.path.join(where[0], f"{name}.py"))
+        assert sub is not None and sub.loader is not None
+        module = importlib.util.module_from_spec(sub)
+        sys.modules[sub.name] = module
+        try:
+            sub.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[sub.name]
+            raise
+    return sys.modules["jsonrpcserver.exceptions"].JsonRpcError
+
+
+JsonRpcError = _json_rpc_error()  # noqa: F811  (the real class; the import above is for type checkers)
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clip_utf8", "trim_lines", "utf8_len", "xml_safe"]
+__all__ = ["clip_utf8", "trim_lines", "utf8_len", "xml_safe", "escape", "quoteattr"]
 
 # Characters XML 1.0 cannot carry at all, even escaped (C0 controls except tab/LF/CR, surrogates, U+FFFE/F).
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -44,3 +44,19 @@ def trim_lines(text: str, keep: int) -> str:
 def xml_safe(text: str) -> str:
     """Replace characters XML 1.0 cannot represent with U+FFFD so any output stays well-formed."""
     return _XML_INVALID.sub("\ufffd", text)
+
+
+# xml.sax.saxutils imports urllib.request (and with it http.client and email): ~10 ms the daemon's start-up
+# does not need, so the renderers import it when they first escape something.
+def escape(text: str, entities: dict[str, str] | None = None) -> str:
+    """``xml.sax.saxutils.escape``: ``&``, ``<`` and ``>`` (plus ``entities``) as XML entities."""
+    from xml.sax.saxutils import escape as _escape
+
+    return _escape(text, entities or {})
+
+
+def quoteattr(text: str, entities: dict[str, str] | None = None) -> str:
+    """``xml.sax.saxutils.quoteattr``: ``text`` escaped and quoted as an XML attribute value."""
+    from xml.sax.saxutils import quoteattr as _quoteattr
+
+    return _quoteattr(text, entities or {})

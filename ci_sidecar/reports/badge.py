@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Literal
-from xml.sax.saxutils import escape, quoteattr
 
 import msgspec
 
 from ci_sidecar.protocol.records import TestRun
+
+from ._text import escape, quoteattr
 
 __all__ = [
     "BadgeStyle",

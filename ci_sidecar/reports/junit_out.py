@@ -15,11 +15,10 @@ import io
 import itertools
 from collections.abc import Iterable
 from typing import TextIO
-from xml.sax.saxutils import escape, quoteattr
 
 from ci_sidecar.protocol.records import TestResult
 
-from ._text import xml_safe
+from ._text import escape, quoteattr, xml_safe
 from .model import ReportData
 
 __all__ = ["render_junit", "write_junit"]
