@@ -26,7 +26,7 @@ from ci_sidecar.protocol.methods import (
 from ci_sidecar.protocol.openrpc import openrpc_document
 from ci_sidecar.protocol.records import Capabilities, CIContext, DeliverySummary
 
-from .session import Call, Handler
+from .session import Call, Handler, runs_inline
 
 __all__ = ["lifecycle_handlers"]
 
@@ -105,6 +105,7 @@ async def shutdown(call: Call, p: NoParams) -> DeliverySummary:
     return summary
 
 
+@runs_inline
 async def status(call: Call, p: NoParams) -> StatusResult:
     daemon = call.daemon
     extra = daemon.status()
@@ -131,6 +132,7 @@ async def stop(call: Call, p: NoParams) -> None:
     return None
 
 
+@runs_inline
 async def discover(call: Call, p: NoParams) -> dict[str, Any]:
     return openrpc_document(call.daemon.served_methods())
 

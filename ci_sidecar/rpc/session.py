@@ -18,9 +18,10 @@ import msgspec
 import trio
 
 from ci_sidecar.protocol import errors as E
-from ci_sidecar.protocol.methods import METHODS, LogMessageParams, MethodSpec, ProgressParams, ProgressValue
+from ci_sidecar.protocol.methods import METHODS, LogMessageParams, MethodSpec
 from ci_sidecar.transport.framing import FrameParser, FrameReader, FramingError, encode_frame
 
+from .call import Call, Handler, _as_protocol_error, _incident, runs_inline
 from .envelope import (
     JSON_ERRORS,
     Invalid,
@@ -37,11 +38,9 @@ from .unknown_fields import finder_for, with_warnings
 if TYPE_CHECKING:
     from .host import SessionHost
 
-__all__ = ["Session", "Call", "Handler"]
+__all__ = ["Session", "Call", "Handler", "runs_inline"]  # Call, Handler and runs_inline live in .call
 
 log = logging.getLogger("ci_sidecar.rpc")
-
-Handler = Callable[["Call", Any], Awaitable[Any]]
 
 _MAX_IN_FLIGHT = 32
 _OUTBOX_FRAMES = 256
@@ -61,64 +60,6 @@ class _RunKey(msgspec.Struct):
 
 _decode_run_key = msgspec.json.Decoder(_RunKey).decode
 _encode = msgspec.json.encode
-
-
-class Call:
-    """What a handler knows about the request it serves: its session, id and progress token."""
-
-    __slots__ = ("session", "id", "token", "ticket")
-
-    def __init__(self, session: Session, rid: Any, token: Any, ticket: Ticket | None = None) -> None:
-        self.session = session
-        self.id = rid
-        self.token = token
-        self.ticket = ticket
-
-    def ordered_part_done(self) -> None:
-        """The request's effect on its run is applied in memory: later requests for the same run may
-        proceed while this one waits for durability (its answer still waits for the commit)."""
-        if self.ticket is not None:
-            self.ticket.release()
-
-    @property
-    def daemon(self) -> SessionHost:
-        return self.session.daemon
-
-    async def progress(self, kind: str, message: str | None = None, percentage: int | None = None,
-                       title: str | None = None) -> None:
-        """Send ``$/progress`` on the request's ``workDoneToken`` (nothing when it has none)."""
-        if self.token is None:
-            return
-        value = ProgressValue(kind=kind, message=message, percentage=percentage, title=title)  # type: ignore[arg-type]
-        await self.session.notify("$/progress", ProgressParams(token=self.token, value=value))
-
-    async def log(self, type_: int, message: str) -> None:
-        """Send ``window/logMessage`` to this session (1 error, 2 warning, 3 info, 4 log)."""
-        await self.session.notify("window/logMessage", LogMessageParams(type=type_, message=message))  # type: ignore[arg-type]
-
-
-def _incident(exc: BaseException, method: str) -> E.InternalError:
-    incident = uuid.uuid4().hex[:12]
-    log.error("incident %s in %s", incident, method, exc_info=(type(exc), exc, exc.__traceback__))
-    return E.InternalError(incident)
-
-
-def _as_protocol_error(exc: BaseException, method: str) -> E.WireError:
-    """Map any exception from a handler to an error object, never leaking internals."""
-    if isinstance(exc, E.WireError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        leaves = [e for e in _leaves(exc)]
-        if len(leaves) == 1 and isinstance(leaves[0], E.WireError):
-            return leaves[0]
-    return _incident(exc, method)
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for e in group.exceptions:
-        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
-    return out
 
 
 class Session:
@@ -155,6 +96,7 @@ class Session:
         self._cancel_reader = trio.CancelScope()
         self._background: list[trio.CancelScope] = []  # watchers that live as long as the session
         self._nursery: trio.Nursery | None = None
+        self._reader: FrameReader | None = None
 
     # --- outgoing ---------------------------------------------------------------------------
 
@@ -175,8 +117,22 @@ class Session:
         frame = encode_frame(body)
         self._out.append(frame)
         self._unsent += len(frame)
-        if self._flushing:
-            return
+        if not self._flushing:
+            await self._flush()
+
+    def _hold(self, body: bytes) -> bool:
+        """Queue a reply the reader produced itself without writing it yet, when the next request is
+        already received: the replies to pipelined requests then go out together, in one write, just
+        before the reader waits for input again. False (nothing queued) past the high-water mark."""
+        if self._gone or self._reader is None or not self._reader.mid_frame or self._unsent > _OUT_HIGH_WATER:
+            return False
+        frame = encode_frame(body)
+        self._out.append(frame)
+        self._unsent += len(frame)
+        return True
+
+    async def _flush(self) -> None:
+        """Write everything queued, in order; the caller found no write in progress."""
         self._flushing = True
         try:
             while self._out and not self._gone:
@@ -234,7 +190,7 @@ class Session:
                              max_body_bytes=daemon.config.max_body_bytes)
         socket = self.transport == "socket"
         quiet_s = daemon.config.abandon_timeout_s
-        reader = FrameReader(self.stream, parser, min(HEADER_TIMEOUT_S, quiet_s) if socket else None)
+        reader = self._reader = FrameReader(self.stream, parser, min(HEADER_TIMEOUT_S, quiet_s) if socket else None)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -242,7 +198,11 @@ class Session:
                 with self._cancel_reader:
                     try:
                         while True:
-                            body = await self._receive(reader) if socket else await reader.receive()
+                            body = reader.buffered()
+                            if body is None:
+                                if self._out and not self._flushing:
+                                    await self._flush()  # replies held while pipelined requests were read
+                                body = await self._receive(reader) if socket else await reader.receive()
                             if body is None:
                                 break
                             daemon.touch()
@@ -254,6 +214,8 @@ class Session:
                         await self.send_raw(encode_error(None, E.ParseError(exc.reason)))
                     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                         log.info("session %s: connection lost: %s", self.id, exc)
+                if self._out and not self._flushing:
+                    await self._flush()
                 await self._drain_inflight()
                 await self._send.aclose()  # the writer sends what is queued, then ends
                 for scope in self._background:
@@ -375,6 +337,11 @@ class Session:
             return None
 
         warnings = self._unknown_field_warnings(req.method, spec.params, req.params)
+        if getattr(handler, "runs_inline", False) and not spec.run_scoped:
+            body = self._run_inline(handler, req, params, warnings)
+            if into is not None or not self._hold(body):
+                await self._reply(body, into)
+            return None
         if req.method == "initialize":
             # run inline: every later message of this session depends on its outcome
             await self._run(spec, handler, req, params, None, into, None, warnings=warnings)
@@ -447,6 +414,26 @@ class Session:
             if done is not None:
                 self._limiter.release_on_behalf_of(done)
                 done.set()
+
+    def _run_inline(self, handler: Handler, req: Request, params: Any, warnings: list[str]) -> bytes:
+        """The reply of a :func:`runs_inline` handler, run to its end here (the coroutine never suspends)."""
+        coro = handler(Call(self, req.id, None), params)
+        try:
+            coro.send(None)  # type: ignore[attr-defined]
+        except StopIteration as stop:
+            try:
+                body = encode_result(req.id, with_warnings(_encode(stop.value), list(warnings)))
+            except Exception as exc:
+                self.daemon.count("errors")
+                return encode_error(req.id, _as_protocol_error(exc, req.method))
+            self.daemon.count("requests")
+            return body
+        except Exception as exc:
+            self.daemon.count("errors")
+            return encode_error(req.id, _as_protocol_error(exc, req.method))
+        coro.close()  # type: ignore[attr-defined]
+        self.daemon.count("errors")
+        return encode_error(req.id, _incident(RuntimeError("a handler marked runs_inline awaited"), req.method))
 
     async def _on_notification(self, req: Request, spec: MethodSpec | None, handler: Handler | None) -> None:
         method = req.method

@@ -59,7 +59,8 @@ class Adoptions:
         self.adopted: dict[Path, KeepsInstance] = {}
         self.finished = 0  # adopted instances delivered and removed
         self._released: dict[Path, float] = {}  # let go (waiting for credentials) → when, monotonic
-        self._survey: tuple[float, list[dict[str, Any]], set[Path]] | None = None
+        #: (when, [(path, info)], the instance paths it was taken for)
+        self._survey: tuple[float, list[tuple[Path, dict[str, Any]]], set[Path]] | None = None
 
     async def run(self, interval_s: float = SCAN_INTERVAL_S) -> None:
         """Adopt the orphans found now and every ``interval_s`` (until cancelled)."""
@@ -144,14 +145,14 @@ class Adoptions:
         pending = {own.path: self.owner.outbox.depth()["pending"]}
         pending.update({path: service.outbox.depth()["pending"] for path, service in list(self.adopted.items())})
         now = time.monotonic()
-        if self._survey is None or now - self._survey[0] > _SURVEY_TTL_S or set(pending) != self._survey[2]:
+        if self._survey is None or now - self._survey[0] > _SURVEY_TTL_S or pending.keys() != self._survey[2]:
             # a walk of the root's files: cached briefly, sidecar/status may be polled many times a second
-            self._survey = (now, self._walk(), set(pending))
+            self._survey = (now, [(Path(d["path"]), d) for d in self._walk()], set(pending))
         out = []
-        for d in self._survey[1]:
+        for path, d in self._survey[1]:
             d = dict(d)
-            if Path(d["path"]) in pending:
-                d["pending"] = pending[Path(d["path"])]
+            if path in pending:
+                d["pending"] = pending[path]
             out.append(d)
         return out
 

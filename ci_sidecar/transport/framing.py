@@ -155,6 +155,13 @@ class FrameReader:
         """Part of a message has been received."""
         return self._parser.mid_frame
 
+    def buffered(self) -> bytes | None:
+        """The next body when it has already been received in full (no I/O), else ``None``."""
+        frame = self._parser.next_frame()
+        if frame is not None:
+            self._header_deadline = math.inf
+        return frame
+
     async def receive(self) -> bytes | None:
         """Next body, or ``None`` at a clean end of stream. A truncated frame or a header that is not
         complete in time raises FramingError.
