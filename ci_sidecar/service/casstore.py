@@ -17,6 +17,7 @@ import errno
 import hashlib
 import logging
 import os
+import queue
 import secrets
 import stat
 from dataclasses import dataclass
@@ -33,8 +34,9 @@ log = logging.getLogger("ci_sidecar.artifacts")
 
 #: copy buffer: large enough that syscalls and hashing run at disk speed, small enough to stay flat
 CHUNK = 1024 * 1024
-#: chunk of the overlapped copy: fewer thread hand-offs; two in flight bound the memory
-PIPELINE_CHUNK = 4 * 1024 * 1024
+#: buffers of the overlapped copy (each CHUNK bytes): one being read and written, the others hashed
+#: or waiting, so neither thread waits for the other while memory stays flat
+PIPELINE_BUFFERS = 4
 #: how much of the content's beginning is kept for sniffing a mime type
 HEAD_BYTES = 1024
 _BLOB_MODE = 0o444  # blobs never change; the local provider hard-links them into output folders
@@ -163,6 +165,43 @@ def open_regular_file(source: str | os.PathLike[str], limit: int | None) -> int:
     return src
 
 
+class _HashPipe:
+    """The two halves of :meth:`CasStore.stage_file_async`, each run for the whole file on its own worker
+    thread: ``copy_all`` reads the source into free buffers and writes them; ``hash_all`` hashes them
+    in the same order and frees them again. ``None`` on a queue means "no more"."""
+
+    def __init__(self) -> None:
+        self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        self._full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        for _ in range(PIPELINE_BUFFERS):
+            self._free.put(bytearray(CHUNK))
+        self._hash = hashlib.sha256()
+
+    def copy_all(self, src: int, writer: BlobWriter) -> None:
+        try:
+            while (buf := self._free.get()) is not None:
+                trio.from_thread.check_cancelled()  # a cancelled upload stops here, between chunks
+                n = os.readv(src, [buf])
+                if n == 0:
+                    break
+                writer.write(memoryview(buf)[:n], hash=False)  # a file that grows past the limit still fails
+                self._full.put((buf, n))
+        finally:
+            self._full.put(None)
+
+    def hash_all(self) -> None:
+        try:
+            while (item := self._full.get()) is not None:
+                buf, n = item
+                self._hash.update(memoryview(buf)[:n])
+                self._free.put(buf)
+        finally:
+            self._free.put(None)  # a hashing failure must not leave the copy waiting for a buffer
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
 class CasStore:
     """Blobs by SHA-256 under one directory."""
 
@@ -200,36 +239,27 @@ class CasStore:
     async def stage_file_async(self, source: str | os.PathLike[str], limit: int | None = None) -> StagedBlob:
         """:meth:`stage_file` with hashing overlapped with the copy, on two worker threads.
 
-        Each chunk is read once: the copy thread writes it and hands it to the hashing thread
-        (at most two chunks in flight, so memory stays flat). Same checks and errors as
-        :meth:`stage_file`; cancelling discards the partial upload.
+        Each chunk is read once, into one of a few buffers allocated up front: the copy thread writes
+        it and hands it to the hashing thread, which gives the buffer back. The two threads run for the
+        whole file and pass buffers to each other directly, so the event loop is not involved per
+        chunk and no chunk-sized memory is allocated per chunk. Same checks and errors as
+        :meth:`stage_file`; cancelling stops the copy at the next chunk and discards the partial upload.
         """
         src = await trio.to_thread.run_sync(self._open_source, source, limit)
         writer: BlobWriter | None = None
         try:
             writer = await trio.to_thread.run_sync(self.writer, limit)
-            hasher = hashlib.sha256()
-            send, recv = trio.open_memory_channel[bytes](1)
-
-            def copy_chunk() -> bytes:
-                chunk = os.read(src, PIPELINE_CHUNK)
-                if chunk:
-                    assert writer is not None
-                    writer.write(chunk, hash=False)
-                return chunk
-
-            async def hash_chunks() -> None:
-                async with recv:
-                    async for chunk in recv:
-                        await trio.to_thread.run_sync(hasher.update, chunk)
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(hash_chunks)
-                async with send:
-                    while chunk := await trio.to_thread.run_sync(copy_chunk):
-                        await send.send(chunk)
+            pipe = _HashPipe()
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(trio.to_thread.run_sync, pipe.hash_all)
+                    await trio.to_thread.run_sync(pipe.copy_all, src, writer)
+            except BaseExceptionGroup as group:  # one failure (TooLarge, OSError, Cancelled) ends both halves
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
             w = writer
-            return await trio.to_thread.run_sync(lambda: w.finish(hasher.hexdigest()))
+            return await trio.to_thread.run_sync(lambda: w.finish(pipe.hexdigest()))
         except BaseException:
             if writer is not None:
                 writer.discard()
