@@ -83,6 +83,9 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     idle_timeout_s: NonNegFloat = 0.0  # 0 = never exit when idle
     abandon_timeout_s: PositiveFloat = 21600.0
     flush_timeout_s: PositiveFloat = 60.0  # shutdown's and exec's wait for pending writes (then: kept in state)
+    #: for tests and benchmarks against fakes only: multiplies every wait of the delivery (write spacing,
+    #: live-update spacing, retry backoff, Retry-After, rate-limit pauses); a real provider needs 1
+    delivery_time_scale: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     retention_runs: PositiveInt = 1000  # finished runs kept (state and records); older ones are deleted
     retention_days: PositiveFloat = 30.0  # finished runs older than this are deleted
     artifact_max_file_bytes: PositiveInt = 1024 * 1024 * 1024
@@ -129,5 +132,5 @@ DAEMON_ONLY_KEYS = frozenset({
     "state_dir", "socket", "system_mode", "source_roots", "idle_timeout_s", "abandon_timeout_s",
     "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle", "artifact_store",
     "retention_runs", "retention_days", "artifact_max_file_bytes", "artifact_max_run_bytes",
-    "artifact_stream_idle_s", "artifact_retention_days", "artifact_retention_max_bytes",
+    "artifact_stream_idle_s", "artifact_retention_days", "artifact_retention_max_bytes", "delivery_time_scale",
 })

@@ -97,10 +97,13 @@ class Outbox:
         on_outcome: Callable[[Entry, Outcome | None, ErrorInfo | None], None] | None = None,
         on_log: Callable[[Entry, str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        time_scale: float = 1.0,
     ) -> None:
         self.providers = providers
         self._clock = clock  # wall seconds (persisted times); a benchmark passes a virtual one
-        self.policy = policy or RetryPolicy()
+        #: config ``delivery_time_scale``: every wait of the delivery multiplied (tests against fakes only)
+        self.time_scale = time_scale
+        self.policy = policy or RetryPolicy(time_scale=time_scale)
         self.credentials = CredentialPool()
         self.credentials.listeners.append(self.wake)
         self._append = append
@@ -302,7 +305,7 @@ class Outbox:
         if lane is None:
             provider = self.providers.get(entry.provider)
             budget = provider.write_budget(env) if isinstance(provider, DeclaresWriteBudget) else WriteBudget()
-            lane = self.lanes[key] = TokenLane(budget, self._clock)
+            lane = self.lanes[key] = TokenLane(budget.scaled(self.time_scale), self._clock)
         return lane
 
     def _gate(self, entry: Entry, env: ProviderEnv, live: bool) -> AttemptGate | None:

@@ -21,6 +21,8 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     budget_s: float = 1800.0
     #: a Retry-After longer than this is capped (a provider asking for an hour still gets retried)
     max_retry_after_s: float = 900.0
+    #: every delay is multiplied by this (config ``delivery_time_scale``: tests against fakes only)
+    time_scale: float = 1.0
 
     def next_delay(self, attempts: int, retry_after: float | None, elapsed_s: float) -> float | None:
         """Seconds to wait before attempt ``attempts + 1``, or None when the write should fail now."""
@@ -31,6 +33,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         else:
             ceiling = min(self.cap_s, self.base_s * (2 ** max(0, attempts - 1)))
             delay = random.uniform(ceiling / 2, ceiling)  # jitter keeps many clients from retrying in step
+        delay *= self.time_scale
         if elapsed_s + delay > self.budget_s:
             return None
         return delay

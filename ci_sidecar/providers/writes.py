@@ -40,6 +40,16 @@ class WriteBudget(msgspec.Struct, frozen=True, kw_only=True):
     #: share of the hourly budget kept for final writes: live updates stop when less than this is left
     reserve_fraction: float = 0.1
 
+    def scaled(self, factor: float) -> WriteBudget:
+        """The same budget with every wait multiplied by ``factor`` (config ``delivery_time_scale``)."""
+        if factor == 1.0:
+            return self
+        return msgspec.structs.replace(
+            self, min_spacing_s=self.min_spacing_s * factor, limited_wait_s=self.limited_wait_s * factor,
+            max_reset_wait_s=self.max_reset_wait_s * factor, live_spacing_s=self.live_spacing_s * factor,
+            live_spacing_max_s=self.live_spacing_max_s * factor,
+            live_age_per_spacing_s=self.live_age_per_spacing_s / factor)
+
 
 class WriteDeferred(ExchangeError):
     """A write that may not be sent now: a live update while the budget is short or a final write waits, or

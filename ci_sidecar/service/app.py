@@ -81,7 +81,8 @@ class CoreService:
         self.adoptions = None if adopt is not None else Adoptions(
             self, lambda inst: CoreService(loaded, role=role, adopt=inst))
         self.outbox = Outbox(self.providers, append=self.store.append, commit=self.store.commit,
-                             env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log)
+                             env_for=self._env_for, on_outcome=self._on_outcome, on_log=self._on_log,
+                             time_scale=daemon_config.delivery_time_scale)
         self.outbox.location = str(self.instance.path)
         self.runs = RunService(self.store, self.outbox, abandon_timeout_s=daemon_config.abandon_timeout_s,
                                retention_max_runs=daemon_config.retention_runs,
