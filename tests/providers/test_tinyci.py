@@ -54,7 +54,9 @@ def start_daemon(short_tmp: Path, env: dict[str, str], monkeypatch: pytest.Monke
     started: list[DaemonProcess] = []
 
     def start() -> DaemonProcess:
-        started.append(DaemonProcess.start(short_tmp / f"t{len(started)}.sock", env))
+        # the retry backoff shrinks against the fake (fakes.scenario.TIME_SCALE); what is retried is the same
+        started.append(DaemonProcess.start(short_tmp / f"t{len(started)}.sock",
+                                           {**env, "CI_SIDECAR_DELIVERY_TIME_SCALE": "0.1"}))
         return started[-1]
 
     yield start
