@@ -88,7 +88,8 @@ def main() -> None:
         client = daemon.client(config={"output_dir": str(work / "out")})
         rid = client.request("create_test_run", {"name": "bench"})["id"]
         pid = daemon.proc.pid
-        print(f"{args.size_mib} MiB of fresh random bytes per round, {args.rounds} round(s)")
+        print(f"{args.size_mib} MiB of fresh random bytes per round, {args.rounds} round(s); "
+              f"{os.cpu_count()} CPUs, load average %.2f %.2f %.2f" % os.getloadavg())
         ratios_copy, ratios_durable, growth = [], [], []
         for r in range(args.rounds):
             src = work / f"big-{r}.bin"
@@ -127,7 +128,8 @@ def main() -> None:
             src.unlink()
             ratios_copy.append(t_up / t_copy)
             ratios_durable.append(t_up / t_dur)
-            print(f"round {r + 1}: upload_artifact {t_up:.2f} s ({size / t_up / 2**20:.0f} MiB/s) | "
+            print(f"round {r + 1} (load {os.getloadavg()[0]:.1f}): "
+                  f"upload_artifact {t_up:.2f} s ({size / t_up / 2**20:.0f} MiB/s) | "
                   f"shutil.copyfile {t_copy:.2f} s -> ratio {t_up / t_copy:.2f} | "
                   f"cp+sync+openssl {t_dur:.2f} s -> ratio {t_up / t_dur:.2f} | "
                   f"daemon peak RSS growth {peak / 2**20:.1f} MiB")
