@@ -54,8 +54,12 @@ def detect(f: Fields, git: Git) -> None:
         f.from_env("target_branch", "BITBUCKET_PR_DESTINATION_BRANCH")
     f.from_env("build_number", "BITBUCKET_BUILD_NUMBER")
     f.from_env("build_id", "BITBUCKET_PIPELINE_UUID")
-    f.put("server_url", CLOUD, "derived", "BITBUCKET_BUILD_NUMBER")  # Pipelines only exists on Bitbucket Cloud
     repo, number = f.values.get("repository"), f.values.get("build_number")
+    if not number:
+        # BITBUCKET_* variables without a Pipelines build (a Jenkins or Bamboo job naming a Data Center commit):
+        # the code host comes from the clone URL (…/scm/PROJ/repo.git), not from an assumed bitbucket.org
+        return
+    f.put("server_url", CLOUD, "derived", "BITBUCKET_BUILD_NUMBER")  # Pipelines only exists on Bitbucket Cloud
     if repo and number:
         f.put("build_url", f"{CLOUD}/{repo}/pipelines/results/{number}", "derived",
               "bitbucket.org/BITBUCKET_REPO_FULL_NAME/pipelines/results/BITBUCKET_BUILD_NUMBER")

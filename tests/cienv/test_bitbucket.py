@@ -54,3 +54,13 @@ class TestBitbucket:
         ctx = detect({**BASE, "BITBUCKET_COMMIT": "abc1234"}, str(tmp_path))
         assert ctx.commit_sha == "abc1234"
         assert ctx.sources["commit_sha"].kind == "env"
+
+    def test_a_data_center_commit_outside_pipelines_takes_its_host_from_the_clone(
+            self, make_repo: Callable[..., tuple[Path, str]]) -> None:
+        """BITBUCKET_COMMIT without a Pipelines build (a Jenkins job on Data Center) is not assumed bitbucket.org:
+        the repository and server come from the …/scm/PROJ/repo.git clone URL."""
+        repo, head = make_repo(remote="https://bitbucket.example.com/scm/PROJ/widgets.git")
+        ctx = detect({"CI": "true", "BITBUCKET_COMMIT": head, "BITBUCKET_PR_ID": "7"}, str(repo))
+        assert (ctx.provider, ctx.repository, ctx.commit_sha, ctx.pr_number) == ("bitbucket", "PROJ/widgets", head, 7)
+        assert ctx.scm is None or ctx.scm.server_url == "https://bitbucket.example.com"
+        assert ctx.server_url != "https://bitbucket.org"

@@ -1,6 +1,6 @@
 """The Bitbucket provider against the spec-validating fake Bitbucket: Code Insights report and annotations (limits,
 retries without duplicates), build statuses, the Pipelines auth proxy tier, sticky PR comments, Downloads,
-credentials (Bearer, Basic, none) and Bitbucket's errors."""
+credentials (Bearer, Basic, none) and Bitbucket's errors (Data Center: test_bitbucket_dc.py)."""
 
 from __future__ import annotations
 
@@ -480,28 +480,3 @@ async def test_doctor_through_the_pipelines_proxy_and_without_any_credential(fak
     nothing = await _doctor(None, write=False)
     assert [(i.name, i.result) for i in nothing.items] == [("credential", "failed")]
     assert "BITBUCKET_TOKEN" in nothing.items[0].detail
-
-
-async def test_a_data_center_base_url_is_refused_plainly_without_a_request(fake: FakeBitbucket, envs: Envs) -> None:
-    """A Data Center/Server REST base URL (…/rest/api/1.0) is not Cloud's API: every tier says so, no write claims
-    success and nothing is sent (Cloud paths there would only answer 404)."""
-    dc = fake.origin + "/rest/api/1.0"
-    env = envs(base_url=dc)
-    env.base_url = dc
-    caps = BitbucketProvider().capabilities(env)
-    assert caps.test_run.kind == caps.build_status.kind == caps.pr_comment.kind == caps.artifacts.kind == "none"
-    assert "Data Center" in (caps.test_run.note or "")
-    failures(envs, 1)
-    for op in (run_op(envs, final=True), SetStatus(state="success", context="lint")):
-        out = await deliver(op, env)
-        assert out.kind == "unsupported" and "Data Center" in out.message and "/rest/insights/1.0" in out.message
-    report = await _doctor(_credential_at(dc, TOKEN), write=True)
-    assert [(i.name, i.result) for i in report.items] == [("repository", "failed")]
-    assert fake.calls() == []
-
-
-def _credential_at(base_url: str, secret: str) -> Any:
-    from ci_sidecar.credentials import Credential, Secret
-
-    return Credential(provider="bitbucket", base_url=base_url, source="env:BITBUCKET_TOKEN", fingerprint="f",
-                      secret=Secret(secret))

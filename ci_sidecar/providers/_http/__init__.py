@@ -36,7 +36,15 @@ from .classify import (
 from .layer import HttpLayer
 from .model import USER_AGENT, Call, HttpConfig, HttpError, Response, origin_of, token_fingerprint
 from .pacing import DEFAULT_PACING, Pacer, RateLimitState
-from .pagination import ContinuationToken, JsonNext, LinkHeader, NextPageHeader, Pagination, parse_link_header
+from .pagination import (
+    ContinuationToken,
+    JsonNext,
+    JsonStart,
+    LinkHeader,
+    NextPageHeader,
+    Pagination,
+    parse_link_header,
+)
 from .session import ApiSession, Redirects
 
 __all__ = [
@@ -44,7 +52,7 @@ __all__ = [
     "HttpConfig", "HttpError", "HttpLayer", "ApiSession", "Response", "Call", "Redirects",
     "Auth", "NoAuth", "Bearer", "Basic", "HeaderToken", "Crumb",
     "Body", "Json", "Form", "Multipart", "Raw", "FileChunks", "file_chunks",
-    "Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "parse_link_header",
+    "Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "JsonStart", "parse_link_header",
     "Rules", "classify_response", "classify_exception", "json_error_message", "not_the_api", "retry_undecodable",
     "retry_after_seconds", "Pacer", "RateLimitState", "token_fingerprint", "origin_of",
 ]

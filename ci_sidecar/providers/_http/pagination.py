@@ -6,7 +6,9 @@ just read, or None on the last page. The session follows only targets on the bas
   (GitLab ``X-Next-Page`` → ``page``);
 * :class:`ContinuationToken` — an opaque header token sent back as a parameter (Azure DevOps
   ``x-ms-continuationtoken`` → ``continuationToken``);
-* :class:`JsonNext` — an absolute URL in the body (Bitbucket ``{"next": "…"}``).
+* :class:`JsonNext` — an absolute URL in the body (Bitbucket ``{"next": "…"}``);
+* :class:`JsonStart` — an offset in the body sent back as a parameter (Bitbucket Data Center ``isLastPage`` /
+  ``nextPageStart`` → ``start``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .model import Response, parse_link_header
 
-__all__ = ["Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "parse_link_header"]
+__all__ = ["Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "JsonStart",
+           "parse_link_header"]
 
 NextRequest = tuple[str, Mapping[str, Any] | None]
 
@@ -84,3 +87,21 @@ class JsonNext:
             return None
         nxt = body.get(self.field) if isinstance(body, dict) else None
         return (urljoin(resp.url, nxt), None) if isinstance(nxt, str) and nxt else None
+
+
+@dataclass(frozen=True)
+class JsonStart:
+    """Bitbucket Data Center's paged APIs: ``{"isLastPage": false, "nextPageStart": 25}`` asked for again with
+    ``start=25`` (a page without ``isLastPage: false`` and a number is the last)."""
+
+    def next_page(self, resp: Response, params: Mapping[str, Any] | None) -> NextRequest | None:
+        try:
+            body = resp.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or body.get("isLastPage") is not False:
+            return None
+        start = body.get("nextPageStart")
+        if not isinstance(start, int) or isinstance(start, bool):
+            return None
+        return _without_query(resp.url), {**(params or {}), "start": start}

@@ -48,14 +48,15 @@ def mode(env: ProviderEnv) -> Mode:
 
 
 def data_center(env: ProviderEnv) -> str | None:
-    """Why this write cannot go out when its base URL is a Bitbucket Data Center/Server REST API (``…/rest/…``):
-    only Cloud's API 2.0 is implemented, and Cloud paths sent there would only answer 404. None: not Data Center."""
+    """The REST root (``https://host[/context]/rest``) when this write's base URL is a Bitbucket Data Center/Server
+    one (its path has a ``/rest`` segment: ``…/rest``, ``…/rest/api/1.0``); None: Bitbucket Cloud's API 2.0."""
     base = str(env.base_url or BitbucketSettings.of(env).base_url or "")
-    if "/rest/" not in urlsplit(base).path + "/":
+    parts = urlsplit(base)
+    path = parts.path.rstrip("/")
+    at = (path + "/").find("/rest/")
+    if at < 0:
         return None
-    return (f"{base} is a Bitbucket Data Center/Server REST API; this version implements Bitbucket Cloud's API 2.0 "
-            "only (Data Center's /rest/insights/1.0, /rest/build-status/1.0 and /rest/api/1.0 are not implemented): "
-            "the run is in its local output only")
+    return urlunsplit((parts.scheme, parts.netloc, path[:at] + "/rest", "", ""))
 
 
 def rest_layer() -> HttpLayer:

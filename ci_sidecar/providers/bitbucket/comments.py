@@ -9,6 +9,7 @@ Center's limit; Cloud documents none) through the Markdown cutter, which links t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -19,7 +20,7 @@ from .._sticky import sticky
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import COMMENT_CHARS, repo_path
 
-__all__ = ["post_comment", "comment_marker", "comment_body"]
+__all__ = ["post_comment", "comment_marker", "comment_body", "sticky_outcome"]
 
 
 def comment_marker(key: str) -> str:
@@ -95,8 +96,19 @@ async def post_comment(op: PostComment, env: ProviderEnv, state: dict[str, Any],
         return Outcome.refused("bitbucket: no pull request (BITBUCKET_PR_ID) for the comment: comments are "
                                "written in pull request pipelines only")
     marker = comment_marker(op.key) if op.key else None
-    body, truncated = comment_body(op, marker) if op.mode != "delete" else ("", False)
     comments = _Comments(api, f"{repo}/pullrequests/{int(pr)}/comments", marker)
+
+    def url_of(comment: dict[str, Any]) -> str | None:
+        return ((comment.get("links") or {}).get("html") or {}).get("href")
+
+    return await sticky_outcome(op, state, comments, marker, int(pr), api, url_of)
+
+
+async def sticky_outcome(op: PostComment, state: dict[str, Any], comments: Any, marker: str | None, pr: int,
+                         api: ApiSession, url_of: Callable[[dict[str, Any]], str | None]) -> Outcome:
+    """The sticky procedure on ``comments`` (either flavour's adapter, with a ``newest`` id after a listing) and
+    the Outcome it makes: the comment's id and ``url_of`` it, whether the body was shortened."""
+    body, truncated = comment_body(op, marker) if op.mode != "delete" else ("", False)
     try:
         action, comment = await sticky(comments, op.mode, body, keyed=marker is not None,
                                        known=state.get("comment_id"), same_target=state.get("pr") == pr, key=op.key,
@@ -110,9 +122,9 @@ async def post_comment(op: PostComment, env: ProviderEnv, state: dict[str, Any],
         return Outcome.refused("bitbucket: deleting a comment needs its key")
     remote: dict[str, Any] = {"pr": pr, "truncated": truncated}
     url = None
-    if comment is not None:
+    if comment is not None and comment.get("id") is not None:
         remote["comment_id"] = remote["id"] = comment.get("id")
-        url = remote["url"] = ((comment.get("links") or {}).get("html") or {}).get("href")
+        url = remote["url"] = url_of(comment)
     if truncated:
         api.log(f"comment {op.key or ''} shortened to {COMMENT_CHARS:,} characters")
     return Outcome.delivered(action=action, url=url, remote=remote, tier="pull request comment")

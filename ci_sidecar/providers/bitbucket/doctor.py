@@ -1,4 +1,4 @@
-"""``ci-sidecar doctor --check`` for Bitbucket: prove what the credential found can do, and name what it lacks.
+"""``ci-sidecar doctor --check`` for Bitbucket (Data Center: :mod:`.dc_doctor`): prove what the credential found can do, and name what it lacks.
 
 Bitbucket Cloud has no endpoint that lists an access token's or app password's scopes, so a scope is proven by
 using it. Read-only by default: listing the commit's Code Insights reports proves the credential reaches the
@@ -45,6 +45,10 @@ async def check_bitbucket(layer: HttpLayer, ci: CIContext, env: Mapping[str, str
                           write: bool, trust_env: bool) -> CheckReport:
     """The Bitbucket probes with the session's bound credential (see the module docstring)."""
     penv = probe_env(ci, env, credential, trust_env=trust_env)
+    if data_center(penv):
+        from .dc_doctor import check_dc
+
+        return await check_dc(layer, penv, write=write)
     kind = mode(penv)
     tier = {"bearer": "code insights report", "basic": "code insights report",
             "proxy": "code insights report (pipelines auth proxy)"}.get(kind)
@@ -54,10 +58,6 @@ async def check_bitbucket(layer: HttpLayer, ci: CIContext, env: Mapping[str, str
     def add(name: str, result: Any, detail: str) -> None:
         report.items.append(CheckItem(name=name, result=result, detail=api.redact(detail)))
 
-    unsupported = data_center(penv)
-    if unsupported:
-        add("repository", "failed", unsupported)
-        return report
     if kind == "none":
         add("credential", "failed", "no Bitbucket credential and not inside Bitbucket Pipelines: set "
                                     "BITBUCKET_TOKEN or BITBUCKET_USERNAME + BITBUCKET_APP_PASSWORD")

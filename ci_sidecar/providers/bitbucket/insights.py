@@ -38,7 +38,8 @@ from ._api import (
 )
 from .settings import BitbucketSettings
 
-__all__ = ["publish_report", "set_status", "run_status", "report_id", "status_url", "STATES", "read_report"]
+__all__ = ["publish_report", "set_status", "run_status", "report_id", "status_url", "STATES", "read_report",
+           "run_state", "run_description"]
 
 #: ``SetStatus.state`` → Bitbucket's build state
 STATES = {"pending": "INPROGRESS", "running": "INPROGRESS", "success": "SUCCESSFUL", "failure": "FAILED",
@@ -66,6 +67,23 @@ def status_url(env: ProviderEnv, sha: str, *candidates: str | None) -> str | Non
         if http_url(url):
             return url
     return commit_page(env, sha)
+
+
+def run_state(op: PublishRun, by_conclusion: dict[str, str]) -> str:
+    """The run's build state: INPROGRESS while it runs, then ``by_conclusion`` of its conclusion, else FAILED
+    or SUCCESSFUL by its counts."""
+    run = op.run
+    if run.status == "running" and not op.final:
+        return "INPROGRESS"
+    if run.conclusion in by_conclusion:
+        return by_conclusion[run.conclusion or ""]
+    return "FAILED" if run.counts.failed or run.counts.errors else "SUCCESSFUL"
+
+
+def run_description(run: RunSnapshot) -> str:
+    """``N passed, N failed, N skipped``: a run's build status description."""
+    c = run.counts
+    return f"{c.passed} passed, {c.failed + c.errors} failed, {c.skipped} skipped"
 
 
 def _result(op: PublishRun) -> str:
@@ -235,14 +253,7 @@ async def run_status(op: PublishRun, env: ProviderEnv, state: dict[str, Any], ap
     repo, sha = repo_path(env), commit_sha(env, run.head_sha, run.commit_sha)
     if repo is None or not sha:
         return
-    if run.status == "running" and not op.final:
-        wanted = "INPROGRESS"
-    elif run.conclusion in _CONCLUSION_STATE:
-        wanted = _CONCLUSION_STATE[run.conclusion or ""]
-    else:
-        wanted = "FAILED" if run.counts.failed or run.counts.errors else "SUCCESSFUL"
-    c = run.counts
-    description = f"{c.passed} passed, {c.failed + c.errors} failed, {c.skipped} skipped"
     url = status_url(env, sha, http_url(run.details_url))
-    body = _status_body(env, report_id(run, env, KEY_CHARS), wanted, run.name, description, url)
+    body = _status_body(env, report_id(run, env, KEY_CHARS), run_state(op, _CONCLUSION_STATE), run.name,
+                        run_description(run), url)
     await _post_status(api, repo, sha, body, state)

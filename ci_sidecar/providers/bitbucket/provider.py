@@ -38,6 +38,10 @@ from ._api import (
     rest_layer,
 )
 from .comments import post_comment
+from .dc_api import NO_CREDENTIAL as DC_NO_CREDENTIAL
+from .dc_api import NO_DOWNLOADS, dc_auth, dc_config, dc_mode
+from .dc_comments import post_comment_dc
+from .dc_insights import publish_report_dc, read_report_dc, run_status_dc, set_status_dc
 from .downloads import lookup, upload_download
 from .insights import publish_report, read_report, run_status, set_status
 
@@ -49,7 +53,8 @@ _NO_CREDENTIAL = ("no Bitbucket credential and not inside Bitbucket Pipelines: s
 
 
 class BitbucketProvider:
-    """Bitbucket API 2.0 (``base_url`` from the credential's binding or api.bitbucket.org)."""
+    """Bitbucket Cloud's API 2.0 (``base_url`` from the credential's binding or api.bitbucket.org), or Bitbucket
+    Data Center/Server when that base URL is a ``…/rest`` one (the ``dc_*`` modules)."""
 
     name: ClassVar[str] = "bitbucket"
 
@@ -61,14 +66,11 @@ class BitbucketProvider:
         """A token or app password does everything; the Pipelines auth proxy carries the Code Insights report
         only (statuses, comments and Downloads answer with why); nothing without either."""
         kind = mode(env)
-        unsupported = data_center(env)
         limits = {"annotations_per_request": ANNOTATIONS_PER_POST, "annotations_per_report": ANNOTATIONS_PER_REPORT,
                   "report_data_fields": DATA_FIELDS, "annotation_summary_chars": SUMMARY_CHARS,
                   "comment_chars": COMMENT_CHARS}
-        if unsupported:
-            none = Tier(kind="none", note=unsupported)
-            return ProviderCaps(provider="bitbucket", test_run=none, build_status=none, pr_comment=none,
-                                artifacts=none, limits=limits)
+        if data_center(env):
+            return self._dc_capabilities(env, limits)
         if kind in ("bearer", "basic"):
             return ProviderCaps(provider="bitbucket", test_run=Tier(kind="native", via="code insights report"),
                                 build_status=Tier(kind="native", via="build status"),
@@ -80,15 +82,50 @@ class BitbucketProvider:
         return ProviderCaps(provider="bitbucket", test_run=test_run, build_status=none, pr_comment=none,
                             artifacts=none, limits=limits)
 
+    @staticmethod
+    def _dc_capabilities(env: ProviderEnv, limits: dict[str, int]) -> ProviderCaps:
+        """Data Center: a token (Bearer) or user and password (Basic) does reports, statuses and comments; it has
+        no Downloads (artifacts: the object store when configured)."""
+        limits = {**limits, "report_data_fields": 6, "report_title_chars": 450}
+        if dc_mode(env) == "none":
+            none = Tier(kind="none", note=DC_NO_CREDENTIAL)
+            return ProviderCaps(provider="bitbucket", test_run=none, build_status=none, pr_comment=none,
+                                artifacts=none, limits=limits)
+        return ProviderCaps(provider="bitbucket", test_run=Tier(kind="native", via="code insights report"),
+                            build_status=Tier(kind="native", via="build status"),
+                            pr_comment=Tier(kind="native", via="pull request comment"),
+                            artifacts=Tier(kind="none", note=NO_DOWNLOADS), limits=limits)
+
     def _session(self, env: ProviderEnv) -> ApiSession:
+        if data_center(env):
+            return api_session(self._http, dc_config(env), env.token, env.log, env.writes, auth=dc_auth(env))
         return api_session(self._http, rest_config(env), env.token, env.log, env.writes, auth=auth_for(env))
+
+    async def _deliver_dc(self, op: Operation, env: ProviderEnv, remote: dict[str, Any],
+                          api: ApiSession) -> Outcome:
+        """One attempt against Bitbucket Data Center (see :mod:`.dc_insights`, :mod:`.dc_comments`)."""
+        if isinstance(op, UploadArtifact):
+            return Outcome.unsupported(f"bitbucket: {NO_DOWNLOADS}", tier="none")
+        if dc_mode(env) == "none":
+            return Outcome.unsupported(f"bitbucket: {DC_NO_CREDENTIAL}", tier="none")
+
+        async def publish(op: PublishRun, state: dict[str, Any]) -> Outcome:
+            outcome = await publish_report_dc(op, env, state, api)
+            if outcome.kind == "delivered":
+                await run_status_dc(op, env, state, api)
+            return outcome
+
+        return await deliver_with("bitbucket", op, remote, api, {
+            PublishRun: publish,
+            SetStatus: lambda op, state: set_status_dc(op, env, state, api),
+            PostComment: lambda op, state: post_comment_dc(op, env, state, api),
+        })
 
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (credential redacted), never as exceptions."""
         api = self._session(env)
-        unsupported = data_center(env)
-        if unsupported:
-            return Outcome.unsupported(api.redact(f"bitbucket: {unsupported}"), tier="none")
+        if data_center(env):
+            return await self._deliver_dc(op, env, remote, api)
         if not isinstance(op, PublishRun) and mode(env) not in ("bearer", "basic"):
             what = {SetStatus: "build statuses", PostComment: "pull request comments",
                     UploadArtifact: "Downloads"}.get(type(op), "this")
@@ -121,11 +158,12 @@ class BitbucketProvider:
 
     async def read_run(self, run: RunSnapshot, env: ProviderEnv, remote: dict[str, Any]) -> dict[str, Any] | None:
         """The run's Code Insights report as Bitbucket shows it (``get_test_run_status``); None without one."""
-        if mode(env) == "none" or (remote or {}).get("tier") != "code_insights":
+        dc = data_center(env) is not None
+        if (dc_mode(env) if dc else mode(env)) == "none" or (remote or {}).get("tier") != "code_insights":
             return None
         api = self._session(env)
         try:
-            return await read_report(env, api, remote)
+            return await (read_report_dc if dc else read_report)(env, api, remote)
         except HttpError as err:
             log.info("bitbucket: reading report %s back failed: %s", remote.get("report_id"),
                      api.redact(err.outcome.message))

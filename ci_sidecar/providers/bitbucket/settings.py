@@ -19,6 +19,8 @@ class BitbucketSettings(ProviderSettings, kw_only=True):
     #: ``BITBUCKET_WORKSPACE`` / ``BITBUCKET_REPO_SLUG`` (else the session's ``workspace/slug`` repository)
     workspace: str | None = None
     repo_slug: str | None = None
+    #: Data Center: ``BITBUCKET_PROJECT_KEY`` (with ``repo_slug``; else the clone URL's ``…/scm/<key>/<slug>.git``)
+    project_key: str | None = None
     #: ``BITBUCKET_BUILD_NUMBER``: inside Pipelines (the auth proxy is there), the Downloads name prefix
     build_number: str | None = None
     #: ``BITBUCKET_STEP_UUID``: the steps of one build (parallel ones too) name their downloads apart
@@ -34,6 +36,7 @@ class BitbucketSettings(ProviderSettings, kw_only=True):
     ENV_KEYS: ClassVar[Mapping[str, str]] = {
         "workspace": "BITBUCKET_WORKSPACE",
         "repo_slug": "BITBUCKET_REPO_SLUG",
+        "project_key": "BITBUCKET_PROJECT_KEY",
         "build_number": "BITBUCKET_BUILD_NUMBER",
         "step_uuid": "BITBUCKET_STEP_UUID",
         "parallel_step": "BITBUCKET_PARALLEL_STEP",
