@@ -86,6 +86,9 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: for tests and benchmarks against fakes only: multiplies every wait of the delivery (write spacing,
     #: live-update spacing, retry backoff, Retry-After, rate-limit pauses); a real provider needs 1
     delivery_time_scale: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
+    #: "client": the session's client prints the CI provider's job-log stream itself (``ci-sidecar exec`` does:
+    #: TeamCity's service messages), so the provider does not send it through its API as well
+    job_log: Literal["client"] | None = None
     retention_runs: PositiveInt = 1000  # finished runs kept (state and records); older ones are deleted
     retention_days: PositiveFloat = 30.0  # finished runs older than this are deleted
     artifact_max_file_bytes: PositiveInt = 1024 * 1024 * 1024

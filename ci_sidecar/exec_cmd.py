@@ -30,6 +30,7 @@ from ci_sidecar.exec_signals import Interrupted, SignalGate, exit_status
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
 from ci_sidecar.exec_delivery import report_undelivered, say as _say, wait_for_delivery
+from ci_sidecar.exec_stream import JobLogPrinter, start_job_log
 from ci_sidecar.service.flush import SHUTDOWN_NOTICE_PREFIX
 
 __all__ = ["add_exec_command", "run_exec"]
@@ -170,10 +171,14 @@ def _run_exec(args: argparse.Namespace, cmd: list[str], gate: SignalGate, flush_
             client, socket_path, daemon = _open_sidecar(args, flush_s, gate)
             relay = _WarningRelay()  # before the run exists: creating it starts the first provider writes
             client.on_notification(relay)
-            run_id = client.request("create_test_run", {"name": args.name or shlex.join(cmd)})["id"]
+            run = client.request("create_test_run", {"name": args.name or shlex.join(cmd)})
+            run_id = run["id"]
         except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
             return _run_alone(cmd, f"no ci-sidecar daemon could be started or reached: {_reason(exc)}", args, gate)
-        return _exec_with(client, socket_path, run_id, cmd, args, flush_s, gate, relay, joined=daemon is None)
+        # a CI whose log carries test results (TeamCity) gets them printed as they arrive
+        printer = start_job_log((client.initialize_result or {}).get("ci", {}), run, socket_path)
+        return _exec_with(client, socket_path, run_id, cmd, args, flush_s, gate, relay, joined=daemon is None,
+                          printer=printer)
     finally:
         # the session was shut down (its writes flushed) by _exec_with; what is still pending stays in the
         # daemon's state. The private daemon is stopped first, so the session simply ends.
@@ -217,7 +222,8 @@ def _open_sidecar(args: argparse.Namespace, flush_s: float,
                   gate: SignalGate) -> tuple[Client, str, PrivateDaemon | None]:
     """A session with a running daemon (the test machine's service) or, if none answers or ``--private``,
     with a daemon of our own. Raises what kept both from working."""
-    config = {"flush_timeout_s": flush_s}
+    # job_log: exec prints the CI provider's job-log stream itself (exec_stream), the provider need not send it
+    config = {"flush_timeout_s": flush_s, "job_log": "client"}
     if not getattr(args, "private", False):
         for path in _candidates():
             if not os.path.exists(path):
@@ -255,7 +261,8 @@ def _strict_status(status: int, args: argparse.Namespace) -> int:
 
 
 def _exec_with(client: Client, socket_path: str, run_id: str, cmd: list[str], args: argparse.Namespace,
-               flush_s: float, gate: SignalGate, relay: _WarningRelay, *, joined: bool) -> int:
+               flush_s: float, gate: SignalGate, relay: _WarningRelay, *, joined: bool,
+               printer: JobLogPrinter | None = None) -> int:
     env = dict(os.environ, CI_SIDECAR_SOCKET=socket_path, CI_SIDECAR_RUN_ID=run_id)
     stop = threading.Event()
     progress = None
@@ -275,7 +282,7 @@ def _exec_with(client: Client, socket_path: str, run_id: str, cmd: list[str], ar
         if progress is not None:
             progress.join(2)
     try:
-        return _report(client, socket_path, joined, run_id, status, args, flush_s, gate, relay)
+        return _report(client, socket_path, joined, run_id, status, args, flush_s, gate, relay, printer)
     except (ConnectionLost, TimeoutError) as exc:
         # the command ran; only the reporting is lost (a daemon killed under us keeps its state for the next)
         _say(f"lost the ci-sidecar daemon after the command ran ({_reason(exc)}); what it recorded stays in its "
@@ -288,7 +295,7 @@ def _exec_with(client: Client, socket_path: str, run_id: str, cmd: list[str], ar
 
 
 def _report(client: Client, socket_path: str, joined: bool, run_id: str, status: int, args: argparse.Namespace,
-            flush_s: float, gate: SignalGate, relay: _WarningRelay) -> int:
+            flush_s: float, gate: SignalGate, relay: _WarningRelay, printer: JobLogPrinter | None = None) -> int:
     errors: list[dict[str, Any]] = []
     for pattern in args.junit:
         try:
@@ -308,6 +315,8 @@ def _report(client: Client, socket_path: str, joined: bool, run_id: str, status:
     else:
         conclusion = "failure" if status != 0 or counts["failed"] or counts["errors"] else "success"
     done = client.request("complete_test_run", {"test_run_id": run_id, "conclusion": conclusion})
+    if printer is not None:
+        printer.drain()  # the results the JUnit files added, and any the stream had not reached yet
     job_log = _job_log_format((client.initialize_result or {}).get("ci", {}), done["counts"])
     if job_log is not None:  # e.g. GitHub's workflow commands: the annotation tier that needs no token
         rendered = client.request("render_report", {"test_run_id": run_id, "format": job_log})
@@ -328,6 +337,8 @@ def _report(client: Client, socket_path: str, joined: bool, run_id: str, status:
         _say(f"received {exc}: not waiting for deliveries any more")
         delivery = _delivery_now(socket_path, run_id)
     done["delivery"] = delivery
+    if printer is not None:
+        printer.finish(done)  # after the wait: the artifacts it publishes are staged by now
     args.completed_run = done  # for `ci-sidecar demo`, which must tell "a test failed" from "no run"
     relay.active = False
     _summary(done)

@@ -254,6 +254,25 @@ class TestRunIdParams(Wire):
     test_run_id: str
 
 
+class ReadTestResultsParams(Wire):
+    test_run_id: str
+    #: a position in the run's record stream: 0, or the ``cursor`` a previous read returned
+    cursor: Annotated[int, msgspec.Meta(ge=0)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 1000
+
+
+class ReadTestResultsResult(Wire):
+    #: the records at positions [cursor, next cursor), each test and attempt once
+    results: list[TestResult]
+    #: where the next read continues (stable across daemon restarts: a client that keeps it reads each
+    #: record exactly once)
+    cursor: int
+    #: positions the run has now
+    total: int
+    #: the run is finished and nothing is left after ``cursor``
+    finished: bool
+
+
 class ListTestRunsParams(Wire):
     status: Literal["running", "finished"] | None = None
     since: str | None = None
@@ -315,6 +334,9 @@ register(MethodSpec("complete_test_run", CompleteTestRunParams, TestRun,
                     run_scoped=True, errors=_RUN_ERRORS))
 register(MethodSpec("get_test_run_status", TestRunIdParams, TestRun, "A run as it stands.",
                     run_scoped=True, errors=(-31001,)))
+register(MethodSpec("read_test_results", ReadTestResultsParams, ReadTestResultsResult,
+                    "A run's per-test records from a cursor on, in the order they arrived (for clients that "
+                    "stream them into a job log).", errors=(-31001,)))
 register(MethodSpec("list_test_runs", ListTestRunsParams, ListTestRunsResult,
                     "Runs, newest first, filtered by status and start time, paged by an opaque cursor."))
 register(MethodSpec("set_build_status", SetBuildStatusParams, SetBuildStatusResult,

@@ -40,7 +40,7 @@ from ._render import report_data
 from ._results import collect
 from .base import ProviderEnv, RunSnapshot, UploadArtifact
 
-__all__ = ["DEFAULT_FOLDER", "Staged", "StagingArea", "StagingError", "staged_path", "stage_file"]
+__all__ = ["DEFAULT_FOLDER", "Staged", "StagingArea", "StagingError", "repository_root", "staged_path", "stage_file"]
 
 DEFAULT_FOLDER = "ci-sidecar-staged"
 _MODE = 0o644
@@ -204,3 +204,18 @@ class _TextSink:
     def write(self, text: str) -> int:
         self._fh.write(text.encode("utf-8"))
         return len(text)
+
+
+def repository_root(cwd: str) -> str | None:
+    """The nearest folder at or above *cwd* that holds ``.git`` (a folder, or a worktree's file), or None."""
+    try:
+        here = Path(cwd).resolve()
+    except OSError:
+        return None
+    for folder in (here, *here.parents):
+        try:
+            if (folder / ".git").exists():
+                return str(folder)
+        except OSError:
+            return None
+    return None

@@ -23,14 +23,14 @@ Providers know no JSON-RPC and no journal; they see plain Structs and a :class:`
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
 from ci_sidecar.credentials import CredentialRef
-from ci_sidecar.protocol.records import CIContext, Counts, ProviderCaps
+from ci_sidecar.protocol.records import CIContext, Counts, ProviderCaps, TestResult
 
 from .writes import WriteBudget, WriteGate
 
@@ -55,6 +55,8 @@ __all__ = [
     "ReportsStatus",
     "DeclaresWriteBudget",
     "WritesJobLog",
+    "StreamsJobLog",
+    "JobLogStream",
     "CredentialRef",
     "capabilities_of",
 ]
@@ -311,6 +313,35 @@ class WritesJobLog(Protocol):
         ...
 
 
+class JobLogStream(Protocol):
+    """One run rendered into the job's log piece by piece (TeamCity's service messages): what ``ci-sidecar exec``
+    prints on its stdout when the run starts, as each page of results arrives, and when the run is done."""
+
+    def begin(self) -> str:
+        """Text for the start of the run."""
+        ...
+
+    def results(self, results: Sequence[TestResult]) -> str:
+        """Text for these results (each printed exactly once, in the order they arrived)."""
+        ...
+
+    def end(self, run: Mapping[str, Any], artifacts: Sequence[Mapping[str, Any]]) -> str:
+        """Text for the end of the run (``run`` as ``get_test_run_status`` returns it, its artifacts as
+        ``get_artifacts_for_test_run`` does), printed once its writes were waited for."""
+        ...
+
+
+@runtime_checkable
+class StreamsJobLog(Protocol):
+    """Streams a run into the job's log while the tests run (TeamCity's service messages): ``ci-sidecar exec``
+    reads the run's results with ``read_test_results`` and prints what the stream renders. A session whose
+    client does that has the ``job_log = "client"`` setting, so the provider's own writes leave it out."""
+
+    def job_log_stream(self, ci: CIContext, run: Mapping[str, Any]) -> JobLogStream | None:
+        """The stream for *run* (as ``create_test_run`` returned it) in this CI context, or None."""
+        ...
+
+
 @runtime_checkable
 class FindsCredentials(Protocol):
     """Finds its own credential when that is more than one token (an object store's key pair)."""
@@ -340,8 +371,8 @@ class DeclaresWriteBudget(Protocol):
 
 #: every optional capability a provider can declare by defining its method
 CAPABILITIES: tuple[type, ...] = (
-    ReadsRuns, LooksUpArtifacts, PresignsUrls, ProbesAccess, WritesJobLog, FindsCredentials, ReportsStatus,
-    DeclaresWriteBudget,
+    ReadsRuns, LooksUpArtifacts, PresignsUrls, ProbesAccess, WritesJobLog, StreamsJobLog, FindsCredentials,
+    ReportsStatus, DeclaresWriteBudget,
 )
 
 

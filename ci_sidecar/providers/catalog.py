@@ -131,7 +131,9 @@ CATALOG: tuple[ProviderSpec, ...] = (
         credentials=CredentialSpec(("CIRCLE_TOKEN",), default_url="https://circleci.com/api/v2", auth=("header",)),
         env_prefixes=("CIRCLE",)),
     ProviderSpec(
-        "teamcity", credentials=CredentialSpec(("TEAMCITY_TOKEN",)), env_prefixes=("TEAMCITY_", "BUILD_VCS_", "BUILD_")),
+        "teamcity", "ci_sidecar.providers.teamcity:TeamCityProvider",
+        "ci_sidecar.providers.teamcity.settings:TeamCitySettings",
+        credentials=CredentialSpec(("TEAMCITY_TOKEN",)), env_prefixes=("TEAMCITY_", "BUILD_VCS_", "BUILD_")),
     ProviderSpec(
         "travis",
         credentials=CredentialSpec(("TRAVIS_TOKEN",), default_url="https://api.travis-ci.com", auth=("token",)),

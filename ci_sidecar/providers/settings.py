@@ -60,6 +60,9 @@ class ProviderSettings(msgspec.Struct, kw_only=True):
     #: absolute paths the client reports are made repository-relative against them
     session_cwd: str | None = None
     repository_root: str | None = None
+    #: "client": the session's client prints the provider's job-log stream (``ci-sidecar exec``; the
+    #: ``StreamsJobLog`` capability), from the session's ``job_log`` setting
+    job_log: str | None = None
 
     #: fields a ``[providers.<name>]`` table may set, beside ``base_url``, ``token_env`` and ``credential``
     CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset({"http_timeout", "full_report_url"})
@@ -158,6 +161,7 @@ def session_settings(
     fixed: Mapping[str, Any] | None = None,
     cwd: str | None = None,
     repository_root: str | None = None,
+    job_log: str | None = None,
 ) -> dict[str, Any]:
     """The settings of provider *name* for one session's writes, as journaled data (see the module docstring).
 
@@ -168,6 +172,7 @@ def session_settings(
             (the provider's own name for its token).
         fixed: settings the daemon fixes and no session can change (the ``[artifact_store]``).
         cwd, repository_root: the session's working directory and the checkout holding it.
+        job_log: the session's ``job_log`` setting (its client prints the job-log stream).
     """
     cls = settings_class(name)
     out: dict[str, Any] = {}
@@ -188,6 +193,8 @@ def session_settings(
         out["session_cwd"] = cwd
     if repository_root:
         out["repository_root"] = repository_root
+    if job_log:
+        out["job_log"] = job_log
     if fixed:
         out.update(fixed)  # the daemon's settings: a session cannot redirect them
     if ca_bundle:

@@ -25,6 +25,7 @@ from ci_sidecar.protocol.methods import (
     CreateTestRunParams,
     IngestJunitParams,
     ListTestRunsParams,
+    ReadTestResultsParams,
     RenderBadgeParams,
     RenderReportParams,
     ReportResultsParams,
@@ -121,6 +122,9 @@ class CoreService:
         async def get(call: Call, p: TestRunIdParams) -> Any:
             return await runs.read_back(ctx(call), p.test_run_id)
 
+        async def read_results(call: Call, p: ReadTestResultsParams) -> Any:
+            return await runs.read_page(p.test_run_id, p.cursor, p.limit)
+
         async def list_runs(call: Call, p: ListTestRunsParams) -> Any:
             return runs.list(p)
 
@@ -151,6 +155,7 @@ class CoreService:
             "complete_test_run": complete,
             "get_test_run_status": get,
             "list_test_runs": list_runs,
+            "read_test_results": read_results,
             "set_build_status": build_status,
             "add_pr_comment": comment,
         } | self.artifacts.handlers()

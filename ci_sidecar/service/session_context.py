@@ -19,6 +19,7 @@ import msgspec
 from ci_sidecar.config import Config
 from ci_sidecar.credentials import Credential, CredentialRef, session_credentials
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Target, Tier
+from ci_sidecar.providers._staging import repository_root
 from ci_sidecar.providers.base import Provider, ProviderEnv
 from ci_sidecar.providers.catalog import by_name, env_prefixes, token_env_names
 from ci_sidecar.providers.settings import session_settings
@@ -136,7 +137,7 @@ class SessionContext:
             provider, section=self.config.providers.get(provider), env=self.env,
             credential_urls={name: cred.base_url for name, cred in self.credentials.items()},
             ca_bundle=self.config.ca_bundle, fixed=self.fixed_settings.get(provider),
-            cwd=self.cwd, repository_root=self.repository_root)
+            cwd=self.cwd, repository_root=self.repository_root, job_log=self.config.job_log)
 
     @functools.cached_property
     def repository_root(self) -> str | None:
@@ -177,21 +178,6 @@ def output_root(config: Config, cwd: str, *, system_mode: bool, state_dir: str |
         return str(Path(state_dir, "output"))
     return str(Path(cwd, "ci-sidecar-out").resolve())
 
-
-
-def repository_root(cwd: str) -> str | None:
-    """The nearest folder at or above *cwd* that holds ``.git`` (a folder, or a worktree's file), or None."""
-    try:
-        here = Path(cwd).resolve()
-    except OSError:
-        return None
-    for folder in (here, *here.parents):
-        try:
-            if (folder / ".git").exists():
-                return str(folder)
-        except OSError:
-            return None
-    return None
 
 
 def describe_roles(ci: CIContext, config: Config, env: Mapping[str, str], cwd: str) -> dict[str, ProviderCaps]:

@@ -292,6 +292,19 @@ export interface RaiseParams {
   message?: string;
 }
 
+export interface ReadTestResultsParams {
+  test_run_id: string;
+  cursor?: number;
+  limit?: number;
+}
+
+export interface ReadTestResultsResult {
+  results: Array<TestResult>;
+  cursor: number;
+  total: number;
+  finished: boolean;
+}
+
 export interface RenderBadgeParams {
   label?: string;
   test_run_id?: string | null;
@@ -704,6 +717,15 @@ export interface Methods {
       test_run_id: string;
     };
     result: PurgeArtifactsResult;
+  };
+  /** A run's per-test records from a cursor on, in the order they arrived (for clients that stream them into a job log). */
+  "read_test_results": {
+    params: {
+      test_run_id: string;
+      cursor?: number;
+      limit?: number;
+    };
+    result: ReadTestResultsResult;
   };
   /** A shields-style SVG badge for a run (or a given status); written beside the run's reports. */
   "render_badge": {

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import trio
 
-from ci_sidecar.protocol.records import TestRun
+from ci_sidecar.protocol.records import TestResult, TestRun
 from ci_sidecar.providers.base import ProviderEnv, ReadsRuns
 
 from ..result_versions import iter_merged
@@ -22,6 +22,7 @@ __all__ = ["RunReads"]
 READ_BACK_TTL_S = 15.0
 READ_BACK_DEADLINE_S = 5.0
 _READ_CHUNK = 2000
+_decode_result = msgspec.msgpack.Decoder(TestResult).decode
 
 
 class RunReads(RunCore):
@@ -66,6 +67,21 @@ class RunReads(RunCore):
             got = await reader.read_run(self.snapshot(state), env, dict(remote))
         self._read_cache[key] = (time.monotonic() + READ_BACK_TTL_S, got)
         return got
+
+    async def read_page(self, run_id: str, cursor: int, limit: int) -> dict[str, Any]:
+        """``read_test_results``: the run's records from position *cursor* on (at most *limit* positions), the
+        cursor to continue from, and whether the run is finished with nothing left after it.
+
+        Positions are those of the run's append-only record store, so a cursor stays valid across restarts
+        of the daemon; a later version of a test already read (a resend) is merged into its first place and
+        never comes out again at a later position."""
+        state = self._require(run_id)
+        total = state.meta.results_count
+        start = min(max(cursor, 0), total)
+        end = min(total, start + limit)
+        results = [_decode_result(raw) async for raw in self.read_results(run_id, start, end)] if end > start else []
+        return {"results": results, "cursor": end, "total": total,
+                "finished": state.meta.status == "finished" and end >= total}
 
     async def read_results(self, run_id: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Per-test records [start, end) of a run, each (test, attempt) once (see ``result_versions``),
