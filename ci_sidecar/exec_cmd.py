@@ -222,8 +222,7 @@ def _open_sidecar(args: argparse.Namespace, flush_s: float,
                   gate: SignalGate) -> tuple[Client, str, PrivateDaemon | None]:
     """A session with a running daemon (the test machine's service) or, if none answers or ``--private``,
     with a daemon of our own. Raises what kept both from working."""
-    # job_log: exec prints the CI provider's job-log stream itself (exec_stream), the provider need not send it
-    config = {"flush_timeout_s": flush_s, "job_log": "client"}
+    config = _session_config(flush_s)
     if not getattr(args, "private", False):
         for path in _candidates():
             if not os.path.exists(path):
@@ -238,6 +237,12 @@ def _open_sidecar(args: argparse.Namespace, flush_s: float,
     except BaseException:
         daemon.stop()
         raise
+
+
+def _session_config(flush_s: float) -> dict[str, Any]:
+    """exec's session settings: its wait at the end, and that it prints the CI provider's job-log stream itself
+    (exec_stream), so the provider need not send it as well."""
+    return {"flush_timeout_s": flush_s, "job_log": "client"}
 
 
 def _run_alone(cmd: list[str], why: str, args: argparse.Namespace, gate: SignalGate) -> int:
@@ -281,8 +286,19 @@ def _exec_with(client: Client, socket_path: str, run_id: str, cmd: list[str], ar
         stop.set()
         if progress is not None:
             progress.join(2)
+    rejoined: Client | None = None
     try:
-        return _report(client, socket_path, joined, run_id, status, args, flush_s, gate, relay, printer)
+        try:
+            return _report(client, socket_path, joined, run_id, status, args, flush_s, gate, relay, printer)
+        except (ConnectionLost, TimeoutError) as exc:
+            # a joined daemon (the machine's service) that restarted while the command ran recovered the run
+            # from its state: finish it through the new one, once
+            rejoined = _rejoin(socket_path, flush_s, relay) if joined else None
+            if rejoined is None:
+                raise
+            _say(f"the ci-sidecar daemon went away while the command ran ({_reason(exc)}); finishing the run "
+                 "through the daemon now at that socket")
+            return _report(rejoined, socket_path, joined, run_id, status, args, flush_s, gate, relay, printer)
     except (ConnectionLost, TimeoutError) as exc:
         # the command ran; only the reporting is lost (a daemon killed under us keeps its state for the next)
         _say(f"lost the ci-sidecar daemon after the command ran ({_reason(exc)}); what it recorded stays in its "
@@ -292,6 +308,19 @@ def _exec_with(client: Client, socket_path: str, run_id: str, cmd: list[str], ar
         _say(f"the ci-sidecar daemon refused to finish the run ({exc.message}); exiting with the command's "
              f"status {status}")
         return _strict_status(status, args)
+    finally:
+        if rejoined is not None:
+            rejoined.close(timeout=_CLOSE_TIMEOUT_S)
+
+
+def _rejoin(socket_path: str, flush_s: float, relay: _WarningRelay) -> Client | None:
+    """A new session with the daemon now at *socket_path*, or None when none answers."""
+    try:
+        client = Client.connect(socket_path, client_name="ci-sidecar-exec", config=_session_config(flush_s))
+    except (DaemonNotFound, ConnectionLost, RpcError, OSError):
+        return None
+    client.on_notification(relay)
+    return client
 
 
 def _report(client: Client, socket_path: str, joined: bool, run_id: str, status: int, args: argparse.Namespace,

@@ -23,11 +23,14 @@ _decode = msgspec.msgpack.Decoder(TestResult).decode
 ResultKey = tuple[str | None, str | None, str]
 
 
-async def iter_results(run: RunSnapshot, env: ProviderEnv) -> AsyncIterator[TestResult]:
-    """Every record of ``run`` in stream order, decoded (nothing when the session cannot read results)."""
-    if env.read_results is None or run.results_end <= 0:
+async def iter_results(run: RunSnapshot, env: ProviderEnv, start: int = 0,
+                       end: int | None = None) -> AsyncIterator[TestResult]:
+    """The records of ``run`` at positions [start, end) (default: all), in stream order, decoded (nothing when the
+    session cannot read results)."""
+    end = run.results_end if end is None else min(end, run.results_end)
+    if env.read_results is None or end <= start:
         return
-    async for raw in env.read_results(run.id, 0, run.results_end):
+    async for raw in env.read_results(run.id, start, end):
         result = _decode(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
         if isinstance(result, dict):
             result = msgspec.convert(result, TestResult)

@@ -111,19 +111,16 @@ class ServiceMessages:
         """Where an artifact named *name* lands among the build's artifacts."""
         return f"{self.artifact_root}/{name.strip('/')}"
 
-    def end(self, run: Mapping[str, Any], artifacts: Iterable[Mapping[str, Any]] = (),
-            staged: Mapping[str, str] | None = None) -> str:
-        """The end of the run: ``testSuiteFinished``, then its artifacts, a ``buildProblem`` when it failed,
-        its ``buildStatus`` text and an ``addBuildTag``.
+    def suite_end(self) -> str:
+        """``testSuiteFinished`` of the run."""
+        return message("testSuiteFinished", name=self.suite, flowId=self.flow_id)
 
-        Args:
-            run: the run as ``get_test_run_status`` returns it (``name``, ``conclusion``, ``counts``).
-            artifacts: the run's artifacts (``name``, ``metadata``) to publish.
-            staged: artifact name → the file to publish (artifacts without one are not published).
-        """
-        out = [message("testSuiteFinished", name=self.suite, flowId=self.flow_id)]
+    def publish(self, artifacts: Iterable[Mapping[str, Any]], staged: Mapping[str, str]) -> str:
+        """``publishArtifacts`` for each artifact with a staged file, and a ``testMetadata`` link from the test an
+        artifact names (``metadata.test``) to where it lands."""
+        out = []
         for art in artifacts:
-            source = (staged or {}).get(art["name"])
+            source = staged.get(art["name"])
             if source is None:
                 continue
             target = self.artifact_path(art["name"]).rpartition("/")[0]
@@ -132,15 +129,40 @@ class ServiceMessages:
             if isinstance(test, str) and test:
                 out.append(message("testMetadata", testName=test, name=art["name"], type="artifact",
                                    value=self.artifact_path(art["name"]), flowId=self.flow_id))
+        return "".join(out)
+
+    def status_text(self, run: Mapping[str, Any]) -> str:
+        """``<run>: N passed, N failed, N skipped``."""
         counts = run.get("counts") or {}
         failed = int(counts.get("failed", 0)) + int(counts.get("errors", 0))
-        conclusion = run.get("conclusion") or "unknown"
-        text = (f"{run.get('name', self.suite)}: {counts.get('passed', 0)} passed, {failed} failed, "
+        return (f"{run.get('name', self.suite)}: {counts.get('passed', 0)} passed, {failed} failed, "
                 f"{counts.get('skipped', 0)} skipped")
-        if conclusion in ("failure", "timed_out", "cancelled") or failed:
-            out.append(message("buildProblem", description=f"{text} ({conclusion})"[:4000],
-                               identity=f"ci-sidecar-{self.flow_id}"[:60]))
+
+    def problem(self, run: Mapping[str, Any]) -> str:
+        """A ``buildProblem`` (which fails the build) when the run failed, else nothing."""
+        counts = run.get("counts") or {}
+        conclusion = run.get("conclusion") or "unknown"
+        if conclusion not in ("failure", "timed_out", "cancelled") and not (counts.get("failed") or counts.get("errors")):
+            return ""
+        return message("buildProblem", description=f"{self.status_text(run)} ({conclusion})"[:4000],
+                       identity=f"ci-sidecar-{self.flow_id}"[:60])
+
+    @staticmethod
+    def tag(run: Mapping[str, Any]) -> str:
+        """The build tag of the run's conclusion: ``ci-sidecar-<conclusion>``."""
+        return f"ci-sidecar-{run.get('conclusion') or 'unknown'}"
+
+    def end(self, run: Mapping[str, Any], artifacts: Iterable[Mapping[str, Any]] = (),
+            staged: Mapping[str, str] | None = None) -> str:
+        """The end of the run in the build log: ``testSuiteFinished``, its artifacts published, a
+        ``buildProblem`` when it failed, its ``buildStatus`` text and an ``addBuildTag``.
+
+        Args:
+            run: the run as ``get_test_run_status`` returns it (``name``, ``conclusion``, ``counts``).
+            artifacts: the run's artifacts (``name``, ``metadata``) to publish.
+            staged: artifact name → the file to publish (artifacts without one are not published).
+        """
         # {build.status.text} keeps TeamCity's own text (its test counts) ahead of ours
-        out.append(message("buildStatus", text=f"{{build.status.text}}; {text}"))
-        out.append(single("addBuildTag", f"ci-sidecar-{conclusion}"))
-        return "".join(out)
+        return (self.suite_end() + self.publish(artifacts, staged or {}) + self.problem(run)
+                + message("buildStatus", text=f"{{build.status.text}}; {self.status_text(run)}")
+                + single("addBuildTag", self.tag(run)))

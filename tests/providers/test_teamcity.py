@@ -11,12 +11,22 @@ import time
 from pathlib import Path
 
 import pytest
+from collections.abc import Callable
+from helpers import DaemonProcess
 
 from ci_sidecar.protocol.records import CIContext
-from ci_sidecar.providers.base import ProviderEnv, PublishRun, RunSnapshot, SetStatus, StreamsJobLog
+from ci_sidecar.providers.base import (
+    ProviderEnv,
+    PublishRun,
+    RunSnapshot,
+    SetStatus,
+    StreamsJobLog,
+    UploadArtifact,
+)
 from ci_sidecar.providers.catalog import by_name
 from ci_sidecar.protocol.records import Counts
 from ci_sidecar.providers.teamcity import TeamCityProvider
+from fakes.teamcity import FakeTeamCity
 from fakes.teamcity_messages import check_flows, parse_stream
 
 from .contract import check_credentials, check_provider, check_settings
@@ -64,11 +74,75 @@ class TestTiers:
         assert "unsupported" == status.kind and "code host" in status.message
 
 
-def trio_run(coro):  # noqa: ANN001, ANN201 - a coroutine's result
+class TestRest:
+    """The REST tier against the spec-validating fake TeamCity."""
+
+    def _env(self, fake: FakeTeamCity, token: str = "tc-token") -> ProviderEnv:
+        ci = CIContext(provider="teamcity", sources={}, build_id="4711", build_url=f"{fake.url}/viewLog.html?buildId=4711")
+        return ProviderEnv(ci=ci, config={"trust_env": False}, base_url=fake.url, token=token)
+
+    def test_an_artifact_is_found_only_with_its_content(self) -> None:
+        """get_artifact_url's lookup answers the build artifact's REST URL when TeamCity holds exactly its bytes."""
+        import hashlib
+
+        data = b"the log\n"
+        op = UploadArtifact(run_id="r1", name="logs/a b.log", stored_path="/nowhere", sha256=hashlib.sha256(data).hexdigest(),
+                            size=len(data), mime_type="text/plain")
+        with FakeTeamCity() as fake:
+            provider = TeamCityProvider()
+            assert trio_run(provider.lookup_artifact(op, self._env(fake), {})) is None  # not published yet
+            fake.publish("ci-sidecar/r1/logs/a b.log", b"other bytes")
+            assert trio_run(provider.lookup_artifact(op, self._env(fake), {})) is None
+            fake.publish("ci-sidecar/r1/logs/a b.log", data)
+            found = trio_run(provider.lookup_artifact(op, self._env(fake), {}), provider)
+            assert f"{fake.url}/app/rest/builds/id:4711/artifacts/content/ci-sidecar/r1/logs/a%20b.log" == found.url
+            assert [] == fake.violations
+
+    def test_a_final_run_sets_status_text_and_tag_and_closes_its_flow(self) -> None:
+        """A finished run with no results still opens and closes its suite, sets the status text and the tag."""
+        snapshot = RunSnapshot(id="r2", name="unit", status="finished", conclusion="success", counts=Counts(passed=0),
+                               start_time="2026-01-01T00:00:00Z", output_dir="/tmp/none")
+        with FakeTeamCity() as fake:
+            provider = TeamCityProvider()
+            out = trio_run(provider.deliver(PublishRun(run=snapshot, final=True), self._env(fake), {}), provider)
+            assert ("delivered", "service messages (REST)") == (out.kind, out.tier), out.message
+            assert ["unit"] == check_flows(fake.messages)["r2"].suites
+            assert "unit: 0 passed, 0 failed, 0 skipped" == fake.status_text
+            assert ["ci-sidecar-r2-done", "ci-sidecar-success"] == fake.tags
+            assert [] == fake.violations
+
+    def test_a_wrong_token_is_refused_and_never_shown(self) -> None:
+        """TeamCity's 401 is a final refusal whose message holds no token."""
+        with FakeTeamCity() as fake:
+            fake.expect_violations()
+            provider = TeamCityProvider()
+            out = trio_run(provider.deliver(PublishRun(run=_snapshot()), self._env(fake, "wrong-secret"), {}), provider)
+            assert "refused" == out.kind and "wrong-secret" not in out.message
+
+    def test_doctor_check_proves_the_token_reads_the_build(self) -> None:
+        """doctor --check reads the build and its tags with the token and says the log write is not tried."""
+        from ci_sidecar.credentials import Credential, Secret
+
+        with FakeTeamCity() as fake:
+            cred = Credential(provider="teamcity", base_url=fake.url, source="env:TEAMCITY_TOKEN", fingerprint="x",
+                              secret=Secret("tc-token"))
+            ci = CIContext(provider="teamcity", sources={}, build_id="4711")
+            provider = TeamCityProvider()
+            report = trio_run(provider.probe_access(ci, {}, cred, write=False, trust_env=False), provider)
+            assert [("build", "proven"), ("build log", "unproven")] == [(i.name, i.result) for i in report.items]
+            assert report.ok
+
+
+def trio_run(coro, provider: TeamCityProvider | None = None):  # noqa: ANN001, ANN201 - a coroutine's result
+    """Run *coro*; then close *provider*'s connections."""
     import trio
 
     async def main():  # noqa: ANN202
-        return await coro
+        try:
+            return await coro
+        finally:
+            if provider is not None:
+                await provider.aclose()
 
     return trio.run(main)
 
@@ -97,6 +171,12 @@ REPORTER = textwrap.dedent("""\
     deadline = time.monotonic() + 30
     while not Path(sys.argv[1]).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
+    for attempt in range(200):  # the daemon may be restarting: connect again
+        try:
+            c = Client.connect(client_name="reporter")
+            break
+        except Exception:
+            time.sleep(0.05)
     c.request("report_results", {"test_run_id": run, "results": batch(50, 70)})
     c.request("upload_artifact", {"test_run_id": run, "name": "logs/test_003.log",
                                   "content_base64": base64.b64encode(b"the log of test 3\\n").decode(),
@@ -117,24 +197,22 @@ def _teamcity_job(job: Path, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def test_exec_prints_each_test_once_as_results_arrive(tmp_path: Path, env: dict[str, str]) -> None:
-    """exec prints the first results while the command still runs, then the rest, each test once in a valid
-    flow, failures and skips with their messages, the staged artifact published and linked, a build problem."""
-    job = tmp_path / "job"
-    job.mkdir()
+def _exec_job(job: Path, env: dict[str, str], on_half: Callable[[], None]) -> tuple[list[str], str, int]:
+    """Run exec over the reporter; *on_half* runs once exec printed the first half (then the reporter goes on).
+    Returns exec's stdout lines, its stderr and its exit status."""
     (job / "reporter.py").write_text(REPORTER)
     go = job / "go"
+    lines: list[str] = []
     with (job / "stderr").open("w") as err:
         proc = subprocess.Popen([PY, "-m", "ci_sidecar", "exec", "--name", "unit tests", "--", PY, "reporter.py",
-                                 str(go)], cwd=job, env=_teamcity_job(job, env), stdout=subprocess.PIPE, stderr=err,
-                                text=True)
-    lines: list[str] = []
+                                 str(go)], cwd=job, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
             if "name='pkg.Case.test_049'" in line and line.startswith("##teamcity[testFinished"):
+                on_half()
                 go.touch()
 
     reader = threading.Thread(target=read)
@@ -146,8 +224,12 @@ def test_exec_prints_each_test_once_as_results_arrive(tmp_path: Path, env: dict[
         reader.join(10)
         assert proc.stdout is not None
         proc.stdout.close()
-    stderr = (job / "stderr").read_text()
-    assert 1 == proc.returncode, stderr
+    return lines, (job / "stderr").read_text(), proc.returncode
+
+
+def _check_log(lines: list[str], job: Path) -> str:
+    """The build log holds every test once on one valid flow, the artifact published and linked, a build
+    problem; returns the flow (the run's id)."""
     messages = parse_stream("".join(lines))
     flows = check_flows(messages)
     assert 1 == len(flows), flows.keys()
@@ -159,13 +241,76 @@ def test_exec_prints_each_test_once_as_results_arrive(tmp_path: Path, env: dict[
                                                outcomes["pkg.Case.test_010"])
     assert "assert 13 == 0 [it's] |pipe|" == report.failures["pkg.Case.test_013"]
     assert 99 == dict((n, d) for n, _, d in report.tests)["pkg.Case.test_099"]
-    published = [m.value for m in messages if m.name == "publishArtifacts"]
-    assert [f"{job / 'ci-sidecar-staged' / 'artifacts' / flow / 'logs' / 'test_003.log'} => ci-sidecar/{flow}/logs"] \
-        == published
-    assert (job / "ci-sidecar-staged" / "artifacts" / flow / "logs" / "test_003.log").read_bytes() == b"the log of test 3\n"
-    meta = [m.attrs for m in messages if m.name == "testMetadata"]
+    staged = job / "ci-sidecar-staged" / "artifacts" / flow / "logs" / "test_003.log"
+    assert [f"{staged} => ci-sidecar/{flow}/logs"] == [m.value for m in messages if m.name == "publishArtifacts"]
+    assert b"the log of test 3\n" == staged.read_bytes()
     assert [{"testName": "pkg.Case.test_003", "name": "logs/test_003.log", "type": "artifact",
-             "value": f"ci-sidecar/{flow}/logs/test_003.log", "flowId": flow}] == meta
-    names = [m.name for m in messages]
-    assert names[-3:] == ["buildProblem", "buildStatus", "addBuildTag"]
+             "value": f"ci-sidecar/{flow}/logs/test_003.log", "flowId": flow}] \
+        == [m.attrs for m in messages if m.name == "testMetadata"]
+    assert ["buildProblem", "buildStatus", "addBuildTag"] == [m.name for m in messages][-3:]
+    return flow
+
+
+def test_exec_prints_each_test_once_as_results_arrive(tmp_path: Path, env: dict[str, str]) -> None:
+    """exec prints the first results while the command still runs, then the rest, each test once in a valid
+    flow, failures and skips with their messages, the staged artifact published and linked, a build problem."""
+    job = tmp_path / "job"
+    job.mkdir()
+    lines, stderr, status = _exec_job(job, _teamcity_job(job, env), lambda: None)
+    assert 1 == status, stderr
+    _check_log(lines, job)
     assert "teamcity: native (via service messages (ci-sidecar exec)), delivered" in stderr
+
+
+def test_a_daemon_killed_mid_run_leaves_each_test_once(short_tmp: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    """exec joined to the machine's daemon: a kill -9 of that daemon halfway and its restart lose no test and
+    print none twice; exec reconnects, goes on from its cursor and finishes the run."""
+    job = tmp_path / "job"
+    job.mkdir()
+    socket = short_tmp / "tc.sock"
+    daemon_env = dict(env)
+    daemons = [DaemonProcess.start(socket, daemon_env)]
+
+    def kill_and_restart() -> None:
+        daemons[-1].proc.kill()
+        daemons[-1].proc.wait()
+        daemons[-1].stop()
+        daemons.append(DaemonProcess.start(socket, daemon_env))
+
+    try:
+        lines, stderr, status = _exec_job(job, dict(_teamcity_job(job, env), CI_SIDECAR_SOCKET=str(socket)),
+                                          kill_and_restart)
+    finally:
+        for d in daemons:
+            d.stop()
+    assert 2 == len(daemons) and 1 == status, stderr
+    _check_log(lines, job)
+    assert "finishing the run through the daemon now at that socket" in stderr
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "teamcity" / "settings.kts"
+
+
+def test_the_example_settings_run_commands_that_exist() -> None:
+    """examples/teamcity/settings.kts: its script is POSIX sh whose ci-sidecar commands parse with the real CLI,
+    its artifact rule collects the staging folder the provider uses, and exec reads the JUnit file pytest writes."""
+    import re
+    import shlex
+    import shutil
+
+    from ci_sidecar.cli import build_parser
+    from ci_sidecar.providers._staging import DEFAULT_FOLDER
+    from ci_sidecar.providers.teamcity.settings import ARTIFACT_DIR
+
+    text = EXAMPLE.read_text()
+    assert f'artifactRules = "{DEFAULT_FOLDER}/artifacts => {ARTIFACT_DIR}"' in text
+    script = re.search(r'scriptContent = """(.*?)"""', text, re.S)
+    assert script is not None
+    body = script[1].replace("${'$'}", "$")  # Kotlin's escape of a literal $
+    shell = shutil.which("dash") or "/bin/sh"
+    assert 0 == subprocess.run([shell, "-n"], input=body, text=True, capture_output=True).returncode, body
+    commands = [shlex.split(line.strip())[1:] for line in body.splitlines() if line.strip().startswith("ci-sidecar ")]
+    assert ["doctor"] == commands[0] and "exec" == commands[1][0]
+    exec_args = build_parser().parse_args(commands[1])
+    assert ["reports/*.xml"] == exec_args.junit
+    assert "--junitxml=reports/pytest.xml" in exec_args.cmd
+    assert all(build_parser().parse_args(c) for c in commands)
