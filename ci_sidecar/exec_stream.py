@@ -17,9 +17,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
 from ci_sidecar.exec_delivery import say
+from ci_sidecar.protocol.records import CIContext, TestResult
 
 __all__ = ["JobLogPrinter", "start_job_log"]
 
@@ -77,10 +79,6 @@ class JobLogPrinter:
         page = self._connect().request("read_test_results", {"test_run_id": self.run_id, "cursor": self.cursor,
                                                              "limit": PAGE}, timeout=30)
         if page["results"]:
-            import msgspec
-
-            from ci_sidecar.protocol.records import TestResult
-
             _write(self.stream.results(msgspec.convert(page["results"], list[TestResult])))
             self.printed += len(page["results"])
         self.cursor = page["cursor"]
@@ -140,9 +138,6 @@ class JobLogPrinter:
 
 def start_job_log(ci: Mapping[str, Any], run: Mapping[str, Any], socket_path: str) -> JobLogPrinter | None:
     """Start printing *run* when the session's CI provider streams into the job log (``StreamsJobLog``)."""
-    import msgspec
-
-    from ci_sidecar.protocol.records import CIContext
     from ci_sidecar.providers import Providers
     from ci_sidecar.providers.base import StreamsJobLog
 

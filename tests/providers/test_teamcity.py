@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from collections.abc import Callable
 from helpers import DaemonProcess
@@ -62,6 +63,14 @@ class TestTiers:
         assert "staged" == caps.artifacts.kind
         out = trio_run(provider.deliver(PublishRun(run=_snapshot()), _env({"job_log": "client"}), {}))
         assert "delivered" == out.kind
+
+    def test_a_command_under_exec_reports_exec_s_run_without_a_refusal(self) -> None:
+        """The test command's own session (CI_SIDECAR_RUN_ID from exec) delivers exec's run, and only that run."""
+        provider = TeamCityProvider()
+        inside = _env({"exec_run_id": "r1"})
+        assert "delivered" == trio_run(provider.deliver(PublishRun(run=_snapshot()), inside, {})).kind
+        other = msgspec.structs.replace(_snapshot(), id="r2")
+        assert "unsupported" == trio_run(provider.deliver(PublishRun(run=other), inside, {})).kind
 
     def test_without_exec_nothing_pretends_to_carry_the_results(self) -> None:
         """Outside exec a run is refused as unsupported with the way to get it, and statuses point to the code host."""

@@ -57,9 +57,11 @@ _VIA_SCM = "TeamCity has no {what} of its own: they go to the code host (scm_pro
 Mode = Literal["client", "rest", "none"]
 
 
-def mode(env: ProviderEnv) -> Mode:
-    """``client``: exec prints the run; ``rest``: a bound token and a build id; ``none``: neither."""
-    if TeamCitySettings.of(env).job_log == "client":
+def mode(env: ProviderEnv, run_id: str | None = None) -> Mode:
+    """``client``: exec prints the run (exec's own session, or a command exec runs reporting exec's run
+    *run_id*); ``rest``: a bound token and a build id; ``none``: neither."""
+    settings = TeamCitySettings.of(env)
+    if settings.job_log == "client" or (settings.exec_run_id and run_id in (None, settings.exec_run_id)):
         return "client"
     return "rest" if env.token and env.base_url and env.ci.build_id else "none"
 
@@ -106,7 +108,7 @@ class TeamCityProvider:
             what = "commit statuses" if isinstance(op, SetStatus) else (
                 "pull request comments" if isinstance(op, PostComment) else type(op).__name__)
             return Outcome.unsupported("teamcity: " + _VIA_SCM.format(what=what), tier="none")
-        kind = mode(env)
+        kind = mode(env, op.run.id)
         if kind == "client":
             # exec reads the run itself (read_test_results) and prints it: nothing to send from here
             return Outcome.delivered(tier=_EXEC_TIER, remote=state,
@@ -123,7 +125,7 @@ class TeamCityProvider:
             staged = await _area(env).stage_artifact(op)
         except (StagingError, OSError) as exc:
             return Outcome.unsupported(f"teamcity: the artifact could not be staged: {exc}", tier="none")
-        how = ("ci-sidecar exec publishes it at the end of the run" if mode(env) == "client"
+        how = ("ci-sidecar exec publishes it at the end of the run" if mode(env, op.run_id) == "client"
                else "the build's artifact paths publish it")
         return Outcome.delivered(tier="staged", action="staged", remote={"staged_path": staged.relative},
                                  message=f"staged as {staged.relative}; {how} "

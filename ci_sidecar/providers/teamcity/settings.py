@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from .._staging import DEFAULT_FOLDER
@@ -19,4 +20,8 @@ class TeamCitySettings(ProviderSettings, kw_only=True):
     #: the staging folder (relative to the checkout) artifacts are copied to before they are published
     staged_dir: str = DEFAULT_FOLDER
 
+    #: ``CI_SIDECAR_RUN_ID``: the session is a command ``ci-sidecar exec`` runs, and exec prints this run
+    exec_run_id: str | None = None
+
     CONFIG_KEYS: ClassVar[frozenset[str]] = ProviderSettings.CONFIG_KEYS
+    ENV_KEYS: ClassVar[Mapping[str, str]] = {"exec_run_id": "CI_SIDECAR_RUN_ID"}
