@@ -29,17 +29,24 @@ POLL_S = 0.25  # how often a quiet run is asked for new results
 PAGE = 1000
 _RECONNECT_S = (0.05, 0.2, 0.5, 1.0)  # waits between attempts to reach a daemon that went away
 _DRAIN_S = 30.0  # how long the end waits for a daemon that went away to come back
+_stdout_lost = False  # stdout was closed under exec: nothing more is written
 
 
 def _write(text: str) -> None:
-    """All of *text* on stdout in as few writes as possible (the command shares the stream)."""
-    if not text:
+    """All of *text* on stdout in as few writes as possible (the command shares the stream). A closed stdout
+    (the job's log reader went away) loses the text, never the run."""
+    global _stdout_lost
+    if not text or _stdout_lost:
         return
-    sys.stdout.flush()
-    data = text.encode()
-    fd = sys.stdout.fileno()
-    while data:
-        data = data[os.write(fd, data):]
+    try:
+        sys.stdout.flush()
+        data = text.encode()
+        fd = sys.stdout.fileno()
+        while data:
+            data = data[os.write(fd, data):]
+    except (OSError, ValueError) as exc:
+        _stdout_lost = True
+        say(f"could not write to the build log, not trying again: {exc}")
 
 
 class JobLogPrinter:
