@@ -316,3 +316,12 @@ async def test_doctor_reads_then_proves_each_tier_with_write(fake: FakeBitbucket
         "downloads": "skipped"}
     assert fake.report(SHA, "ci-sidecar-doctor") is None and fake.comments(PR) == []
     assert (await _doctor(fake, None, write=False)).items[0].name == "credential"
+
+
+async def test_doctor_proves_the_build_status_through_the_legacy_api_on_an_old_server() -> None:
+    """A server before 7.4 has no /api/latest builds: doctor --write proves the tier through /build-status/1.0."""
+    with FakeBitbucketDC(legacy=True) as old:
+        report = await _doctor(old, TOKEN, write=True)
+        item = next(i for i in report.items if i.name == "build status")
+        assert item.result == "proven" and "/build-status/1.0" in item.detail
+        assert old.builds(SHA)["ci-sidecar-doctor"]["legacy"] and old.violations == []

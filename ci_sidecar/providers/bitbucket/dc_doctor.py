@@ -3,7 +3,8 @@
 Read-only by default: reading the repository (``/api/1.0/projects/{key}/repos/{slug}``) proves the credential
 reaches it; the writes stay unproven. With ``--write`` each tier is tried once and cleaned up where the server
 allows it: a Code Insights report ``ci-sidecar-doctor`` is created and deleted, a build status "ci-sidecar doctor"
-is set on the commit (build statuses cannot be deleted by their writer: it stays, visibly named), a pull request
+is set on the commit (through the legacy build-status API on servers before 7.4; build statuses cannot be deleted
+by their writer: it stays, visibly named), a pull request
 comment is created and deleted (in pull request builds). Downloads do not exist on Data Center: that item says
 where artifacts go instead.
 """
@@ -17,6 +18,7 @@ from .._http import ApiSession, HttpError, HttpLayer
 from ..base import CheckItem, CheckReport, ProviderEnv
 from ._api import commit_sha
 from .dc_api import NO_CREDENTIAL, NO_DOWNLOADS, NO_REPOSITORY, dc_auth, dc_config, dc_mode, dc_repo, repo_rest
+from .dc_insights import post_status
 
 __all__ = ["check_dc"]
 
@@ -55,8 +57,7 @@ async def check_dc(layer: HttpLayer, penv: ProviderEnv, *, write: bool) -> Check
     else:
         commit = quote(sha, safe="")
         await _try(add, "code insights report", _report(api, f"{repo_rest(penv, 'insights/1.0')}/commits/{commit}"))
-        await _try(add, "build status", _status(api, f"{repo_rest(penv, 'api/latest')}/commits/{commit}/builds",
-                                                 sha, penv))
+        await _try(add, "build status", _status(api, sha, penv))
         if penv.ci.pr_number:
             await _try(add, "PR comment", _comment(
                 api, f"{repo_rest(penv, 'api/1.0')}/pull-requests/{int(penv.ci.pr_number)}/comments"))
@@ -82,12 +83,13 @@ async def _report(api: ApiSession, commit: str) -> str:
     return f"created and deleted Code Insights report '{DOCTOR_KEY}'"
 
 
-async def _status(api: ApiSession, path: str, sha: str, penv: ProviderEnv) -> str:
+async def _status(api: ApiSession, sha: str, penv: ProviderEnv) -> str:
     url = penv.ci.build_url or penv.ci.job_url or api.config.base_url.removesuffix("/rest")
-    await api.request("POST", path, expect_json=False, json_body={
-        "key": DOCTOR_KEY, "state": "SUCCESSFUL", "name": DOCTOR_NAME, "url": url,
-        "description": "write access proven by ci-sidecar doctor"})
-    return f"set build status '{DOCTOR_NAME}' on {sha[:12]} (it stays)"
+    state: dict[str, Any] = {}
+    await post_status(penv, api, sha, {"key": DOCTOR_KEY, "state": "SUCCESSFUL", "name": DOCTOR_NAME, "url": url,
+                                       "description": "write access proven by ci-sidecar doctor"}, state)
+    where = "/build-status/1.0, this server's" if state.get("legacy_builds") else "/api/latest"
+    return f"set build status '{DOCTOR_NAME}' on {sha[:12]} through {where} (it stays)"
 
 
 async def _comment(api: ApiSession, path: str) -> str:

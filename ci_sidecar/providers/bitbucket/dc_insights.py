@@ -42,7 +42,7 @@ from .dc_api import (
 )
 from .insights import STATES, _data, _details, report_id, run_description, run_state
 
-__all__ = ["publish_report_dc", "read_report_dc", "set_status_dc", "run_status_dc"]
+__all__ = ["publish_report_dc", "read_report_dc", "set_status_dc", "run_status_dc", "post_status"]
 
 _CONCLUSION_STATE = {"success": "SUCCESSFUL", "neutral": "SUCCESSFUL", "failure": "FAILED", "timed_out": "FAILED",
                      "cancelled": "CANCELLED"}
@@ -160,7 +160,7 @@ def _repo_missing(resp: Any) -> bool:
     return any("NoSuch" in str(e.get("exceptionName") or "") for e in errors if isinstance(e, dict))
 
 
-async def _post_status(env: ProviderEnv, api: ApiSession, sha: str, body: dict[str, Any],
+async def post_status(env: ProviderEnv, api: ApiSession, sha: str, body: dict[str, Any],
                        state: dict[str, Any]) -> bool:
     """POST the status unless the same one was sent last; the legacy endpoint when the server lacks the new one."""
     shown = {k: body.get(k) for k in ("state", "description", "url", "name")}
@@ -217,7 +217,7 @@ async def set_status_dc(op: SetStatus, env: ProviderEnv, state: dict[str, Any], 
         return Outcome.refused(f"bitbucket: {NO_REPOSITORY}, or no commit for the build status", remote=state)
     url = _url(env, sha, op.target_url)
     body = _status_body(env, ident(op.context), STATES[op.state], op.context, op.description, url)
-    sent = await _post_status(env, api, sha, body, state)
+    sent = await post_status(env, api, sha, body, state)
     return Outcome.delivered(url=url, remote=state, tier="build status", action="updated" if sent else "skipped")
 
 
@@ -231,4 +231,4 @@ async def run_status_dc(op: PublishRun, env: ProviderEnv, state: dict[str, Any],
     tests = {"successful": c.passed, "failed": c.failed + c.errors, "skipped": c.skipped}
     body = _status_body(env, report_id(run, env, KEY_CHARS), run_state(op, _CONCLUSION_STATE), run.name,
                         run_description(run), _url(env, sha, http_url(run.details_url)), tests)
-    await _post_status(env, api, sha, body, state)
+    await post_status(env, api, sha, body, state)
