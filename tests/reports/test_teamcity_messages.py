@@ -73,6 +73,20 @@ class TestServiceMessages:
         assert by_name["buildStatus"].attrs["text"].startswith("{build.status.text}; unit tests: 1 passed, 2 failed")
         assert "ci-sidecar-failure" == by_name["addBuildTag"].value
 
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.tuples(_TEXT.filter(bool), st.sampled_from(["passed", "failed", "error", "skipped"]), _TEXT,
+                              _TEXT, st.floats(0, 1e6)), max_size=8), _TEXT.filter(bool))
+    def test_any_run_parses_back_as_one_valid_flow(self, rows: list, suite: str) -> None:
+        """Whatever the names, messages, output and durations, the run is one valid flow with each result once."""
+        results = [TestResult(name=name, status=status, message=text or None, stdout=out or None, duration=secs)
+                   for name, status, text, out, secs in rows]
+        sm = ServiceMessages(flow_id="f", suite=suite, artifact_root="ci-sidecar/f")
+        text = sm.begin() + sm.results(results) + sm.end({"name": suite, "conclusion": "success", "counts": {}})
+        report = check_flows(parse_stream(text))["f"]
+        assert [suite] == report.suites
+        outcome = {"passed": "passed", "failed": "failed", "error": "failed", "skipped": "skipped"}
+        assert [(r.name, outcome[r.status], round(r.duration * 1000)) for r in results] == report.tests
+
     def test_a_passing_run_raises_no_build_problem(self) -> None:
         """A successful run sets the status text and a tag, and does not fail the build."""
         sm = ServiceMessages(flow_id="r", suite="s", artifact_root="ci-sidecar/r")

@@ -52,14 +52,13 @@ class TeamCityJobLog:
     def _staged(self, artifacts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         found: dict[str, str] = {}
         for art in artifacts:
-            upload = art.get("upload") or {}
-            if upload.get("provider") != "teamcity" or upload.get("state") != "staged":
-                continue
+            # the provider staged it whole (written aside, then renamed), whichever copy the artifact reports
+            # as its primary (an object store's, when one is configured)
             try:
                 path = self.area.artifact_path(UploadArtifact(run_id=self.run_id, name=art["name"], stored_path="",
                                                               sha256="", size=0, mime_type=""))
             except StagingError:
                 continue
-            if Path(path).is_file():
+            if Path(path).is_file() and Path(path).stat().st_size == art.get("size", -1):
                 found[art["name"]] = str(path)
         return found
