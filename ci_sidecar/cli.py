@@ -183,7 +183,13 @@ def _add_exec(sub: argparse._SubParsersAction) -> None:
     add_exec_command(sub)
 
 
-_EXTRA_COMMANDS: list[Any] = [_add_exec, _add_demo, _add_env, _add_doctor, _add_install_units]
+def _add_history(sub: argparse._SubParsersAction) -> None:
+    from ci_sidecar.history_cmd import add_history_command
+
+    add_history_command(sub)
+
+
+_EXTRA_COMMANDS: list[Any] = [_add_exec, _add_demo, _add_env, _add_doctor, _add_install_units, _add_history]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

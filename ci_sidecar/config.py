@@ -13,8 +13,9 @@ The standard ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are defaults below a
 A session's ``initialize.config`` cannot set ``DAEMON_ONLY_KEYS`` (paths of the daemon, limits, source roots,
 proxy and CA bundle): those would let one client redirect or widen what the daemon does for everyone.
 
-Keys may be written ``snake_case`` or ``kebab-case``. Tables (``providers``, ``context``, ``artifact_store``)
-merge key by key; ``CI_SIDECAR_ARTIFACT_STORE_<KEY>`` sets one key of ``[artifact_store]``.
+Keys may be written ``snake_case`` or ``kebab-case``. Tables (``providers``, ``context``, ``artifact_store``,
+``history``) merge key by key; ``CI_SIDECAR_ARTIFACT_STORE_<KEY>`` sets one key of ``[artifact_store]`` (and
+``CI_SIDECAR_HISTORY_<KEY>`` one of ``[history]``).
 Relative paths in a file are relative to that file's directory; elsewhere to *cwd*. Every layer is
 validated on its own, so an error names the file, the key and the reason (``ConfigError``).
 """
@@ -39,6 +40,7 @@ from ci_sidecar.config_schema import (
     ArtifactStoreConfig,
     Config,
     ConfigError,
+    HistoryConfig,
     LoadedConfig,
     ProviderConfig,
 )
@@ -68,6 +70,8 @@ CONFIG_FILE_NAME = "ci-sidecar.toml"
 ENV_PREFIX = "CI_SIDECAR_"
 
 _FIELDS = Config.__struct_fields__
+#: tables of plain settings: validated as their Struct, merged key by key, ``CI_SIDECAR_<TABLE>_<KEY>`` sets one key
+_TABLES: dict[str, type] = {"artifact_store": ArtifactStoreConfig, "history": HistoryConfig}
 _PATH_FIELDS = frozenset({"output_dir", "state_dir", "socket", "ca_bundle"})
 _CONTEXT_FIELDS = frozenset(CIContext.__struct_fields__) - {"provider", "sources"}
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
@@ -118,14 +122,14 @@ def _validate_layer(
                 except msgspec.ValidationError as exc:
                     raise ConfigError(origin, *_error_key(f"providers.{name}.", exc)) from None
                 data[key][name] = section
-        elif key == "artifact_store":
+        elif key in _TABLES:
             if not isinstance(value, Mapping):
-                raise ConfigError(origin, key, "expected a table of object store settings")
+                raise ConfigError(origin, key, f"expected a table of {key.replace('_', ' ')} settings")
             data[key] = _normalise(value)
             try:
-                msgspec.convert(data[key], ArtifactStoreConfig, strict=strict)
+                msgspec.convert(data[key], _TABLES[key], strict=strict)
             except msgspec.ValidationError as exc:
-                raise ConfigError(origin, *_error_key("artifact_store.", exc)) from None
+                raise ConfigError(origin, *_error_key(f"{key}.", exc)) from None
         elif key == "context":
             if not isinstance(value, Mapping):
                 raise ConfigError(origin, key, "expected a table of CI context fields")
@@ -227,12 +231,14 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             continue
         rest = var[len(ENV_PREFIX) :]
         field = rest.lower()
-        if rest.startswith("ARTIFACT_STORE_") and field[len("artifact_store_"):] in ArtifactStoreConfig.__struct_fields__:
-            sub = field[len("artifact_store_"):]
-            data.setdefault("artifact_store", {})[sub] = value
-            names[f"artifact_store.{sub}"] = var
+        table = next((t for t in _TABLES if field.startswith(t + "_")
+                      and field[len(t) + 1:] in _TABLES[t].__struct_fields__), None)
+        if table is not None:
+            sub = field[len(table) + 1:]
+            data.setdefault(table, {})[sub] = value
+            names[f"{table}.{sub}"] = var
             continue
-        if field in _FIELDS and field not in {"providers", "context", "artifact_store"}:
+        if field in _FIELDS and field not in {"providers", "context", *_TABLES}:
             if field == "source_roots":
                 data[field] = [p for p in value.split(os.pathsep) if p]
             else:
@@ -280,7 +286,7 @@ def _merge(into: dict[str, Any], layer: Mapping[str, Any], origin: str, origins:
                     else:
                         target[field] = item
                         origins[f"providers.{name}.{field}"] = origin
-        elif key in ("context", "artifact_store"):
+        elif key in ("context", *_TABLES):
             into.setdefault(key, {}).update(value)
             for field in value:
                 origins[f"{key}.{field}"] = origin

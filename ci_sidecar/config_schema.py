@@ -12,6 +12,7 @@ from ci_sidecar.providers.catalog import ci_names, code_host_names
 
 __all__ = [
     "DAEMON_ONLY_KEYS",
+    "HistoryConfig",
     "PROVIDER_NAMES",
     "ArtifactStoreConfig",
     "Config",
@@ -71,6 +72,19 @@ class ArtifactStoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     part_size: Annotated[int, msgspec.Meta(ge=5 * MiB, le=5 * 1024 * MiB)] = 64 * MiB
 
 
+class HistoryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The run history, the ``[history]`` table (docs/history.md): every finished run's tests in
+    ``<state root>/history.sqlite3``, compared with the base run in every report. A daemon setting."""
+
+    enabled: bool = True
+    #: runs of a series whose outcomes decide a test's flaky score
+    flaky_window: Annotated[int, msgspec.Meta(ge=2, le=200)] = 20
+    #: runs kept (all series together); older ones are deleted
+    retention_runs: PositiveInt = 1000
+    #: runs older than this are deleted
+    retention_days: PositiveFloat = 90.0
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The daemon's and a session's settings, after merging every source."""
 
@@ -108,6 +122,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     providers: dict[str, ProviderConfig] = {}
     context: dict[str, Any] = {}
     artifact_store: ArtifactStoreConfig | None = None
+    history: HistoryConfig = msgspec.field(default_factory=HistoryConfig)
 
 
 class LoadedConfig(msgspec.Struct, kw_only=True):
@@ -136,4 +151,5 @@ DAEMON_ONLY_KEYS = frozenset({
     "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle", "artifact_store",
     "retention_runs", "retention_days", "artifact_max_file_bytes", "artifact_max_run_bytes",
     "artifact_stream_idle_s", "artifact_retention_days", "artifact_retention_max_bytes", "delivery_time_scale",
+    "history",
 })

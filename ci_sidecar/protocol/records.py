@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from .history import RunDelta
+
 __all__ = [
     "Wire",
     "Source",
@@ -273,6 +275,8 @@ class TestRun(Wire):
     output_dir: str | None = None
     #: the code coverage a client reported for the run, in percent (0–100)
     coverage: float | None = None
+    #: once finished: what changed against the base run (see :class:`~ci_sidecar.protocol.history.RunDelta`)
+    delta: RunDelta | None = None
 
 
 # --- artifacts ----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import msgspec
 
 from ci_sidecar.credentials import CredentialRef
+from ci_sidecar.protocol.history import RunDelta
 from ci_sidecar.protocol.records import CIContext, Counts, ProviderCaps, TestResult
 
 from .writes import WriteBudget, WriteGate
@@ -85,6 +86,8 @@ class RunSnapshot(msgspec.Struct, kw_only=True):
     results_end: int = 0
     #: code coverage in percent (0–100), when a client reported it
     coverage: float | None = None
+    #: once finished: the run compared with its base in the history (reports show it)
+    delta: RunDelta | None = None
 
 
 class PublishRun(msgspec.Struct, tag="publish_run", kw_only=True):

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from ci_sidecar.protocol.records import CIContext, TestResult
 
+from .delta import delta_html
 from .model import HistogramBucket, ReportData, bucket_label, display_name, format_coverage, format_duration
 
 __all__ = ["histogram_svg", "render_html", "write_html"]
@@ -162,6 +163,8 @@ def write_html(data: ReportData, fp: TextIO, *, max_rows: int | None = None) -> 
         cards += (("Coverage", format_coverage(run.coverage)),)
     fp.write('<section class="cards">' + "".join(
         f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in cards) + "</section>\n")
+    if run.delta is not None:
+        fp.write(delta_html(run.delta))
     if data.failures:
         fp.write(f'<section id="failures"><h2>Failures ({len(data.failures)})</h2>\n')
         for r in data.failures:

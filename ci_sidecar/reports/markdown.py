@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from ci_sidecar.protocol.records import CIContext, TestResult
 
 from ._text import trim_lines
+from .delta import delta_markdown
 from .model import (
     HistogramBucket,
     ReportArtifact,
@@ -196,6 +197,8 @@ def render_markdown(
     if context:
         parts.append(context)
     parts.append(_counts_table(data))
+    if data.run.delta is not None:
+        parts.append(delta_markdown(data.run.delta, md_escape))
     if data.failures:
         parts.append(f"### Failures ({len(data.failures)})")
         parts.extend(_failure(r, trace_lines) for r in data.failures)

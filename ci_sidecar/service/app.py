@@ -40,6 +40,7 @@ from ci_sidecar.providers.catalog import CATALOG
 from ci_sidecar.providers.settings import settings_class
 from ci_sidecar.state.instances import Instance, InstanceBusy, claim_exact, claim_instance
 
+from .history import HistorySettings, RunHistory
 from .reporting import Reporting
 from .artifacts import ArtifactService, ArtifactSettings
 from .runs import RunService
@@ -91,6 +92,9 @@ class CoreService:
         self.artifacts = ArtifactService(self.store, self.outbox, self.runs,
                                          ArtifactSettings.from_config(daemon_config, os.environ))
         self.reporting = Reporting(self.runs, artifacts_of=self.artifacts.list)
+        h = daemon_config.history
+        self.runs.history = RunHistory(self.instance.root, HistorySettings(
+            enabled=h.enabled, window=h.flaky_window, max_runs=h.retention_runs, max_age_s=h.retention_days * 86400))
         self._sessions: dict[str, ClientSession] = {}
         self._background: trio.CancelScope | None = None  # the outbox and maintenance tasks
         self._background_done = trio.Event()
@@ -163,6 +167,8 @@ class CoreService:
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.runs.recover)
         self._recovered = True
+        if self.runs.history is not None:
+            await self.runs.history.open()
         # found in a worker thread (file reads), added here: the pool wakes the dispatcher, which
         # only the event loop's thread may do
         for fingerprint, secret in await trio.to_thread.run_sync(self._daemon_credentials):
@@ -214,6 +220,8 @@ class CoreService:
                     except Exception:
                         log.exception("final checkpoint failed (the journal still has everything)")
                 await self.store.aclose()
+                if self.runs.history is not None:
+                    await self.runs.history.aclose()
                 if remove:
                     self.instance.remove()
                 else:

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from ci_sidecar.delivery.outbox import OutboxDone, OutboxFailed, OutboxImage, OutboxPut, OutboxRemote
+from ci_sidecar.protocol.history import RunDelta
 from ci_sidecar.protocol.records import CIContext, CommentRef, Counts, ErrorInfo, Target
 
 from .tally import Tally
@@ -53,6 +54,8 @@ class RunMeta(msgspec.Struct, kw_only=True):
     ci: CIContext | None = None
     results_count: int = 0
     session_config: dict[str, Any] = {}
+    #: set at completion: the run compared with its base in the history
+    delta: RunDelta | None = None
 
 
 class RunSaved(msgspec.Struct, tag="run_saved"):

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
 import trio
 
 from ci_sidecar.protocol import errors as E
@@ -38,14 +37,12 @@ from ci_sidecar.atomic import atomic_write_bytes
 from .casstore import NotRegularFile, TooLarge, open_regular_file
 from .runs import RunService, RunState
 from .session_context import SessionContext
-from .result_versions import iter_merged
 from .tally import test_key
 
 __all__ = ["Reporting"]
 
 log = logging.getLogger("ci_sidecar.reports")
 
-_decode_result = msgspec.msgpack.Decoder(TestResult).decode
 _OUTPUT_MODE = 0o644
 _INGEST_BATCH = 1000
 #: largest JUnit file ingest_junit reads (a bigger one is refused with -31006 or listed in errors)
@@ -77,17 +74,8 @@ class Reporting:
     # --- reading a run back -------------------------------------------------------------------
 
     def iter_results(self, state: RunState) -> Iterator[TestResult]:
-        """Every stored result in order, each (test, attempt) once (see ``result_versions``).
-
-        Blocking: call from a worker thread, after flushing the run's record store.
-        """
-        # Callers flush the store first (``await store.commit(fsync=False)``, which waits for a
-        # write in progress): a results write answered before this read may still be on its way to
-        # the file, and an unlocked write here would read the file before that write lands.
-        store = self.runs.store.records(state.meta.id)
-        count = state.meta.results_count
-        for raw in iter_merged(store.iter_records, count, unique=count <= state.tally.total):
-            yield _decode_result(raw)
+        """Every stored result in order, each (test, attempt) once (blocking; see ``RunReads.iter_stored``)."""
+        return self.runs.iter_stored(state)
 
     def report_data(self, state: RunState) -> ReportData:
         """Everything the renderers need (blocking: one pass over the records)."""

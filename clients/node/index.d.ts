@@ -56,6 +56,17 @@ export interface ArtifactUrlResult {
   expires_at?: string | null;
 }
 
+/** The run a delta compares with. */
+export interface BaseRun {
+  test_run_id: string;
+  name: string;
+  branch?: string | null;
+  commit_sha?: string | null;
+  conclusion?: string | null;
+  finished_at?: string | null;
+  build_id?: string | null;
+}
+
 /** Where a session's client runs: which CI, repository, commit, PR and build (docs/protocol.md §CIContext). */
 export interface CIContext {
   provider: string;
@@ -166,11 +177,28 @@ export interface DeliverySummary {
   kept_in?: string | null;
 }
 
+/** How many tests changed, by category (exact, even when the lists are capped; always all sent). */
+export interface DeltaCounts {
+  new_failures?: number;
+  fixed?: number;
+  still_failing?: number;
+  new_tests?: number;
+  removed_tests?: number;
+}
+
 /** A JSON-RPC style error carried inside a result (a failed delivery, a failed batch item). */
 export interface ErrorInfo {
   code: number;
   message: string;
   data?: unknown;
+}
+
+/** A test whose outcome flipped within the window: ``score`` is flips per outcome (0..1). */
+export interface FlakyTest {
+  test: string;
+  score: number;
+  flips: number;
+  runs: number;
 }
 
 export interface IngestError {
@@ -340,6 +368,25 @@ export interface ReportResultsResult {
   total: number;
 }
 
+/** A finished run compared with its base.
+ * 
+ *     ``base_kind``: ``target_branch`` (the PR's target branch), ``previous_run`` (this branch's previous run),
+ *     or ``none`` (nothing to compare with: every test is new). ``new_failures`` are tests failing now that did
+ *     not fail in the base (a new test that fails is one); ``fixed`` failed in the base and pass now.
+ *     ``flaky`` lists the run's tests whose outcomes flipped over the last ``window`` runs of the base's series. */
+export interface RunDelta {
+  base_kind: "none" | "previous_run" | "target_branch";
+  counts: DeltaCounts;
+  base?: BaseRun | null;
+  new_failures?: Array<string>;
+  fixed?: Array<string>;
+  still_failing?: Array<string>;
+  new_tests?: Array<string>;
+  removed_tests?: Array<string>;
+  flaky?: Array<FlakyTest>;
+  window?: number;
+}
+
 /** The code host, when it differs from the CI (Jenkins building a GitHub repository). */
 export interface ScmContext {
   provider: string;
@@ -472,6 +519,7 @@ export interface TestRun {
   note?: string | null;
   output_dir?: string | null;
   coverage?: number | null;
+  delta?: RunDelta | null;
 }
 
 export interface TestRunIdParams {

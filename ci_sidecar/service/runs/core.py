@@ -19,6 +19,7 @@ from ci_sidecar.providers.base import PublishRun, RunSnapshot
 from ci_sidecar.state import RecordStore
 
 from ..model import ResultsAdded, RunDeleted, RunImage, RunMeta, RunSaved, StateImage
+from ..history import RunHistory
 from ..session_context import SessionContext
 from ..store import StateStore
 from ..tally import Tally
@@ -81,6 +82,8 @@ class RunCore:
         self._comment_outcomes: dict[str, CommentRef] = {}
         #: other services' persisted state (artifacts): see :class:`StateHook`
         self.hooks: list[StateHook] = []
+        #: where finished runs are recorded and compared with their base (None: no history)
+        self.history: RunHistory | None = None
 
     # --- persistence ------------------------------------------------------------------------
 
@@ -184,6 +187,7 @@ class RunCore:
             delivery=self.outbox.summary(run_id=m.id), targets=targets, comments=list(m.comments),
             conclusion=m.conclusion, end_time=m.end_time, duration=duration,  # type: ignore[arg-type]
             external_id=m.external_id, note=m.note, output_dir=m.output_dir, coverage=m.coverage,
+            delta=m.delta,
         )
 
     def snapshot(self, state: RunState) -> RunSnapshot:
@@ -194,6 +198,7 @@ class RunCore:
             commit_sha=m.commit_sha, head_sha=m.head_sha, branch=m.branch, pr_number=m.pr_number,
             build_id=m.build_id, details_url=m.details_url, repository=m.repository,
             output_dir=m.output_dir, results_end=m.results_count, coverage=m.coverage,
+            delta=m.delta,
         )
 
     # --- publishing -----------------------------------------------------------------------------

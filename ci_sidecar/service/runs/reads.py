@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import msgspec
@@ -82,6 +82,23 @@ class RunReads(RunCore):
         results = [_decode_result(raw) async for raw in self.read_results(run_id, start, end)] if end > start else []
         return {"results": results, "cursor": end, "total": total,
                 "finished": state.meta.status == "finished" and end >= total}
+
+    def iter_stored(self, state: RunState) -> Iterator[TestResult]:
+        """Every stored result in order, each (test, attempt) once (see ``result_versions``).
+
+        Blocking: call from a worker thread, after flushing the run's record store.
+        """
+        # Callers flush the store first (``await store.commit(fsync=False)``, which waits for a
+        # write in progress): a results write answered before this read may still be on its way to
+        # the file, and an unlocked write here would read the file before that write lands.
+        for raw in self.iter_stored_raw(state):
+            yield _decode_result(raw)
+
+    def iter_stored_raw(self, state: RunState) -> Iterator[bytes]:
+        """As :meth:`iter_stored`, each record still msgpack-encoded (for a reader that decodes less)."""
+        store = self.store.records(state.meta.id)
+        count = state.meta.results_count
+        return iter_merged(store.iter_records, count, unique=count <= state.tally.total)
 
     async def read_results(self, run_id: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Per-test records [start, end) of a run, each (test, attempt) once (see ``result_versions``),

@@ -21,8 +21,11 @@ from ci_sidecar.protocol.methods import (
     ReportResultsResult,
     UpdateTestRunParams,
 )
+from ci_sidecar.protocol.history import RunDelta
 from ci_sidecar.protocol.records import TestResult, TestRun
+from ci_sidecar.state.history import HistoryRun
 
+from ..history import decode_brief
 from ..model import ResultsAdded, RunDeleted, RunMeta
 from ..session_context import SessionContext
 from ..summary import SummaryError, counts_from_summary
@@ -161,6 +164,8 @@ class RunService(RunWrites, RunReads):
                       wait_s: float, note: str | None = None) -> TestRun:
         meta = state.meta
         now = time.time()
+        if self.history is not None:
+            meta.delta = await self._record_history(state, conclusion, now)
         meta.status = "finished"
         meta.conclusion = conclusion
         meta.end_time = now_iso(now)
@@ -174,6 +179,20 @@ class RunService(RunWrites, RunReads):
         state.tally.compact()
         await self._wait(ids, wait, wait_s)
         return self.view(state)
+
+    async def _record_history(self, state: RunState, conclusion: str, now: float) -> RunDelta | None:
+        """Record the finishing run in the history (before it is published, so every report of it carries
+        its delta); recording it again after a crash replaces the first record."""
+        assert self.history is not None
+        meta = state.meta
+        await self.store.records(meta.id).commit(fsync=False)  # every answered write is in the file
+        counts = self.counts(state)
+        run = HistoryRun(
+            run_id=meta.id, name=meta.name, repository=meta.repository, branch=meta.branch,
+            target_branch=meta.ci.target_branch if meta.ci else None, pr_number=meta.pr_number,
+            commit_sha=meta.head_sha or meta.commit_sha, build_id=meta.build_id, conclusion=conclusion,
+            finished=now, end_time=now_iso(now), total=counts.total, failed=counts.failed + counts.errors)
+        return await self.history.record(run, lambda: map(decode_brief, self.iter_stored_raw(state)))
 
     def get(self, run_id: str) -> TestRun:
         return self.view(self._require(run_id))
