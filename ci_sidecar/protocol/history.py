@@ -71,3 +71,6 @@ class RunDelta(Wire):
     removed_tests: list[str] = []
     flaky: list[FlakyTest] = []
     window: int = 0
+    #: the conclusion of the previous run of the same name on this run's branch (what ``on_change`` and
+    #: ``on_fixed`` notification rules compare with)
+    previous_conclusion: str | None = None

@@ -165,18 +165,20 @@ def compute_delta(tests: list[TestOutcome], base: HistoryRun | None, base_kind: 
 
 
 class RunHistory:
-    """The daemon's history: one writer connection to ``<state root>/history.sqlite3``."""
+    """The daemon's history: one writer at a time on ``<state root>/history.sqlite3``.
+
+    The connection is opened for each run recorded and closed after it: the daemon holds no descriptor for
+    the history between runs (its descriptor budget goes to connections), and closing the last connection
+    folds the write-ahead log back into the database.
+    """
 
     def __init__(self, root: str | Path, settings: HistorySettings) -> None:
         self.path = Path(root) / HISTORY_FILE
         self.settings = settings
-        self._store: HistoryStore | None = None
-        self._lock = trio.Lock()  # one database call at a time
+        self._lock = trio.Lock()  # one writer at a time
 
-    def _open(self) -> HistoryStore:
-        if self._store is None:
-            self._store = HistoryStore(self.path)
-        return self._store
+    def _open(self) -> None:
+        HistoryStore(self.path).close()  # creates or migrates the schema
 
     async def open(self) -> None:
         """Open (or create) the database now, so a problem shows at start-up (logged; runs then have no delta)."""
@@ -201,13 +203,20 @@ class RunHistory:
                 return None
 
     def _record(self, run: HistoryRun, results: Callable[[], Iterable[TestResult | Brief]]) -> RunDelta:
-        store = self._open()
         tests = collect_outcomes(results())
+        store = HistoryStore(self.path)
+        try:
+            return self._record_in(store, run, tests)
+        finally:
+            store.close()
+
+    def _record_in(self, store: HistoryStore, run: HistoryRun, tests: list[TestOutcome]) -> RunDelta:
         base, kind = None, "none"
         if run.target_branch and run.pr_number is not None:
             base, kind = store.latest(run.name, run.repository, run.target_branch, exclude=run.run_id), "target_branch"
+        previous = store.latest(run.name, run.repository, run.branch, exclude=run.run_id)
         if base is None:
-            base, kind = store.latest(run.name, run.repository, run.branch, exclude=run.run_id), "previous_run"
+            base, kind = previous, "previous_run"
         if base is None:
             kind = "none"
         statuses = store.statuses(base.run_id) if base is not None else {}
@@ -216,10 +225,11 @@ class RunHistory:
         s = self.settings
         store.add_run(run, tests, window=s.window, known=statuses)
         store.retain(max_runs=s.max_runs, max_age_s=s.max_age_s)
-        return compute_delta(tests, base, kind, statuses, recent, s.window, store.names)
+        delta = compute_delta(tests, base, kind, statuses, recent, s.window, store.names)
+        delta.previous_conclusion = previous.conclusion if previous is not None else None
+        return delta
 
     async def aclose(self) -> None:
+        """Wait for a run being recorded (nothing stays open between runs)."""
         async with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            pass
