@@ -38,10 +38,12 @@ from ci_sidecar.config_schema import (
     DAEMON_ONLY_KEYS,
     PROVIDER_NAMES,
     ArtifactStoreConfig,
+    ChannelConfig,
     Config,
     ConfigError,
     HistoryConfig,
     LoadedConfig,
+    NotificationsConfig,
     ProviderConfig,
 )
 from ci_sidecar.protocol.records import CIContext
@@ -49,7 +51,9 @@ from ci_sidecar.providers.catalog import CATALOG
 from ci_sidecar.providers.settings import KnobError, is_provider_key, provider_table
 
 __all__ = [
+    "ChannelConfig",
     "DAEMON_ONLY_KEYS",
+    "NotificationsConfig",
     "SYSTEM_CONFIG_PATH",
     "ArtifactStoreConfig",
     "Config",
@@ -71,7 +75,8 @@ ENV_PREFIX = "CI_SIDECAR_"
 
 _FIELDS = Config.__struct_fields__
 #: tables of plain settings: validated as their Struct, merged key by key, ``CI_SIDECAR_<TABLE>_<KEY>`` sets one key
-_TABLES: dict[str, type] = {"artifact_store": ArtifactStoreConfig, "history": HistoryConfig}
+_TABLES: dict[str, type] = {"artifact_store": ArtifactStoreConfig, "history": HistoryConfig,
+                            "notifications": NotificationsConfig}
 _PATH_FIELDS = frozenset({"output_dir", "state_dir", "socket", "ca_bundle"})
 _CONTEXT_FIELDS = frozenset(CIContext.__struct_fields__) - {"provider", "sources"}
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
@@ -93,6 +98,18 @@ def _error_key(prefix: str, exc: msgspec.ValidationError) -> tuple[str, str]:
 
 def _normalise(table: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in table.items()}
+
+
+def _normalise_nested(key: str, table: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``[notifications]``' channel and rule tables too (channel names stay as written)."""
+    if key != "notifications":
+        return table
+    channels, rules = table.get("channels"), table.get("rules")
+    if isinstance(channels, Mapping):
+        table["channels"] = {name: _normalise(c) if isinstance(c, Mapping) else c for name, c in channels.items()}
+    if isinstance(rules, list):
+        table["rules"] = [_normalise(r) if isinstance(r, Mapping) else r for r in rules]
+    return table
 
 
 def _validate_layer(
@@ -125,7 +142,7 @@ def _validate_layer(
         elif key in _TABLES:
             if not isinstance(value, Mapping):
                 raise ConfigError(origin, key, f"expected a table of {key.replace('_', ' ')} settings")
-            data[key] = _normalise(value)
+            data[key] = _normalise_nested(key, _normalise(value))
             try:
                 msgspec.convert(data[key], _TABLES[key], strict=strict)
             except msgspec.ValidationError as exc:

@@ -12,7 +12,10 @@ from ci_sidecar.providers.catalog import ci_names, code_host_names
 
 __all__ = [
     "DAEMON_ONLY_KEYS",
+    "ChannelConfig",
     "HistoryConfig",
+    "NotificationsConfig",
+    "RuleConfig",
     "PROVIDER_NAMES",
     "ArtifactStoreConfig",
     "Config",
@@ -85,6 +88,55 @@ class HistoryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retention_days: PositiveFloat = 90.0
 
 
+class ChannelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One notification channel, ``[notifications.channels.<name>]`` (docs/notifications.md).
+
+    Secrets never go here: a webhook URL (Slack, Teams, generic webhook: the URL is the secret), the webhook's
+    signing key and the SMTP password come from the named environment variable (the client's, then the
+    daemon's) or file under ``$CREDENTIALS_DIRECTORY``.
+    """
+
+    kind: Literal["slack", "teams", "webhook", "email", "code_host"]
+    #: slack/teams/webhook: the variable holding the webhook URL, or the credential file holding it
+    url_env: str | None = None
+    url_credential: str | None = None
+    #: webhook: the HMAC-SHA256 signing key's variable or credential file (unsigned without one)
+    secret_env: str | None = None
+    secret_credential: str | None = None
+    #: email: the SMTP server and how to reach it
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, msgspec.Meta(gt=0, lt=65536)] | None = None
+    #: ``starttls`` (default, port 587), ``tls`` (implicit TLS, port 465) or ``none`` (plain, port 25)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    password_env: str | None = None
+    password_credential: str | None = None
+    #: a CA bundle (PEM) to verify the SMTP server with, besides the system's
+    smtp_ca_bundle: str | None = None
+    sender: str | None = None
+    recipients: list[str] = []
+    #: code_host: the commit-status context and the sticky comment's key
+    context: str = "ci-sidecar/notify"
+    #: linked from every message (else the run's build URL)
+    report_url: str | None = None
+
+
+class RuleConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """When a finished run notifies which channels, ``[[notifications.rules]]``."""
+
+    when: Literal["always", "on_failure", "on_change", "on_fixed"] = "on_failure"
+    #: shell-style patterns of the run's branch (``main``, ``release/*``); empty: every branch
+    branches: list[str] = []
+    channels: list[str] = []
+
+
+class NotificationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Channels and the rules evaluated when a run finishes, the ``[notifications]`` table (a daemon setting)."""
+
+    channels: dict[str, ChannelConfig] = {}
+    rules: list[RuleConfig] = []
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The daemon's and a session's settings, after merging every source."""
 
@@ -123,6 +175,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     context: dict[str, Any] = {}
     artifact_store: ArtifactStoreConfig | None = None
     history: HistoryConfig = msgspec.field(default_factory=HistoryConfig)
+    notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)
 
 
 class LoadedConfig(msgspec.Struct, kw_only=True):
@@ -151,5 +204,5 @@ DAEMON_ONLY_KEYS = frozenset({
     "max_body_bytes", "max_header_bytes", "proxy", "no_proxy", "ca_bundle", "artifact_store",
     "retention_runs", "retention_days", "artifact_max_file_bytes", "artifact_max_run_bytes",
     "artifact_stream_idle_s", "artifact_retention_days", "artifact_retention_max_bytes", "delivery_time_scale",
-    "history",
+    "history", "notifications",
 })

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .artifact_methods import ARTIFACT_METHODS
+from .notify_methods import NOTIFY_METHODS
 from .records import Capabilities, CIContext, DeliverySummary, Wire
 from .spec import MethodSpec, WaitS
 
@@ -402,5 +403,5 @@ register(MethodSpec("render_badge", RenderBadgeParams, RenderBadgeResult,
 
 # --- artifacts (their Structs live in their own module) -------------------------------------------
 
-for _spec in ARTIFACT_METHODS:
+for _spec in (*ARTIFACT_METHODS, *NOTIFY_METHODS):
     register(_spec)

@@ -225,7 +225,8 @@ class Summary(Wire):
 class Target(Wire):
     """Where a run was published, by which role and through which tier."""
 
-    role: Literal["ci", "scm"]
+    #: ``notify``: a notification channel (``provider`` is the channel's name, ``kind`` its kind)
+    role: Literal["ci", "scm", "notify"]
     provider: str
     kind: str
     url: str | None = None

@@ -41,6 +41,8 @@ __all__ = [
     "SetStatus",
     "PostComment",
     "UploadArtifact",
+    "SendNotification",
+    "SmtpSettings",
     "Operation",
     "Outcome",
     "ProviderEnv",
@@ -133,7 +135,37 @@ class UploadArtifact(msgspec.Struct, tag="upload_artifact", kw_only=True):
     output_dir: str | None = None
 
 
-Operation = PublishRun | SetStatus | PostComment | UploadArtifact
+class SmtpSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Where an e-mail goes (the password is the write's credential, never here)."""
+
+    host: str
+    port: int
+    security: Literal["starttls", "tls", "none"]
+    sender: str
+    recipients: list[str]
+    username: str | None = None
+    ca_bundle: str | None = None
+
+
+class SendNotification(msgspec.Struct, tag="send_notification", kw_only=True):
+    """One finished run's message to one notification channel, rendered when it was recorded (one per run and
+    channel: its target is ``notify:<channel>:<run id>``, and the write's idempotency key identifies the message
+    to the receiver). The webhook URL, signing key or SMTP password is the write's credential."""
+
+    channel: str
+    kind: Literal["slack", "teams", "webhook", "email"]
+    run_id: str
+    #: slack/teams/webhook: the JSON body
+    body: dict[str, Any] = {}
+    #: email
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+    smtp: SmtpSettings | None = None
+    output_dir: str | None = None
+
+
+Operation = PublishRun | SetStatus | PostComment | UploadArtifact | SendNotification
 
 
 class Outcome(msgspec.Struct, kw_only=True):

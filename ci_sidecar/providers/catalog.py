@@ -87,8 +87,9 @@ class ProviderSpec:
     #: ``"module:Class"`` of its :class:`~ci_sidecar.providers.settings.ProviderSettings` subclass (None: the base)
     settings: str | None = None
     credentials: CredentialSpec = field(default_factory=CredentialSpec)
-    #: ``ci``: a CI system a session can run on; ``store``: artifacts only (the ``[artifact_store]``); ``local``
-    role: Literal["ci", "store", "local"] = "ci"
+    #: ``ci``: a CI system a session can run on; ``store``: artifacts only (the ``[artifact_store]``); ``local``;
+    #: ``notify``: the notification channels (``[notifications]``)
+    role: Literal["ci", "store", "local", "notify"] = "ci"
     #: hosts repositories and pull requests (statuses and PR comments can go there)
     code_host: bool = False
     #: environment variables belonging to this CI (kept from a session's environment, scrubbed by tests)
@@ -153,6 +154,8 @@ CATALOG: tuple[ProviderSpec, ...] = (
         credentials=CredentialSpec(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
                                    files=("s3-access-key-id", "s3-secret-access-key", "s3-session-token"),
                                    auth=("aws-sigv4",))),
+    ProviderSpec("notify", "ci_sidecar.providers.notify:NotifyProvider", role="notify",
+                 credentials=CredentialSpec(auth=("none",))),
 )
 
 
@@ -163,7 +166,7 @@ def by_name(name: str) -> ProviderSpec | None:
 
 def ci_names() -> tuple[str, ...]:
     """Every provider a session can name as its CI (``provider``), ``local`` included, in catalog order."""
-    return tuple(s.name for s in CATALOG if s.role != "store")
+    return tuple(s.name for s in CATALOG if s.role not in ("store", "notify"))
 
 
 def code_host_names() -> tuple[str, ...]:
@@ -180,7 +183,7 @@ def token_env_names() -> frozenset[str]:
     """Every standard token (and user name) variable of every CI provider."""
     names: set[str] = set()
     for spec in CATALOG:
-        if spec.role == "store":
+        if spec.role in ("store", "notify"):
             continue  # the object store's keys are read once, at session start, and never kept
         cred = spec.credentials
         names.update(cred.env)

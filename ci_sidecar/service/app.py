@@ -33,6 +33,7 @@ from ci_sidecar.protocol.methods import (
     TestRunIdParams,
     UpdateTestRunParams,
 )
+from ci_sidecar.protocol.notify_methods import SendNotificationsParams
 from ci_sidecar.protocol.records import Capabilities, CIContext, DeliverySummary
 from ci_sidecar.providers import KNOWN_PROVIDERS, Providers
 from ci_sidecar.providers.base import FindsCredentials, ProviderEnv, ReportsStatus
@@ -41,6 +42,7 @@ from ci_sidecar.providers.settings import settings_class
 from ci_sidecar.state.instances import Instance, InstanceBusy, claim_exact, claim_instance
 
 from .history import HistorySettings, RunHistory
+from .notifications import Notifications
 from .reporting import Reporting
 from .artifacts import ArtifactService, ArtifactSettings
 from .runs import RunService
@@ -92,6 +94,8 @@ class CoreService:
         self.artifacts = ArtifactService(self.store, self.outbox, self.runs,
                                          ArtifactSettings.from_config(daemon_config, os.environ))
         self.reporting = Reporting(self.runs, artifacts_of=self.artifacts.list)
+        self.notifications = Notifications(self.runs, daemon_config)
+        self.runs.on_finished = self.notifications.on_finished
         h = daemon_config.history
         self.runs.history = RunHistory(self.instance.root, HistorySettings(
             enabled=h.enabled, window=h.flaky_window, max_runs=h.retention_runs, max_age_s=h.retention_days * 86400))
@@ -149,6 +153,9 @@ class CoreService:
         async def render_badge(call: Call, p: RenderBadgeParams) -> Any:
             return await reporting.render_badge(ctx(call), p.test_run_id, p.label, p.status, p.style)
 
+        async def notify(call: Call, p: SendNotificationsParams) -> Any:
+            return await self.notifications.send(ctx(call), p)
+
         return {
             "ingest_junit": ingest,
             "render_report": render_report,
@@ -162,6 +169,7 @@ class CoreService:
             "read_test_results": read_results,
             "set_build_status": build_status,
             "add_pr_comment": comment,
+            "send_notifications": notify,
         } | self.artifacts.handlers()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -305,6 +313,7 @@ class CoreService:
         wanted = {ci.provider} | ({ci.scm.provider} if ci.scm else set())
         ctx.credentials.update(session_credentials(wanted, env, config, credentials_dir,
                                                    daemon_config=self.daemon_config))
+        ctx.credentials.update(Notifications.credentials_for(config, [env, os.environ]))
         for cred in ctx.credentials.values():
             register_secret(cred.secret.reveal())  # the caller adds them to the outbox's pool (trio context)
         store = self._store
@@ -360,7 +369,7 @@ class CoreService:
         held = self._store_credential(os.environ, credentials_dir)
         if held is not None:
             found.append((held.fingerprint, held.secret.reveal()))
-        return found
+        return found + self.notifications.load_daemon_credentials()
 
     async def flush_session(self, session: ClientSession) -> DeliverySummary:
         ctx = getattr(session, "context", None)

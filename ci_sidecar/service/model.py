@@ -16,9 +16,16 @@ from ci_sidecar.protocol.records import CIContext, CommentRef, Counts, ErrorInfo
 
 from .tally import Tally
 
-__all__ = ["RunMeta", "RunSaved", "ResultsAdded", "RunDeleted", "ArtifactUpload", "ArtifactMeta",
+__all__ = ["NotifiedChannel", "RunMeta", "RunSaved", "ResultsAdded", "RunDeleted", "ArtifactUpload", "ArtifactMeta",
            "ArtifactSaved", "ArtifactsRemoved", "Record", "RunImage", "StateImage",
            "encode_record", "decode_record"]
+
+
+class NotifiedChannel(msgspec.Struct, kw_only=True):
+    """A notification channel a run has notified: its kind and the outbox writes carrying the message."""
+
+    kind: str
+    entries: list[str]
 
 
 class RunMeta(msgspec.Struct, kw_only=True):
@@ -56,6 +63,8 @@ class RunMeta(msgspec.Struct, kw_only=True):
     session_config: dict[str, Any] = {}
     #: set at completion: the run compared with its base in the history
     delta: RunDelta | None = None
+    #: channel → what was sent to it (each run notifies each channel once)
+    notified: dict[str, NotifiedChannel] = {}
 
 
 class RunSaved(msgspec.Struct, tag="run_saved"):

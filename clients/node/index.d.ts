@@ -104,6 +104,19 @@ export interface Capabilities {
   };
 }
 
+/** What happened for one channel. ``deduplicated``: the run had already notified it (one message per run and
+ *     channel); ``message``: the rendered message (``dry_run``). */
+export interface ChannelResult {
+  ok: boolean;
+  kind: string;
+  state: "delivered" | "dry_run" | "failed" | "pending";
+  error?: ErrorInfo | null;
+  deduplicated?: boolean;
+  message?: {
+    [key: string]: unknown;
+  } | null;
+}
+
 export interface ClientInfo {
   name: string;
   version?: string | null;
@@ -385,6 +398,7 @@ export interface RunDelta {
   removed_tests?: Array<string>;
   flaky?: Array<FlakyTest>;
   window?: number;
+  previous_conclusion?: string | null;
 }
 
 /** The code host, when it differs from the CI (Jenkins building a GitHub repository). */
@@ -392,6 +406,16 @@ export interface ScmContext {
   provider: string;
   repository?: string | null;
   server_url?: string | null;
+}
+
+/** ``send_notifications``: a finished run's message to its channels (every configured one when ``channels``
+ *     is absent; an entry names a channel or a kind: ``slack``, ``teams``, ``webhook``, ``email``, ``code_host``). */
+export interface SendNotificationsParams {
+  test_run_id: string;
+  channels?: Array<string> | null;
+  dry_run?: boolean;
+  wait?: boolean;
+  wait_s?: number;
 }
 
 export interface ServerInfo {
@@ -473,7 +497,7 @@ export interface Summary {
 
 /** Where a run was published, by which role and through which tier. */
 export interface Target {
-  role: "ci" | "scm";
+  role: "ci" | "notify" | "scm";
   provider: string;
   kind: string;
   url?: string | null;
@@ -808,6 +832,19 @@ export interface Methods {
     params: Record<string, never>;
     result: {
       [key: string]: unknown;
+    };
+  };
+  /** Notify a finished run's channels (Slack, Teams, webhook, e-mail, the code host) through the outbox: one message per run and channel. */
+  "send_notifications": {
+    params: {
+      test_run_id: string;
+      channels?: Array<string> | null;
+      dry_run?: boolean;
+      wait?: boolean;
+      wait_s?: number;
+    };
+    result: {
+      [key: string]: ChannelResult;
     };
   };
   /** Set the build/commit status for a context. */

@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -14,7 +15,7 @@ import trio
 
 from ci_sidecar.delivery.outbox import Outbox
 from ci_sidecar.protocol import errors as E
-from ci_sidecar.protocol.records import CommentRef, Counts, DeliveryState, TestResult, TestRun
+from ci_sidecar.protocol.records import CommentRef, Counts, DeliveryState, Target, TestResult, TestRun
 from ci_sidecar.providers.base import PublishRun, RunSnapshot
 from ci_sidecar.state import RecordStore
 
@@ -84,6 +85,8 @@ class RunCore:
         self.hooks: list[StateHook] = []
         #: where finished runs are recorded and compared with their base (None: no history)
         self.history: RunHistory | None = None
+        #: called when a run has finished, before its completion is committed (the notification rules)
+        self.on_finished: Callable[[RunState, SessionContext | None], None] | None = None
 
     # --- persistence ------------------------------------------------------------------------
 
@@ -182,6 +185,11 @@ class RunCore:
         for t in m.targets:
             entry = state.publications.get(t.provider)
             targets.append(msgspec.structs.replace(t, delivery=self.outbox.state(entry)) if entry else t)
+        for name, sent in m.notified.items():  # notification channels: the worst state of their writes
+            states = [self.outbox.state(e) for e in sent.entries]
+            worst = next((s for s in states if s.state == "failed"), None) \
+                or next((s for s in states if s.state == "pending"), None) or DeliveryState(state="delivered")
+            targets.append(Target(role="notify", provider=name, kind=sent.kind, delivery=worst))
         return TestRun(
             id=m.id, name=m.name, status=m.status, start_time=m.start_time, counts=self.counts(state),  # type: ignore[arg-type]
             delivery=self.outbox.summary(run_id=m.id), targets=targets, comments=list(m.comments),

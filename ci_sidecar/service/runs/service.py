@@ -4,6 +4,7 @@ runs (abandoned runs, retention)."""
 from __future__ import annotations
 
 import base64
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from .reads import RunReads
 from .writes import RunWrites
 
 __all__ = ["RunService"]
+
+log = logging.getLogger("ci_sidecar.runs")
 
 RESULTS_DEBOUNCE_S = 2.0
 _encode_result = msgspec.msgpack.Encoder().encode
@@ -174,6 +177,11 @@ class RunService(RunWrites, RunReads):
             meta.note = note
         self._save(state)
         ids = self._publish(state, ctx, final=True)
+        if self.on_finished is not None:
+            try:
+                self.on_finished(state, ctx)  # in the same commit as the completion: sent once, even after a crash
+            except Exception:
+                log.exception("run %s: the notification rules failed", meta.id)
         await self.store.commit()
         self.store.park_records(meta.id)  # a finished run is not written to: it holds no descriptor
         state.tally.compact()
