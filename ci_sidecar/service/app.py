@@ -313,7 +313,7 @@ class CoreService:
         wanted = {ci.provider} | ({ci.scm.provider} if ci.scm else set())
         ctx.credentials.update(session_credentials(wanted, env, config, credentials_dir,
                                                    daemon_config=self.daemon_config))
-        ctx.credentials.update(Notifications.credentials_for(config, [env, os.environ]))
+        ctx.credentials.update(self.notifications.session_credentials(config, env))
         for cred in ctx.credentials.values():
             register_secret(cred.secret.reveal())  # the caller adds them to the outbox's pool (trio context)
         store = self._store

@@ -135,20 +135,30 @@ class Notifications:
 
     # --- secrets ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def credentials_for(config: Config, envs: list[Mapping[str, str]]) -> dict[str, Credential]:
-        """``notify:<channel>`` → credential for each configured channel whose secrets are found (blocking)."""
+    def session_credentials(self, config: Config, env: Mapping[str, str]) -> dict[str, Credential]:
+        """``notify:<channel>`` → credential for each channel of a session's configuration whose secrets are
+        found (blocking). The daemon's own environment and credential files serve only channels exactly as
+        the daemon's configuration has them: a working tree's config cannot send the daemon's secrets to a
+        host of its choosing."""
+        daemon_channels = self.daemon_config.notifications.channels
         credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         found = {}
         for name, channel in config.notifications.channels.items():
-            cred = channel_credential(name, channel, envs, credentials_dir)
+            own = daemon_channels.get(name) == channel
+            cred = channel_credential(name, channel, [env, os.environ] if own else [env],
+                                      credentials_dir if own else None)
             if cred is not None:
                 found[f"{PROVIDER}:{name}"] = cred
         return found
 
     def load_daemon_credentials(self) -> list[tuple[str, str]]:
         """Find the daemon's own channel secrets (blocking); (fingerprint, secret) for the outbox's pool."""
-        self.daemon_credentials = self.credentials_for(self.daemon_config, [os.environ])
+        credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+        self.daemon_credentials = {}
+        for name, channel in self.daemon_config.notifications.channels.items():
+            cred = channel_credential(name, channel, [os.environ], credentials_dir)
+            if cred is not None:
+                self.daemon_credentials[f"{PROVIDER}:{name}"] = cred
         return [(c.fingerprint, c.secret.reveal()) for c in self.daemon_credentials.values()]
 
     # --- completion ---------------------------------------------------------------------------------
@@ -266,8 +276,8 @@ class Notifications:
                                    pr_number=meta.pr_number, run_id=meta.id, output_dir=meta.output_dir),
                     run_id=meta.id, credential=ctx.credential_ref(provider), config=ctx.provider_config(provider)))
         else:
-            cred = (ctx.credentials.get(f"{PROVIDER}:{name}") if ctx is not None else None) \
-                or self.daemon_credentials.get(f"{PROVIDER}:{name}")
+            cred = ctx.credentials.get(f"{PROVIDER}:{name}") if ctx is not None else \
+                self.daemon_credentials.get(f"{PROVIDER}:{name}")
             if cred is None and (channel.kind != "email" or channel.smtp_username):
                 return [], ErrorInfo(code=-31003, message=f"no secret for channel {name!r}: set {_needs(channel)}")
             smtp = None

@@ -7,6 +7,7 @@ import hmac
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from ci_sidecar.config_schema import ChannelConfig, NotificationsConfig, RuleConfig
@@ -60,3 +61,20 @@ def test_signature_is_hmac_sha256_of_timestamp_and_body() -> None:
     """The documented signature: ``sha256=`` and the hex HMAC-SHA256 of ``"<timestamp>.<body>"``."""
     expected = hmac.new(b"k", b"1700000000.{}", hashlib.sha256).hexdigest()
     assert f"sha256={expected}" == sign("k", "1700000000", b"{}")
+
+
+def test_daemon_secrets_serve_only_the_daemons_own_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A working tree's channel naming the daemon's SMTP password variable but another host gets no secret."""
+    from ci_sidecar.config_schema import Config
+    from ci_sidecar.service.notifications import Notifications
+
+    own = ChannelConfig(kind="email", smtp_host="smtp.example.test", smtp_username="ci", password_env="SMTP_PW",
+                        sender="a@example.test", recipients=["b@example.test"])
+    daemon = Config(notifications=NotificationsConfig(channels={"mail": own}))
+    monkeypatch.setenv("SMTP_PW", "daemon-only-password")
+    notifications = Notifications(None, daemon)  # type: ignore[arg-type]
+    same = notifications.session_credentials(daemon, {})
+    assert "daemon-only-password" in same["notify:mail"].secret.reveal()
+    evil = Config(notifications=NotificationsConfig(channels={"mail": msgspec.structs.replace(own, smtp_host="evil.test")}))
+    assert {} == notifications.session_credentials(evil, {})
+    assert "notify:mail" in notifications.session_credentials(evil, {"SMTP_PW": "the-jobs-own"})
