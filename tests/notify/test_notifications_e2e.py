@@ -185,3 +185,26 @@ def test_faults_and_kill_9_still_give_one_message_per_run_and_channel(short_tmp:
         finally:
             d.stop()
         assert [] == sink.violations
+
+
+def test_code_host_channel_sets_a_status_and_a_sticky_comment(short_tmp: Path, env: dict[str, str]) -> None:
+    """On the local provider the code-host channel writes the commit status and, on a PR, the sticky comment
+    listing the new failures; an explicit send for it afterwards is deduplicated."""
+    config = short_tmp / "cis.toml"
+    config.write_text('[notifications.channels.pr]\nkind = "code_host"\n\n[[notifications.rules]]\nwhen = "always"\n')
+    d = DaemonProcess.start(short_tmp / "d.sock", env, extra=["--config", str(config)])
+    try:
+        c = d.client()
+        run = c.request("create_test_run", {"name": "unit", "branch": "feature", "pr_number": 3})
+        c.request("report_results", {"test_run_id": run["id"], "results": [
+            {"name": "test_|pipe", "classname": "app", "status": "failed"}]})
+        done = c.request("complete_test_run", {"test_run_id": run["id"], "wait": True})
+        again = c.request("send_notifications", {"test_run_id": run["id"], "channels": ["code_host"], "wait": True})
+        assert {"pr": {"ok": True, "kind": "code_host", "state": "delivered", "deduplicated": True}} == again
+        out = Path(done["output_dir"])
+        status = json.loads((out / "build-status.json").read_text())["ci-sidecar/notify"]
+        assert ("failure", "unit on feature failed") == (status["state"], status["description"])
+        comment = next((out / "comments").glob("*.md")).read_text()
+        assert "unit on feature failed" in comment and r"- app.test\_\|pipe" in comment
+    finally:
+        assert 0 == d.stop()
