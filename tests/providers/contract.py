@@ -29,7 +29,8 @@ def check_credentials(spec: ProviderSpec) -> None:
     assert cred.auth, "say how the credential is sent"
     kinds = [k.kind for k in cred.kinds]
     assert len(set(kinds)) == len(kinds) and not {spec.name} & set(kinds)
-    assert spec.role == "local" or cred.env, "a remote provider names its token variables"
+    # the notification channels name their secrets per channel, in [notifications]
+    assert spec.role in ("local", "notify") or cred.env, "a remote provider names its token variables"
     assert sum(1 for other in CATALOG if other.name == spec.name) <= 1, "one line per provider"
 
 
