@@ -244,8 +244,9 @@ def test_many_jobs_share_a_root_and_a_new_daemon_adopts_the_killed_ones(gh_spec:
             socket_daemon.stop()
             for c in victims.clients:
                 c.close(timeout=2)
-    # nothing of the dead daemons is left: the root holds the main instance (the adopter's) and nothing else
-    assert sorted(os.listdir(root)) in (["private"], ["instances", "private"])
+    # nothing of the dead daemons is left: the root holds the main instance (the adopter's), the shared run
+    # history, and nothing else
+    assert sorted(os.listdir(root)) in (["history.sqlite3", "private"], ["history.sqlite3", "instances", "private"])
     assert list((root / "instances").iterdir()) == []
     assert [(i["name"], i["state"]) for i in status["instances"]] == [("main", "live")]
 
