@@ -123,7 +123,8 @@ CATALOG: tuple[ProviderSpec, ...] = (
                                    username_env="JENKINS_USER", username_file="jenkins-user"),
         env_prefixes=("JENKINS_", "BUILD_", "JOB_", "CHANGE_", "BRANCH_", "GIT_", "TAG_NAME", "ghprb", "gitlab")),
     ProviderSpec(
-        "azure", code_host=True,
+        "azure", "ci_sidecar.providers.azure:AzureProvider", "ci_sidecar.providers.azure.settings:AzureSettings",
+        code_host=True,
         credentials=CredentialSpec(("AZURE_DEVOPS_TOKEN", "SYSTEM_ACCESSTOKEN"), url_env=("SYSTEM_COLLECTIONURI",),
                                    default_url="https://dev.azure.com", auth=("bearer", "basic")),
         env_prefixes=("TF_", "SYSTEM_", "BUILD_", "AGENT_", "AZURE_")),

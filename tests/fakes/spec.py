@@ -116,6 +116,8 @@ def _swagger2_operation(op: dict[str, Any], template: str, globs: set[str], doc:
     params: list[dict[str, Any]] = []
     out = {k: v for k, v in op.items() if k != "parameters"}
     for param in op.get("parameters", []):
+        if "$ref" in param:  # a shared parameter (Azure DevOps' required ``api-version``)
+            param = doc.get("parameters", {}).get(param["$ref"].rsplit("/", 1)[1], param)
         name, where = param.get("name"), param.get("in")
         if where == "body":
             schema = param.get("schema", {})
