@@ -368,7 +368,7 @@ class IngestJunitResult(Wire):
 
 class RenderReportParams(Wire):
     test_run_id: str
-    format: Literal["markdown", "html", "json", "junit", "github-annotations"]
+    format: Literal["markdown", "html", "json", "junit", "github-annotations", "azure-vso"]
     max_bytes: Annotated[int, msgspec.Meta(ge=64)] | None = None
 
 

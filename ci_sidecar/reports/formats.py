@@ -9,13 +9,14 @@ from .annotations import iter_annotations
 from .degrade import fit_markdown
 from .html import write_html
 from .json_report import write_json
-from .markdown import render_markdown
 from .junit_out import write_junit
+from .markdown import render_markdown
 from .model import ReportData
+from .vso import iter_vso
 
 __all__ = ["FILE_NAMES", "FORMATS", "ReportFormat", "write_report"]
 
-ReportFormat = Literal["markdown", "html", "json", "junit", "github-annotations"]
+ReportFormat = Literal["markdown", "html", "json", "junit", "github-annotations", "azure-vso"]
 FORMATS: tuple[str, ...] = get_args(ReportFormat)
 
 #: File names the local provider uses in a run's output folder.
@@ -25,14 +26,18 @@ FILE_NAMES: dict[str, str] = {
     "json": "report.json",
     "junit": "junit.xml",
     "github-annotations": "annotations.txt",
+    "azure-vso": "azure-vso.txt",
 }
 
 
-def write_report(data: ReportData, fmt: ReportFormat, fp: TextIO, *, max_bytes: int | None = None) -> bool:
+def write_report(data: ReportData, fmt: ReportFormat, fp: TextIO, *, max_bytes: int | None = None,
+                 junit_path: str | None = None) -> bool:
     """Write ``data`` in ``fmt`` to ``fp``; returns whether the output was shortened.
 
-    ``max_bytes`` applies to ``markdown`` (through the degrade ladder) and ``github-annotations`` (whole lines
-    are dropped from the end). The other formats are complete documents and ignore it: cutting them would make
+    ``junit_path`` is the run's JUnit file that ``azure-vso`` asks the Azure Pipelines agent to publish.
+
+    ``max_bytes`` applies to ``markdown`` (through the degrade ladder), ``github-annotations`` and ``azure-vso``
+    (whole lines are dropped from the end). The other formats are complete documents and ignore it: cutting them would make
     them invalid.
 
     Raises:
@@ -51,9 +56,10 @@ def write_report(data: ReportData, fmt: ReportFormat, fp: TextIO, *, max_bytes: 
         write_json(data, fp)
     elif fmt == "junit":
         write_junit(data, fp)
-    elif fmt == "github-annotations":
+    elif fmt in ("github-annotations", "azure-vso"):
         used = 0
-        for line in iter_annotations(data):
+        lines = iter_annotations(data) if fmt == "github-annotations" else iter_vso(data, junit_path)
+        for line in lines:
             size = len(line.encode("utf-8")) + 1
             if max_bytes is not None and used + size > max_bytes:
                 if used == 0:

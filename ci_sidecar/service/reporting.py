@@ -122,9 +122,10 @@ class Reporting:
         return written
 
     @staticmethod
-    def _write_one(data: ReportData, fmt: str, path: Path, max_bytes: int | None) -> tuple[Path, int, bool]:
+    def _write_one(data: ReportData, fmt: str, path: Path, max_bytes: int | None,
+                   junit_path: str | None = None) -> tuple[Path, int, bool]:
         buf = io.StringIO()
-        shortened = write_report(data, fmt, buf, max_bytes=max_bytes)  # type: ignore[arg-type]
+        shortened = write_report(data, fmt, buf, max_bytes=max_bytes, junit_path=junit_path)  # type: ignore[arg-type]
         payload = buf.getvalue().encode("utf-8")
         atomic_write_bytes(path, payload, mode=_OUTPUT_MODE)
         return path, len(payload), shortened
@@ -153,7 +154,10 @@ class Reporting:
         def render() -> tuple[Path, int, bool]:
             out.mkdir(parents=True, exist_ok=True)
             data = self.report_data(state)
-            return self._write_one(data, fmt, out / FILE_NAMES[fmt], max_bytes)
+            junit = None
+            if fmt == "azure-vso":  # the agent publishes the run's JUnit file: write it as the run is now
+                junit = str(self._write_one(data, "junit", out / FILE_NAMES["junit"], None)[0])
+            return self._write_one(data, fmt, out / FILE_NAMES[fmt], max_bytes, junit)
 
         # every results write answered before this request is in the file before it is read
         await self.runs.store.records(run_id).commit(fsync=False)

@@ -360,7 +360,7 @@ export interface RenderBadgeResult {
 
 export interface RenderReportParams {
   test_run_id: string;
-  format: "github-annotations" | "html" | "json" | "junit" | "markdown";
+  format: "azure-vso" | "github-annotations" | "html" | "json" | "junit" | "markdown";
   max_bytes?: number | null;
 }
 
@@ -813,7 +813,7 @@ export interface Methods {
   "render_report": {
     params: {
       test_run_id: string;
-      format: "github-annotations" | "html" | "json" | "junit" | "markdown";
+      format: "azure-vso" | "github-annotations" | "html" | "json" | "junit" | "markdown";
       max_bytes?: number | null;
     };
     result: RenderReportResult;

@@ -175,6 +175,12 @@ class AzureProvider:
 
         return await check_azure(self._http, ci, env, credential, write=write, trust_env=trust_env)
 
+    def job_log_format(self, ci: CIContext, counts: Mapping[str, int]) -> str | None:
+        """Inside Azure Pipelines ``exec`` prints ``##vso`` logging commands to the job log: an issue per failure, a
+        build tag, and without a token (no native test run) the JUnit file for the agent to publish as the test
+        run — the tier that needs no token."""
+        return "azure-vso" if ci.provider == "azure" else None
+
     def write_budget(self, env: ProviderEnv) -> WriteBudget:
         """Azure DevOps meters usage in TSTUs over a sliding 5 minutes, delays requests past it and then answers
         429 TF400733 with ``Retry-After`` and ``X-RateLimit-*`` headers (learned from them); no hourly count is
