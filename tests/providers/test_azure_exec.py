@@ -81,3 +81,29 @@ def test_with_a_token_the_test_run_is_published_once_and_the_log_gets_the_issues
     ((run),) = runs
     assert (run["name"], run["state"], run["totalTests"], run["unanalyzedTests"]) == ("unit tests", "Completed", 2, 1)
     assert TOKEN not in done.stdout + done.stderr
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "azure" / "azure-pipelines.yml"
+
+
+def test_the_example_pipeline_runs_real_commands_with_the_token_mapped() -> None:
+    """examples/azure: every ci-sidecar command parses with the real CLI, exec's JUnit glob matches what the suite
+    writes, and the exec step maps System.AccessToken (secrets are not in a step's environment otherwise)."""
+    import fnmatch
+    import shlex
+
+    yaml = pytest.importorskip("yaml")
+    from ci_sidecar.cli import build_parser
+
+    steps = yaml.safe_load(EXAMPLE.read_text())["steps"]
+    lines = [(step, line.strip()) for step in steps for line in str(step.get("script", "")).splitlines()
+             if line.strip().startswith("ci-sidecar ")]
+    assert [shlex.split(line)[1] for _, line in lines] == ["doctor", "exec"]
+    for _, line in lines:
+        build_parser().parse_args(shlex.split(line)[1:])  # SystemExit on an unknown command or option
+    step, line = lines[-1]
+    exec_args = build_parser().parse_args(shlex.split(line)[1:])
+    wrapped = exec_args.cmd[1:] if exec_args.cmd[:1] == ["--"] else exec_args.cmd
+    written = next(a.split("=", 1)[1] for a in wrapped if a.startswith("--junitxml="))
+    assert any(fnmatch.fnmatch(written, glob) for glob in exec_args.junit), (written, exec_args.junit)
+    assert step["env"] == {"SYSTEM_ACCESSTOKEN": "$(System.AccessToken)"}

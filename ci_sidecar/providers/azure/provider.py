@@ -57,7 +57,7 @@ class AzureProvider:
         """A token does everything natively (statuses and threads on Azure Repos); without one, inside Azure
         Pipelines, ``exec`` prints logging commands for the agent; otherwise nothing."""
         limits = {"results_per_request": RESULTS_PER_POST, "comment_chars": COMMENT_CHARS,
-                  "attachment_bytes": ATTACHMENT_BYTES}
+                  "artifact_bytes": ATTACHMENT_BYTES}
         if env.token:
             repo = repo_path(env) is not None
             code = Tier(kind="native", via="commit status") if repo else Tier(kind="none", note=_NO_REPO)

@@ -23,12 +23,14 @@ from ci_sidecar.protocol.records import CIContext
 
 from ..model import ArtifactMeta
 
-__all__ = ["SMALL_FILE_BYTES", "LIMIT_KEY", "BatchPlan", "batch_name", "job_key", "sent_to", "write_zip"]
+__all__ = ["SMALL_FILE_BYTES", "LIMIT_KEY", "FILE_LIMIT_KEY", "BatchPlan", "batch_name", "job_key", "sent_to", "write_zip"]
 
 #: files up to this size are batched (the zip of a call's small files stays small)
 SMALL_FILE_BYTES = 1024 * 1024
 #: the capability limit a provider declares for the artifacts one job may create
 LIMIT_KEY = "artifacts_per_job"
+#: the capability limit a provider declares for one artifact's size (Azure DevOps: 100 MB per attachment)
+FILE_LIMIT_KEY = "artifact_bytes"
 
 
 @dataclass

@@ -19,7 +19,7 @@ from ..casstore import NotRegularFile, StagedBlob, TooLarge
 from ..mime import detect_mime, detect_type
 from ..model import ArtifactMeta, ArtifactSaved, ArtifactUpload
 from ..runs import RunState, now_iso
-from .batches import LIMIT_KEY, BatchPlan, batch_name, job_key, sent_to, write_zip
+from .batches import FILE_LIMIT_KEY, LIMIT_KEY, BatchPlan, batch_name, job_key, sent_to, write_zip
 from .retention import ArtifactRetention
 from .settings import normalise_name
 
@@ -236,12 +236,26 @@ class ArtifactUploads(ArtifactRetention):
             raise E.LimitExceeded(s.max_run_bytes, total,
                                   f"the run's artifacts would exceed the per-run limit ({s.max_run_bytes} bytes)")
 
+    @staticmethod
+    def _check_provider_limit(ctx: SessionContext, state: RunState, name: str, size: int) -> None:
+        """The run's CI provider's own limit on one artifact (its capability limit ``artifact_bytes``): a larger one
+        is refused (-31006) unless an object store is configured to keep it."""
+        provider = state.meta.ci_provider
+        if provider not in ctx.artifact_routes(provider)[0]:
+            return
+        limit = ctx.caps(provider).limits.get(FILE_LIMIT_KEY)
+        store = ctx.store is not None and ctx.available(ctx.store)
+        if limit is not None and size > limit and not store:
+            raise E.LimitExceeded(limit, size, f"artifact {name!r} is larger than {provider} takes ({limit} bytes "
+                                               "per artifact); configure the object store ([artifact_store]) for it")
+
     async def _register(self, ctx: SessionContext, state: RunState, staged: StagedBlob,
                         up: _Upload) -> tuple[list[str], ArtifactMeta]:
         """Commit the blob and the metadata, and queue the provider writes (the caller commits the journal)."""
         run_id = state.meta.id
         try:
             self._check_limits(run_id, up.name, staged.size, reserved=False)  # the file may have grown
+            self._check_provider_limit(ctx, state, up.name, staged.size)
         except E.LimitExceeded:
             await trio.to_thread.run_sync(self.cas.discard, staged)
             raise
