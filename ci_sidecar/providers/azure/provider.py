@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
+from .._deliver import deliver_with
 from .._gated import api_session
 from .._http import ApiSession, HttpError
 from ..base import (
@@ -80,33 +81,21 @@ class AzureProvider:
 
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (token redacted), never as exceptions."""
-        api = self._session(env)
-        state = dict(remote or {})
         what = {PublishRun: "the test run", SetStatus: "the status", PostComment: "the comment",
                 UploadArtifact: "the attachment"}.get(type(op), "this")
-        try:
-            if not env.token:
-                tier = AzureSettings.of(env).tf_build and isinstance(op, PublishRun)
-                outcome = Outcome.unsupported(f"azure: {NO_TOKEN}" + (f"; {_LOGGING_TIER}" if tier else ""),
-                                              tier="none", remote=state)
-            elif (why := no_target(env, what)) is not None:
-                outcome = Outcome.refused(why, remote=state)
-            elif isinstance(op, PublishRun):
-                outcome = await self._publish(op, env, state, api)
-            elif isinstance(op, SetStatus):
-                outcome = await set_status(op, env, state, api)
-            elif isinstance(op, PostComment):
-                outcome = await post_thread(op, env, state, api)
-            elif isinstance(op, UploadArtifact):
-                outcome = await self._attach(op, env, state, api)
-            else:
-                outcome = Outcome.unsupported(f"azure: unknown operation {type(op).__name__}")
-        except HttpError as err:
-            outcome = err.outcome
-            if outcome.remote is None:
-                outcome.remote = state
-        outcome.message = api.redact(outcome.message)
-        return outcome
+        if not env.token:
+            tier = AzureSettings.of(env).tf_build and isinstance(op, PublishRun)
+            return Outcome.unsupported(f"azure: {NO_TOKEN}" + (f"; {_LOGGING_TIER}" if tier else ""), tier="none",
+                                       remote=dict(remote or {}))
+        if (why := no_target(env, what)) is not None:
+            return Outcome.refused(why, remote=dict(remote or {}))
+        api = self._session(env)
+        return await deliver_with("azure", op, remote, api, {
+            PublishRun: lambda op, state: self._publish(op, env, state, api),
+            SetStatus: lambda op, state: set_status(op, env, state, api),
+            PostComment: lambda op, state: post_thread(op, env, state, api),
+            UploadArtifact: lambda op, state: self._attach(op, env, state, api),
+        })
 
     async def _publish(self, op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
         """Create the test run once, add the results not sent yet, complete it at the end; its status on Azure

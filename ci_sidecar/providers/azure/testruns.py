@@ -19,7 +19,7 @@ from ci_sidecar.protocol.records import TestResult
 
 from .._http import ApiSession, HttpError
 from .._render import clip_chars, iso_utc, utc_stamp
-from ..base import PublishRun, ProviderEnv, RunSnapshot
+from ..base import ProviderEnv, PublishRun
 from ._api import RESULTS_PER_POST, TEXT_CHARS, V, project_path, values
 from .settings import AzureSettings
 
