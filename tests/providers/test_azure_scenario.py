@@ -55,6 +55,12 @@ def test_thirty_percent_faults_change_nothing_a_person_sees(make_world: Callable
     bad = [r for r in world.calls() if r.status in (-1, 429, 502, 503)]
     assert len(bad) >= 0.15 * len(world.calls()) and any(r.status == -1 and r.method == "POST" for r in bad)
     assert faulty.run["counts"]["failed"] == PLAN.failures
+    # get_test_run_status reads the test run back as Azure shows it (in the fault-free run: a faulted read leaves
+    # the local view)
+    (target,) = [t for t in clean.run["targets"] if t["provider"] == "azure" and t["role"] == "ci"]
+    assert (target["kind"], target["remote_status"], target["remote_conclusion"]) == ("native", "completed",
+                                                                                      "failure")
+    assert target["url"] == clean_world.azure.runs()[0]["webAccessUrl"]
     print(f"azure scenario: {len(clean_world.calls())} requests fault-free ({clean.seconds:.1f} s), "
           f"{len(world.calls())} with faults ({faulty.seconds:.1f} s)")
 
