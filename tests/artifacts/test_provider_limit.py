@@ -38,3 +38,14 @@ def test_an_object_store_or_a_smaller_artifact_is_accepted() -> None:
     """With an object store the large artifact is kept there; at the limit it goes to Azure."""
     ArtifactUploads._check_provider_limit(context(store=True), STATE, "big.bin", LIMIT + 1)  # type: ignore[arg-type]
     ArtifactUploads._check_provider_limit(context(store=False), STATE, "ok.bin", LIMIT)  # type: ignore[arg-type]
+
+
+def test_a_file_past_the_limit_goes_to_the_object_store_only() -> None:
+    """Past Azure's limit the artifact is sent to the object store (its primary copy) and not to Azure; a file
+    within it goes to both, Azure's copy primary."""
+    big = SimpleNamespace(inside=None, size=LIMIT + 1)
+    small = SimpleNamespace(inside=None, size=LIMIT)
+    ctx = context(store=True)
+    ctx.artifact_routes = lambda p: (["local", p, "s3"], p)
+    assert (["local", "s3"], "s3") == ArtifactUploads._routes(ctx, "azure", big)  # type: ignore[arg-type]
+    assert (["local", "azure", "s3"], "azure") == ArtifactUploads._routes(ctx, "azure", small)  # type: ignore[arg-type]

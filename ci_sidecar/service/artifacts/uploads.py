@@ -304,13 +304,22 @@ class ArtifactUploads(ArtifactRetention):
             if state.state == "failed" and state.error is not None:
                 raise E.DeliveryFailed(state.error)
 
+    @staticmethod
+    def _routes(ctx: SessionContext, ci: str, meta: ArtifactMeta) -> tuple[list[str], str]:
+        """Who gets a copy of ``meta`` and whose copy it reports: :meth:`SessionContext.artifact_routes`, without the
+        CI provider when it gets the file inside its zip, or when the file is past the CI's own per-artifact limit
+        (``artifact_bytes``; only accepted when the object store keeps it, see :meth:`_check_provider_limit`)."""
+        providers, primary = ctx.artifact_routes(ci)  # + the object store if configured
+        limit = ctx.caps(ci).limits.get(FILE_LIMIT_KEY) if ci in providers else None
+        if meta.inside is not None or (limit is not None and meta.size > limit):
+            providers = [p for p in providers if p != ci]
+            primary = primary if primary in providers else providers[-1]
+        return providers, primary
+
     def _send(self, ctx: SessionContext, state: RunState, meta: ArtifactMeta) -> list[str]:
         """One outbox write per provider: ``local`` always, the run's CI provider when it takes artifacts,
         the object store when one is configured (:meth:`SessionContext.artifact_routes`)."""
-        providers, meta.primary = ctx.artifact_routes(state.meta.ci_provider)  # + the object store if configured
-        if meta.inside is not None:  # the CI provider gets the file inside its zip, not on its own
-            providers = [p for p in providers if p != state.meta.ci_provider]
-            meta.primary = meta.primary if meta.primary in providers else providers[-1]
+        providers, meta.primary = self._routes(ctx, state.meta.ci_provider, meta)
         op = self._op(meta, state.meta.output_dir)
         meta.uploads = []
         for provider in providers:
