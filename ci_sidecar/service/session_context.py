@@ -79,15 +79,23 @@ class SessionContext:
         return provider is not None and provider in self.providers
 
     def status_provider(self, run_provider: str | None) -> str:
-        """Build/commit statuses go to the code host when it differs from the CI."""
-        for candidate in (self.scm_provider, run_provider or self.ci_provider):
-            if self.available(candidate):
-                return candidate  # type: ignore[return-value]
-        return run_provider or self.ci_provider
+        """Build/commit statuses go to the code host when it differs from the CI and can take them (a Jenkins
+        build of a GitHub pull request), else to the CI (Jenkins' build description)."""
+        return self._route(run_provider, "build_status")
 
     def comment_provider(self, run_provider: str | None) -> str:
-        """PR comments live on the code host."""
-        return self.status_provider(run_provider)
+        """PR comments live on the code host (the CI when the code host cannot take them)."""
+        return self._route(run_provider, "pr_comment")
+
+    def _route(self, run_provider: str | None, role: str) -> str:
+        """The code host, else the CI: the first available one whose tier for ``role`` is not ``none``; when
+        neither has one, the code host (its answer says why), else the CI."""
+        ci = run_provider or self.ci_provider
+        candidates = [p for p in dict.fromkeys((self.scm_provider, ci)) if p is not None and self.available(p)]
+        for candidate in candidates:
+            if getattr(self.caps(candidate), role).kind != "none":
+                return candidate
+        return candidates[0] if candidates else ci
 
     def artifact_routes(self, run_provider: str) -> tuple[list[str], str]:
         """Who gets a copy of each artifact, and whose copy the artifact reports (its ``primary``).
@@ -158,15 +166,25 @@ class SessionContext:
         return impl.capabilities(self.provider_env(provider))
 
     def targets_for(self, provider: str) -> list[Target]:
-        """Where a new run is published: the local output folder always, plus the CI provider."""
+        """Where a new run is published: the local output folder always, the CI provider, and the code host when
+        it is another provider that can show a run (a check run or commit status on the pull request of a Jenkins,
+        CircleCI or Travis build)."""
         targets = [Target(role="ci", provider="local", kind="local")]
         if provider != "local":
-            caps = self.caps(provider)
-            # "via <tier>; <why>": the runs service reads the expected tier back from the note
-            parts = [f"via {caps.test_run.via}" if caps.test_run.via else None, caps.test_run.note]
-            targets.append(Target(role="ci", provider=provider, kind=caps.test_run.kind,
-                                  note="; ".join(p for p in parts if p) or None))
+            targets.append(self._target("ci", provider))
+        scm = self.scm_provider
+        if scm is not None and scm not in (provider, "local") and self.available(scm):
+            target = self._target("scm", scm)
+            if target.kind != "none":
+                targets.append(target)
         return targets
+
+    def _target(self, role: str, provider: str) -> Target:
+        tier = self.caps(provider).test_run
+        # "via <tier>; <why>": the runs service reads the expected tier back from the note
+        parts = [f"via {tier.via}" if tier.via else None, tier.note]
+        return Target(role=role, provider=provider, kind=tier.kind,  # type: ignore[arg-type]
+                      note="; ".join(p for p in parts if p) or None)
 
 
 def output_root(config: Config, cwd: str, *, system_mode: bool, state_dir: str | None) -> str:
