@@ -40,7 +40,8 @@ from ._render import report_data
 from ._results import collect
 from .base import ProviderEnv, RunSnapshot, UploadArtifact
 
-__all__ = ["DEFAULT_FOLDER", "Staged", "StagingArea", "StagingError", "repository_root", "staged_path", "stage_file"]
+__all__ = ["DEFAULT_FOLDER", "Staged", "StagingArea", "StagingError", "repository_root", "staged_path", "stage_file",
+           "area_or_reason"]
 
 DEFAULT_FOLDER = "ci-sidecar-staged"
 _MODE = 0o644
@@ -171,6 +172,17 @@ def _write_atomically(target: Path, write: Callable[[BinaryIO], None]) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def area_or_reason(workspace: str | None, folder: str, missing: str) -> StagingArea | str:
+    """The staging area ``folder`` under the job's ``workspace``, or why there is none (``missing`` when the job
+    names no workspace: not inside that CI's job, nothing would collect a staged file)."""
+    if not workspace:
+        return missing
+    try:
+        return StagingArea(workspace, folder)
+    except StagingError as exc:
+        return str(exc)
 
 
 def staged_path(root: str, folder: str, relative: str) -> Path:

@@ -118,10 +118,12 @@ CATALOG: tuple[ProviderSpec, ...] = (
                                    default_url="https://gitlab.com/api/v4", auth=("header", "bearer")),
         env_prefixes=("GITLAB_", "CI_")),
     ProviderSpec(
-        "jenkins",
+        "jenkins", "ci_sidecar.providers.jenkins:JenkinsProvider",
+        "ci_sidecar.providers.jenkins.settings:JenkinsSettings",
         credentials=CredentialSpec(("JENKINS_TOKEN",), url_env=("JENKINS_URL",), auth=("basic",),
                                    username_env="JENKINS_USER", username_file="jenkins-user"),
-        env_prefixes=("JENKINS_", "BUILD_", "JOB_", "CHANGE_", "BRANCH_", "GIT_", "TAG_NAME", "ghprb", "gitlab")),
+        env_prefixes=("JENKINS_", "BUILD_", "JOB_", "CHANGE_", "BRANCH_", "GIT_", "TAG_NAME", "WORKSPACE", "ghprb",
+                      "gitlab")),
     ProviderSpec(
         "azure", "ci_sidecar.providers.azure:AzureProvider", "ci_sidecar.providers.azure.settings:AzureSettings",
         code_host=True,

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._http import ApiSession, HttpError, Raw, file_chunks
-from .._staging import StagingArea, StagingError
+from .._staging import StagingArea, StagingError, area_or_reason
 from ..base import Outcome, ProviderEnv, UploadArtifact
 from ._api import project_path
 from .settings import GitLabSettings
@@ -56,12 +56,8 @@ def staged_url(env: ProviderEnv, relative: str) -> str | None:
 def staging_area(env: ProviderEnv) -> StagingArea | str:
     """The job's staging area under ``CI_PROJECT_DIR``, or why there is none."""
     settings = GitLabSettings.of(env)
-    if not settings.project_dir:
-        return "no CI_PROJECT_DIR: not inside a GitLab job, nothing collects a staged file"
-    try:
-        return StagingArea(settings.project_dir, settings.staged_dir)
-    except StagingError as exc:
-        return str(exc)
+    return area_or_reason(settings.project_dir, settings.staged_dir,
+                          "no CI_PROJECT_DIR: not inside a GitLab job, nothing collects a staged file")
 
 
 async def _staged(op: UploadArtifact, env: ProviderEnv, why: str) -> Outcome:
