@@ -88,6 +88,11 @@ class Git:
         url = self.run("remote", "get-url", name)
         return (name, url) if url else None
 
+    def parents(self) -> list[str] | None:
+        """The full SHAs of HEAD's parents (two for a merge commit), None when git cannot tell."""
+        out = self.run("rev-list", "--parents", "-n", "1", "HEAD")
+        return out.split()[1:] if out else None
+
     def expand(self, short_sha: str) -> str | None:
         """The full SHA of the commit abbreviated as *short_sha*, when this clone has it."""
         if not _HEX.match(short_sha):  # also keeps option-like strings away from the git command line

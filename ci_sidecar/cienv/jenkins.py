@@ -8,6 +8,11 @@ Traps handled here:
   GitLab plugin ``gitlabMergeRequestIid`` (the API number; ``gitlabMergeRequestId`` is the global id).
 - ``BRANCH_NAME`` is ``PR-12`` on multibranch PR builds and ``GIT_BRANCH`` is ``origin/main``: the source branch
   comes from the PR variables first, and the remote prefix is stripped.
+- Multibranch PR builds (GitHub, GitLab and Bitbucket branch sources) check out, by default, a merge of the PR
+  into its target made on the agent: ``GIT_COMMIT`` is that local merge commit, which the code host has never
+  seen. When HEAD is that merge, the PR's head commit (where statuses and checks belong) is its second parent.
+- ``CHANGE_URL`` names the pull request on the code host (``…/pull/7``, ``…/-/merge_requests/7``,
+  ``…/pull-requests/7``) and is the best hint of the repository; ``GIT_URL`` (the clone URL) follows.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ def detect(f: Fields, git: Git) -> None:
                     break
 
     f.from_env("commit_sha", "GIT_COMMIT", "ghprbActualCommit", "gitlabMergeRequestLastCommit")
+    if f.sources.get("pr_number") and f.sources["pr_number"].name == "CHANGE_ID" and not f.has("head_sha"):
+        _merge_head(f, git)
 
     # Repository and code host: the PR plugins name them, else the clone URL of the git plugin.
     ghprb_repo = f.var("ghprbGhRepository")
@@ -94,3 +101,14 @@ def detect(f: Fields, git: Git) -> None:
             f.put("repository", scm.repository, "derived", "gitlabTargetRepoHttpUrl")
     for name in ("CHANGE_URL", "GIT_URL", "GIT_URL_1"):
         f.add_remote(f.var(name), "env", name)
+
+
+def _merge_head(f: Fields, git: Git) -> None:
+    """On a multibranch PR build whose checkout is the agent's merge of the PR (``GIT_COMMIT`` = HEAD, two
+    parents: the target, then the PR's head), the PR's head commit is the second parent."""
+    commit = f.var("GIT_COMMIT")
+    if not commit or git.head() != commit.lower():
+        return
+    parents = git.parents()
+    if parents is not None and len(parents) == 2:
+        f.put("head_sha", parents[1], "git", "HEAD^2 (the PR head of the agent's merge commit)")

@@ -117,6 +117,12 @@ def scm_from_remote(url: str, hosts: Mapping[str, str] | None = None) -> ScmCont
             context = "/".join(segments[:idx])
             server = server + ("/" + context if context else "")
             segments = segments[idx + 1 :]
+        elif "projects" in segments and "repos" in segments[segments.index("projects"):]:
+            # a web URL: host[/context]/projects/PROJ/repos/repo/pull-requests/7 (Jenkins' CHANGE_URL)
+            idx, at = segments.index("projects"), segments.index("repos", segments.index("projects"))
+            context = "/".join(segments[:idx])
+            server = server + ("/" + context if context else "")
+            segments = segments[idx + 1 : idx + 2] + segments[at + 1 : at + 2]
         return ScmContext(provider="bitbucket", repository="/".join(segments[:2]) or None, server_url=server)
     if provider == "bitbucket":
         return ScmContext(provider="bitbucket", repository="/".join(segments[:2]), server_url="https://bitbucket.org")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ci_sidecar.cienv import detect
 
+from .conftest import git
+
 BASE = {
     "JENKINS_URL": "https://jenkins.corp.example/",
     "JENKINS_HOME": "/var/jenkins_home",
@@ -103,3 +105,56 @@ class TestNested:
                "TEAMCITY_VERSION": "2024.03", "BUILD_NUMBER": "12", "BUILD_VCS_NUMBER": "2" * 40}
         ctx = detect(env)
         assert (ctx.provider, ctx.commit_sha, ctx.build_number) == ("teamcity", "2" * 40, "12")
+
+
+class TestBranchSources:
+    """Multibranch PR builds from the GitHub, GitLab and Bitbucket branch sources (CHANGE_* variables)."""
+
+    def test_the_pr_head_of_the_agents_merge_commit_is_its_second_parent(self, make_repo) -> None:  # type: ignore[no-untyped-def]
+        """The default "merge with the target" checkout: GIT_COMMIT is a merge the code host never saw; statuses
+        belong on the PR head, HEAD^2."""
+        repo, _first = make_repo(remote="https://github.com/octo/app.git")
+        git(repo, "checkout", "-q", "-b", "feature")
+        (repo / "f.txt").write_text("feature\n")
+        git(repo, "add", "f.txt")
+        git(repo, "commit", "-q", "-m", "feature")
+        head = git(repo, "rev-parse", "HEAD")
+        git(repo, "checkout", "-q", "main")
+        (repo / "m.txt").write_text("main\n")
+        git(repo, "add", "m.txt")
+        git(repo, "commit", "-q", "-m", "main moved on")
+        git(repo, "merge", "-q", "--no-ff", "-m", "Merge commit into main", "feature")
+        merge = git(repo, "rev-parse", "HEAD")
+        env = {**BASE, "GIT_COMMIT": merge, "BRANCH_NAME": "PR-7", "CHANGE_ID": "7", "CHANGE_BRANCH": "feature",
+               "CHANGE_TARGET": "main", "CHANGE_URL": "https://github.com/octo/app/pull/7"}
+        ctx = detect(env, str(repo))
+        assert (ctx.commit_sha, ctx.head_sha, ctx.pr_number) == (merge, head, 7)
+        assert ctx.sources["head_sha"].kind == "git"
+        plain = detect({**env, "GIT_COMMIT": head}, str(repo))  # the "head" checkout strategy: nothing to derive
+        assert plain.head_sha is None and plain.commit_sha == head
+
+    def test_gitlab_branch_source_merge_request(self) -> None:
+        """GitLab branch source: CHANGE_ID is the MR iid, CHANGE_URL names the project (subgroups kept)."""
+        env = {**BASE, "GIT_URL": "", "BRANCH_NAME": "MR-8", "CHANGE_ID": "8", "CHANGE_BRANCH": "feat",
+               "CHANGE_TARGET": "main", "CHANGE_URL": "https://gitlab.com/grp/sub/svc/-/merge_requests/8"}
+        ctx = detect(env)
+        assert ctx.scm is not None and (ctx.scm.provider, ctx.scm.repository) == ("gitlab", "grp/sub/svc")
+        assert (ctx.pr_number, ctx.repository) == (8, "grp/sub/svc")
+
+    def test_bitbucket_branch_source_cloud_and_data_center(self) -> None:
+        """Bitbucket branch source: Cloud's ``…/pull-requests/9`` and Data Center's ``/projects/P/repos/r/…`` name
+        the repository as the clone URL would."""
+        cloud = detect({**BASE, "GIT_URL": "", "CHANGE_ID": "9", "CHANGE_URL":
+                        "https://bitbucket.org/team/widgets/pull-requests/9"})
+        assert cloud.scm is not None and (cloud.scm.provider, cloud.scm.repository) == ("bitbucket", "team/widgets")
+        dc = detect({**BASE, "GIT_URL": "https://bitbucket.corp.example/scm/proj/svc.git", "CHANGE_ID": "9",
+                     "CHANGE_URL": "https://bitbucket.corp.example/projects/PROJ/repos/svc/pull-requests/9"})
+        assert dc.scm is not None
+        assert (dc.scm.provider, dc.scm.repository, dc.scm.server_url) == \
+            ("bitbucket", "PROJ/svc", "https://bitbucket.corp.example")
+
+    def test_a_fork_pr_keeps_the_base_repository(self) -> None:
+        """CHANGE_FORK marks a fork PR; the PR and its statuses still belong to the base repository."""
+        ctx = detect({**BASE, "CHANGE_ID": "13", "CHANGE_FORK": "stranger",
+                      "CHANGE_URL": "https://github.com/octo/app/pull/13"})
+        assert (ctx.is_fork, ctx.repository, ctx.pr_number) == (True, "octo/app", 13)
