@@ -259,3 +259,51 @@ async def test_doctor_proves_the_token_can_edit_the_build_through_the_crumb(
                      secret=Secret("nope"), username=USER)
     refused = await provider.probe_access(ci, env, bad, write=False, trust_env=False)
     assert not refused.ok and "Invalid password/token" in refused.items[0].detail
+
+
+# --- the example pipeline ------------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "jenkins" / "Jenkinsfile"
+
+
+def test_the_example_jenkinsfile_runs_real_commands_and_collects_what_is_staged() -> None:
+    """examples/jenkins: a declarative pipeline whose ci-sidecar commands parse with the real CLI, whose exec JUnit
+    glob matches what the suite writes, which hands the provider the credentials it reads, and whose junit and
+    archiveArtifacts steps collect exactly where the provider stages."""
+    import fnmatch
+    import re
+    import shlex
+
+    from ci_sidecar.cli import build_parser
+    from ci_sidecar.providers.catalog import by_name
+    from ci_sidecar.providers.jenkins.settings import JenkinsSettings
+
+    text = EXAMPLE.read_text()
+    code = re.sub(r"//[^\n]*", "", text)
+    assert code.strip().startswith("pipeline {") and code.count("{") == code.count("}")
+    assert re.findall(r"stage\('([^']+)'\)", code) == ["Install ci-sidecar", "Test"]
+    scripts = re.findall(r"sh '''(.*?)'''", code, re.S)
+    lines = [line.strip() for script in scripts for line in script.splitlines() if "ci-sidecar " in line]
+    commands = [shlex.split(line) for line in lines if line.split()[0].endswith("/ci-sidecar")]
+    assert [c[1] for c in commands] == ["doctor", "exec"]
+    for command in commands:
+        build_parser().parse_args(command[1:])  # SystemExit on an unknown command or option
+    exec_args = build_parser().parse_args(commands[-1][1:])
+    wrapped = exec_args.cmd[1:] if exec_args.cmd[:1] == ["--"] else exec_args.cmd
+    assert wrapped[:2] == ["go", "run"]  # a suite in another language than the daemon's
+    assert any(fnmatch.fnmatch(wrapped[wrapped.index("--junitfile") + 1], glob) for glob in exec_args.junit)
+    assert commands[0][0].rsplit("/", 1)[0] + "/pip" in " ".join(lines + scripts)  # the venv it installed into
+    jenkins = by_name("jenkins")
+    assert jenkins is not None
+    assert {f"usernameVariable: '{jenkins.credentials.username_env}'",
+            f"passwordVariable: '{jenkins.credentials.env[0]}'", "passwordVariable: 'GITHUB_TOKEN'"} <= \
+        {m for m in re.findall(r"(?:username|password)Variable: '[A-Z_]+'", code)}
+    post = code[code.index("post {"):]
+    assert "always {" in post
+    junit = re.search(r"junit testResults: '([^']+)'", post)
+    archive = re.search(r"archiveArtifacts artifacts: '([^']+)'", post)
+    assert junit is not None and archive is not None
+    staged = JenkinsSettings().staged_dir
+    assert fnmatch.fnmatch(f"{staged}/junit/go-test-0123abcd.xml", junit.group(1))
+    assert fnmatch.fnmatch(f"{staged}/artifacts/0123abcd/logs/shard 1.log", archive.group(1))
+    assert not fnmatch.fnmatch("test-results/junit.xml", junit.group(1))  # the suite's own file is not counted twice
