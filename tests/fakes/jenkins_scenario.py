@@ -127,6 +127,14 @@ class World:
     def calls(self) -> list[Recorded]:
         return self.jenkins.calls() + self.github.calls()
 
+    def rest_calls(self) -> list[Recorded]:
+        """Every API call (``bench/bench_jenkins.py``): Jenkins' and GitHub's."""
+        return self.calls()
+
+    def artifact_calls(self) -> list[Recorded]:
+        """None: artifacts are staged in the workspace, the pipeline's archiveArtifacts uploads them."""
+        return []
+
     def violations(self) -> list[str]:
         return self.jenkins.violations + self.github.violations
 

@@ -307,3 +307,10 @@ def test_the_example_jenkinsfile_runs_real_commands_and_collects_what_is_staged(
     assert fnmatch.fnmatch(f"{staged}/junit/go-test-0123abcd.xml", junit.group(1))
     assert fnmatch.fnmatch(f"{staged}/artifacts/0123abcd/logs/shard 1.log", archive.group(1))
     assert not fnmatch.fnmatch("test-results/junit.xml", junit.group(1))  # the suite's own file is not counted twice
+
+
+async def test_doctor_without_a_credential_says_what_to_set(provider: JenkinsProvider) -> None:
+    """No JENKINS_TOKEN: doctor names the variables and sends nothing."""
+    report = await provider.probe_access(CIContext(provider="jenkins", sources={}), {"JENKINS_URL": "http://x/"},
+                                         None, write=False, trust_env=False)
+    assert not report.ok and "JENKINS_USER and JENKINS_TOKEN" in report.items[0].detail

@@ -33,21 +33,18 @@ async def check_jenkins(layer: HttpLayer, ci: CIContext, env: Mapping[str, str],
     report = CheckReport(provider="jenkins", tier="build description", write=write)
     token = credential.secret.reveal() if credential is not None else None
     base = (credential.base_url if credential is not None else None) or env.get("JENKINS_URL")
+    if not token or not base:
+        detail = ("no Jenkins credential: set JENKINS_USER and JENKINS_TOKEN (an API token) for the build "
+                  "description; JUnit and artifacts are staged for junit and archiveArtifacts meanwhile") if not token \
+            else "no Jenkins URL: JENKINS_URL is not set and [providers.jenkins] base_url neither"
+        report.items.append(CheckItem(name="credential" if not token else "server", result="failed", detail=detail))
+        return report
     auth = Crumb(credential.username if credential is not None else None)
-    api = layer.session(HttpConfig.from_env_config(str(base or "").rstrip("/"), {"trust_env": trust_env}), token,
-                        None, auth=auth)
+    api = layer.session(HttpConfig.from_env_config(str(base).rstrip("/"), {"trust_env": trust_env}), token, None,
+                        auth=auth)
 
     def add(name: str, result: Any, detail: str) -> None:
         report.items.append(CheckItem(name=name, result=result, detail=api.redact(detail)))
-
-    if not token:
-        add("credential", "failed", "no Jenkins credential: set JENKINS_USER and JENKINS_TOKEN (an API token) for "
-                                    "the build description; JUnit and artifacts are staged for junit and "
-                                    "archiveArtifacts meanwhile")
-        return report
-    if not base:
-        add("server", "failed", "no Jenkins URL: JENKINS_URL is not set and [providers.jenkins] base_url neither")
-        return report
     try:
         who = (await api.request("GET", "/whoAmI/api/json")).json() or {}
         signed_in = who.get("authenticated") and who.get("name") not in (None, "anonymous")
