@@ -68,12 +68,13 @@ async def provider() -> AsyncIterator[JenkinsProvider]:
     await jenkins.aclose()
 
 
-def run_op(*, final: bool, passed: int = 3, failed: int = 0, name: str = "unit tests") -> PublishRun:
+def run_op(*, final: bool, passed: int = 3, failed: int = 0, name: str = "unit tests",
+           coverage: float | None = None) -> PublishRun:
     counts = Counts(total=passed + failed, passed=passed, failed=failed)
     run = RunSnapshot(id="run-1", name=name, status="finished" if final else "running",
                       start_time="2026-01-01T00:00:00Z", counts=counts, output_dir="/nonexistent",
                       conclusion=("failure" if failed else "success") if final else None,
-                      results_end=passed + failed)
+                      results_end=passed + failed, coverage=coverage)
     return PublishRun(run=run, final=final)
 
 
@@ -98,13 +99,13 @@ async def test_a_run_is_a_line_in_the_description_and_its_junit_is_staged_for_th
     assert live.kind == "delivered" and live.tier == "build description", live
     assert build.description == "Deployed to staging\nci-sidecar | unit tests | running: 5 passed, 0 failed, " \
                                 "0 skipped of 5"
-    done = await provider.deliver(run_op(final=True, passed=8, failed=2), envs(), live.remote or {})
+    done = await provider.deliver(run_op(final=True, passed=8, failed=2, coverage=85.46), envs(), live.remote or {})
     assert done.kind == "delivered" and done.action == "completed" and done.url == fake.build_url(JOB, NUMBER)
     staged = sorted((envs.workspace / "ci-sidecar-out" / "junit").glob("*.xml"))
     assert [p.name for p in staged] == ["unit-tests-run-1.xml"]
     assert build.description.splitlines() == [
         "Deployed to staging",
-        f"ci-sidecar | unit tests | failure: 8 passed, 2 failed, 0 skipped of 10 | report: "
+        f"ci-sidecar | unit tests | failure: 8 passed, 2 failed, 0 skipped of 10, coverage 85.5% | report: "
         f"{fake.build_url(JOB, NUMBER)}testReport/ (after the junit step)"]
     before = await provider.read_run(run_op(final=True).run, envs(), {})
     assert before is not None and before["status"] == "in_progress" and "tests" not in before
@@ -314,3 +315,15 @@ async def test_doctor_without_a_credential_says_what_to_set(provider: JenkinsPro
     report = await provider.probe_access(CIContext(provider="jenkins", sources={}), {"JENKINS_URL": "http://x/"},
                                          None, write=False, trust_env=False)
     assert not report.ok and "JENKINS_USER and JENKINS_TOKEN" in report.items[0].detail
+
+
+async def test_without_a_jenkins_url_nothing_is_sent_and_the_reason_is_given(
+        fake: FakeJenkins, envs: Envs, provider: JenkinsProvider) -> None:
+    """A token but no JENKINS_URL or job: statuses answer why, the run's JUnit is still staged, no request."""
+    env = envs(jenkins_url=None, job_name=None, build_url=None)
+    env.base_url = None
+    status = await provider.deliver(SetStatus(state="success", context="lint", sha=None, output_dir="/x"), env, {})
+    assert status.kind == "unsupported" and "no Jenkins URL" in status.message
+    envs.results = results(passed=1, failed=0)
+    done = await provider.deliver(run_op(final=True, passed=1), env, {})
+    assert (done.kind, done.tier) == ("delivered", "junit step") and fake.calls() == []

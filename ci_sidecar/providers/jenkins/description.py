@@ -58,9 +58,11 @@ def label_of(line: str) -> str | None:
 
 
 def run_line(run: RunSnapshot, final: bool, report: str | None) -> tuple[str, str]:
-    """(label, line) of a test run: its state and counts, and where its report is."""
+    """(label, line) of a test run: its state, counts and coverage, and where its report is."""
     label = _clean(run.name) or "tests"
     line = f"{PREFIX}{label} | {run_state(run, final)}: {_counts(run)} of {run.counts.total}"
+    if run.coverage is not None:
+        line += f", coverage {run.coverage:.1f}%"
     if report:
         line += f" | report: {report}"
     return label, clip_chars(line, LINE_CHARS)

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
+from .._deliver import deliver_with
 from .._gated import api_session
-from .._http import ApiSession, HttpError
+from .._http import ApiSession, HttpConfig, HttpError
 from .._staging import StagingError
 from ..base import (
     CheckReport,
@@ -88,42 +89,34 @@ class JenkinsProvider:
 
     async def deliver(self, op: Operation, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         """One attempt; provider-side failures come back as Outcomes (token redacted), never as exceptions."""
-        state = dict(remote or {})
-        if isinstance(op, UploadArtifact):
-            return await stage_artifact(op, env)
-        if isinstance(op, PostComment):
-            return Outcome.unsupported(f"jenkins: {NO_COMMENTS}", tier="none")
-        api = self._session(env)
-        try:
-            if isinstance(op, PublishRun):
-                outcome = await self._publish(op, env, state, api)
-            elif isinstance(op, SetStatus):
-                outcome = await self._status(op, env, api)
-            else:
-                outcome = Outcome.unsupported(f"jenkins: unknown operation {type(op).__name__}")
-        except HttpError as err:
-            outcome = err.outcome
-            if outcome.remote is None:
-                outcome.remote = state
-        if api is not None:
-            outcome.message = api.redact(outcome.message)
-        return outcome
+        # without a Jenkins URL every write is blocked before a request: the session only redacts then
+        api = self._session(env) or self._http.session(HttpConfig(base_url=""), env.token, env.log,
+                                                       auth=self._auths.of(env))
+        return await deliver_with("jenkins", op, remote, api, {
+            PublishRun: lambda op, state: self._publish(op, env, state, api),
+            SetStatus: lambda op, state: self._status(op, env, api),
+            UploadArtifact: lambda op, state: stage_artifact(op, env),
+            PostComment: lambda op, state: self._no_comments(),
+        })
+
+    @staticmethod
+    async def _no_comments() -> Outcome:
+        return Outcome.unsupported(f"jenkins: {NO_COMMENTS}", tier="none")
 
     def _blocked(self, env: ProviderEnv) -> str | None:
         return missing_build(env) if env.token else _no_token()
 
-    async def _status(self, op: SetStatus, env: ProviderEnv, api: ApiSession | None) -> Outcome:
+    async def _status(self, op: SetStatus, env: ProviderEnv, api: ApiSession) -> Outcome:
         """A build status without a code host: its line in the build description."""
         blocked = self._blocked(env)
-        if blocked is not None or api is None:
+        if blocked is not None:
             return Outcome.unsupported(f"jenkins: build status {op.context!r}: {blocked}", tier="none")
         label, line = status_line(op.context, op.state, op.description, op.target_url)
         action = await write_line(api, env, self._locks, label, line)
         return Outcome.delivered(tier=DESCRIPTION, url=build_web_url(env),
                                  action="skipped" if action == "unchanged" else "updated")
 
-    async def _publish(self, op: PublishRun, env: ProviderEnv, state: dict[str, Any],
-                       api: ApiSession | None) -> Outcome:
+    async def _publish(self, op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
         """The JUnit report staged for the ``junit`` step when the run ends, and the run's line in the build
         description (with a credential)."""
         area = staging_area(env)
@@ -135,7 +128,7 @@ class JenkinsProvider:
                 failed = str(exc)
                 log.info("jenkins: staging the JUnit report of %r failed: %s", op.run.name, exc)
         blocked = self._blocked(env)
-        if blocked is None and api is not None:
+        if blocked is None:
             label, line = run_line(op.run, op.final, self._report_link(env, state))
             action = await write_line(api, env, self._locks, label, line)
             state["description"] = True
