@@ -41,7 +41,7 @@ from ._results import collect
 from .base import ProviderEnv, RunSnapshot, UploadArtifact
 
 __all__ = ["DEFAULT_FOLDER", "Staged", "StagingArea", "StagingError", "repository_root", "staged_path", "stage_file",
-           "area_or_reason"]
+           "area_or_reason", "stage_in"]
 
 DEFAULT_FOLDER = "ci-sidecar-staged"
 _MODE = 0o644
@@ -183,6 +183,17 @@ def area_or_reason(workspace: str | None, folder: str, missing: str) -> StagingA
         return StagingArea(workspace, folder)
     except StagingError as exc:
         return str(exc)
+
+
+async def stage_in(area: StagingArea | str, op: UploadArtifact) -> Staged:
+    """Stage the artifact in ``area``; a reason in place of an area (:func:`area_or_reason`) is raised.
+
+    Raises:
+        StagingError: no area, or the artifact cannot be staged there.
+    """
+    if isinstance(area, str):
+        raise StagingError(area)
+    return await area.stage_artifact(op)
 
 
 def staged_path(root: str, folder: str, relative: str) -> Path:

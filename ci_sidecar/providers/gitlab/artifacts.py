@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._http import ApiSession, HttpError, Raw, file_chunks
-from .._staging import StagingArea, StagingError, area_or_reason
+from .._staging import StagingArea, StagingError, area_or_reason, stage_in
 from ..base import Outcome, ProviderEnv, UploadArtifact
 from ._api import project_path
 from .settings import GitLabSettings
@@ -61,11 +61,8 @@ def staging_area(env: ProviderEnv) -> StagingArea | str:
 
 
 async def _staged(op: UploadArtifact, env: ProviderEnv, why: str) -> Outcome:
-    area = staging_area(env)
     try:
-        if isinstance(area, str):
-            raise StagingError(area)
-        relative = (await area.stage_artifact(op)).relative
+        relative = (await stage_in(staging_area(env), op)).relative
     except StagingError as exc:
         return Outcome.unsupported(f"gitlab: {why}, and the staged tier is not available: {exc}", tier="none")
     url = staged_url(env, relative)

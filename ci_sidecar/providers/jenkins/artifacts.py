@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._http import ApiSession
-from .._staging import StagingArea, StagingError, area_or_reason
+from .._staging import StagingArea, StagingError, area_or_reason, stage_in
 from ..base import Outcome, ProviderEnv, UploadArtifact
 from ._api import build_path, build_web_url
 from .settings import JenkinsSettings
@@ -35,11 +35,8 @@ def staging_area(env: ProviderEnv) -> StagingArea | str:
 
 async def stage_artifact(op: UploadArtifact, env: ProviderEnv) -> Outcome:
     """Copy the artifact where ``archiveArtifacts`` collects it; its URL is known once the build archived it."""
-    area = staging_area(env)
     try:
-        if isinstance(area, str):
-            raise StagingError(area)
-        relative = (await area.stage_artifact(op)).relative
+        relative = (await stage_in(staging_area(env), op)).relative
     except StagingError as exc:
         return Outcome.unsupported(f"jenkins: artifacts are staged for archiveArtifacts, and that is not possible "
                                    f"here: {exc}", tier="none")
