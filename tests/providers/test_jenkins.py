@@ -4,6 +4,7 @@ artifacts staged for ``junit``/``archiveArtifacts`` and found again through the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -327,3 +328,29 @@ async def test_without_a_jenkins_url_nothing_is_sent_and_the_reason_is_given(
     envs.results = results(passed=1, failed=0)
     done = await provider.deliver(run_op(final=True, passed=1), env, {})
     assert (done.kind, done.tier) == ("delivered", "junit step") and fake.calls() == []
+
+
+def test_cli_doctor_check_write_proves_the_crumb_dance(fake: FakeJenkins, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``ci-sidecar doctor --check --write`` inside a build: every probe proven, the description unchanged, the
+    token nowhere in the output; a wrong token fails the check."""
+    from ci_sidecar.cli import build_parser
+    from ci_sidecar.env_cmd import run_doctor
+    from helpers import scrubbed_env
+
+    fake.build(JOB, NUMBER).description = "as it was"
+    env = scrubbed_env(tmp_path, JENKINS_URL=fake.url + "/", BUILD_ID=str(NUMBER), BUILD_NUMBER=str(NUMBER),
+                       JOB_NAME=JOB, BUILD_URL=fake.build_url(JOB, NUMBER), WORKSPACE=str(tmp_path),
+                       JENKINS_USER=USER, JENKINS_TOKEN=TOKEN, NO_PROXY="127.0.0.1,localhost",
+                       no_proxy="127.0.0.1,localhost")
+    assert run_doctor(build_parser().parse_args(["doctor", "--check", "--write", "--json"]), env=env,
+                      cwd=str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    [report] = json.loads(out)["check"]["reports"]
+    assert {i["name"]: i["result"] for i in report["items"]} == {
+        "credential": "proven", "build": "proven", "crumb": "proven", "description": "proven"}
+    assert fake.build(JOB, NUMBER).description == "as it was" and TOKEN not in out
+    assert [r.status for r in fake.calls("POST")] == [302]
+    bad = {**env, "JENKINS_TOKEN": "0000wrong0000"}
+    assert run_doctor(build_parser().parse_args(["doctor", "--check"]), env=bad, cwd=str(tmp_path)) == 1
+    assert "0000wrong0000" not in capsys.readouterr().out

@@ -52,3 +52,12 @@ def test_without_it_statuses_stay_on_jenkins_and_comments_say_why_on_the_code_ho
     ctx = session(tmp_path, scm, scm_token=False)
     assert [(t.role, t.provider) for t in ctx.targets_for("jenkins")] == [("ci", "local"), ("ci", "jenkins")]
     assert (ctx.status_provider(None), ctx.comment_provider(None)) == ("jenkins", scm)
+
+
+def test_with_an_object_store_artifacts_are_staged_for_jenkins_and_answered_from_the_store(tmp_path: Path) -> None:
+    """``[artifact_store]``: each artifact is staged for archiveArtifacts and stored in the bucket, whose URL is the
+    one answered (Jenkins' own exists only after archiving)."""
+    ctx = session(tmp_path, "github", scm_token=True)
+    assert ctx.artifact_routes("jenkins") == (["local", "jenkins"], "jenkins")
+    ctx.store = "s3"
+    assert ctx.artifact_routes("jenkins") == (["local", "jenkins", "s3"], "s3")

@@ -200,7 +200,11 @@ class JenkinsProvider:
         ``--write`` the build's description written back unchanged (edit permission and the crumb proven)."""
         from .doctor import check_jenkins
 
-        return await check_jenkins(self._http, ci, env, credential, write=write, trust_env=trust_env)
+        layer = rest_layer()  # its own clients: doctor runs each probe in a trio.run of its own
+        try:
+            return await check_jenkins(layer, ci, env, credential, write=write, trust_env=trust_env)
+        finally:
+            await layer.aclose()
 
     def write_budget(self, env: ProviderEnv) -> WriteBudget:
         """Jenkins has no rate limits: writes one at a time, a tenth of a second apart, no hourly budget."""
