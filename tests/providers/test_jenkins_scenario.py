@@ -14,6 +14,7 @@ import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
+
 import pytest
 
 from fakes.jenkins_scenario import HEAD, JENKINS_TOKEN, JOB, NUMBER, World
