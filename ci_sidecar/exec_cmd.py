@@ -54,8 +54,19 @@ def add_exec_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true",
                    help="exit 1 (or the command's failure status) when no daemon could be used; the command "
                         "still runs")
+    p.add_argument("--shard", metavar="I/N", type=_shard,
+                   help="this is shard I of N (1-based, like GitLab's 3/8) of one logical run: the shards' results "
+                        "merge through the object store into one published run (docs/shards.md)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     p.set_defaults(func=run_exec)
+
+
+def _shard(text: str) -> dict[str, int]:
+    """``I/N`` → the run's ``group`` (shard numbers count from 0 on the wire)."""
+    i, _, n = text.partition("/")
+    if not (i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, got {text!r}")
+    return {"shard": int(i) - 1, "total": int(n)}
 
 
 class PrivateDaemon:
@@ -171,7 +182,10 @@ def _run_exec(args: argparse.Namespace, cmd: list[str], gate: SignalGate, flush_
             client, socket_path, daemon = _open_sidecar(args, flush_s, gate)
             relay = _WarningRelay()  # before the run exists: creating it starts the first provider writes
             client.on_notification(relay)
-            run = client.request("create_test_run", {"name": args.name or shlex.join(cmd)})
+            create: dict[str, Any] = {"name": args.name or shlex.join(cmd)}
+            if getattr(args, "shard", None):  # (the demo builds its own arguments)
+                create["group"] = args.shard
+            run = client.request("create_test_run", create)
             run_id = run["id"]
         except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
             return _run_alone(cmd, f"no ci-sidecar daemon could be started or reached: {_reason(exc)}", args, gate)

@@ -55,6 +55,7 @@ from .entries import (
     OutboxRemote,
     undelivered,
 )
+from .handover import Handover
 from .policy import RetryPolicy
 
 __all__ = ["Entry", "OutboxPut", "OutboxDone", "OutboxFailed", "OutboxRemote", "OutboxImage", "Outbox", "CredentialPool"]
@@ -83,7 +84,7 @@ def _live(op: Operation) -> bool:
                                                              and op.state in ("pending", "running"))
 
 
-class Outbox:
+class Outbox(Handover):
     """Pending provider writes, their dispatcher, and what is known about delivered targets."""
 
     def __init__(

@@ -162,6 +162,8 @@ class StatusResult(Wire):
     #: this daemon's own instance directory (the state root itself, or one under ``<root>/instances``)
     instance_dir: str | None = None
     instances: list[InstanceStatus] = []
+    #: sharded groups this daemon serves: ``{groups, store_requests}`` (absent without any)
+    groups: dict[str, int] = {}
 
 
 class SleepParams(Wire):
@@ -203,6 +205,18 @@ from .records import (  # noqa: E402  (kept next to the methods that use them)
 )
 
 
+class GroupParams(Wire):
+    """The logical run a shard belongs to (one check run/status/comment per group, merged through the store)."""
+
+    #: names the logical run; default: from the CI (workflow run + job without the matrix part, ...)
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
+    #: this shard's number, 0-based; default: from the CI (CIRCLE_NODE_INDEX, CI_NODE_INDEX - 1, ...)
+    shard: Annotated[int, msgspec.Meta(ge=0, le=9999)] | None = None
+    #: how many shards the group has; the final publish waits for all of them (or the deadline)
+    total: Annotated[int, msgspec.Meta(ge=1, le=10000)] | None = None
+    #: seconds from the group's start after which missing shards are reported missing and the group concludes
+    deadline_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] | None = None
+
 
 #: a run's code coverage in percent, as a client measured it (GitLab shows it on the commit status)
 Coverage = Annotated[float, msgspec.Meta(ge=0, le=100)]
@@ -218,6 +232,8 @@ class CreateTestRunParams(Wire):
     details_url: str | None = None
     external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
     provider: str | None = None
+    #: join a sharded group: results are merged with the other shards' into one published run
+    group: GroupParams | None = None
     wait: bool = False
     wait_s: WaitS = 30.0
 

@@ -313,11 +313,12 @@ class S3Provider:
 class _Attempt:
     """One delivery attempt: its settings, credentials and session (requests signed by :class:`SigV4`)."""
 
-    def __init__(self, provider: S3Provider, settings: S3Settings, secret: S3Secret, env: ProviderEnv) -> None:
+    def __init__(self, provider: S3Provider, settings: S3Settings, secret: S3Secret, env: ProviderEnv,
+                 max_answer: int = _MAX_ANSWER_BYTES) -> None:
         self.p, self.s, self.secret, self.env = provider, settings, secret, env
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.bucket_url()))
         config = msgspec.structs.replace(HttpConfig.from_env_config(origin, env.config),
-                                         max_response_bytes=_MAX_ANSWER_BYTES)
+                                         max_response_bytes=max_answer)
         self.api = provider._http.session(config, None, None, auth=SigV4(secret, settings.region),
                                           secrets=secret.secrets())
 

@@ -123,6 +123,7 @@ async def status(call: Call, p: NoParams) -> StatusResult:
         state_dir=daemon.config.state_dir,
         instance_dir=extra.get("instance_dir"),
         instances=msgspec.convert(extra.get("instances", []), list[InstanceStatus]),
+        groups=extra.get("groups", {}),
     )
 
 

@@ -45,6 +45,7 @@ from .history import HistorySettings, RunHistory
 from .notifications import Notifications
 from .reporting import Reporting
 from .artifacts import ArtifactService, ArtifactSettings
+from .groups.service import GroupService
 from .runs import RunService
 from .session_context import SessionContext, output_root, trim_env
 from .source_paths import SourcePolicy
@@ -99,6 +100,7 @@ class CoreService:
         h = daemon_config.history
         self.runs.history = RunHistory(self.instance.root, HistorySettings(
             enabled=h.enabled, window=h.flaky_window, max_runs=h.retention_runs, max_age_s=h.retention_days * 86400))
+        self.groups = GroupService(self.runs)
         self._sessions: dict[str, ClientSession] = {}
         self._background: trio.CancelScope | None = None  # the outbox and maintenance tasks
         self._background_done = trio.Event()
@@ -187,6 +189,7 @@ class CoreService:
                 await nursery.start(self.outbox.run)
                 nursery.start_soon(self._maintenance)
                 nursery.start_soon(self.artifacts.run)
+                await nursery.start(self.groups.run)
                 if self.adoptions is not None:
                     nursery.start_soon(self.adoptions.run)
                 task_status.started()
@@ -249,6 +252,8 @@ class CoreService:
                "instance_dir": str(self.instance.path)}
         if self.adoptions is not None:
             out["instances"] = self.adoptions.infos()
+        if self.groups.status()["groups"]:
+            out["groups"] = self.groups.status()
         return out
 
     # --- sessions -------------------------------------------------------------------------------
@@ -374,6 +379,7 @@ class CoreService:
     async def flush_session(self, session: ClientSession) -> DeliverySummary:
         ctx = getattr(session, "context", None)
         timeout_s = (ctx.config if ctx is not None else self.daemon_config).flush_timeout_s
+        await self.groups.settle(session.id, timeout_s)  # its shards' results are in the store and published
         waiting = self.outbox.summary(session_id=session.id)
         if waiting.pending:  # a client ending its session may wait this long: say for what
             why = f": {waiting.last_error}" if waiting.last_error else ""

@@ -16,8 +16,8 @@ from ci_sidecar.protocol.records import CIContext, CommentRef, Counts, ErrorInfo
 
 from .tally import Tally
 
-__all__ = ["NotifiedChannel", "RunMeta", "RunSaved", "ResultsAdded", "RunDeleted", "ArtifactUpload", "ArtifactMeta",
-           "ArtifactSaved", "ArtifactsRemoved", "Record", "RunImage", "StateImage",
+__all__ = ["GroupMeta", "NotifiedChannel", "RunMeta", "RunSaved", "ResultsAdded", "RunDeleted", "ArtifactUpload",
+           "ArtifactMeta", "ArtifactSaved", "ArtifactsRemoved", "Record", "RunImage", "StateImage",
            "encode_record", "decode_record"]
 
 
@@ -26,6 +26,18 @@ class NotifiedChannel(msgspec.Struct, kw_only=True):
 
     kind: str
     entries: list[str]
+
+
+class GroupMeta(msgspec.Struct, kw_only=True):
+    """A run's place in a sharded group: a shard's own run, or the merged run this daemon publishes."""
+
+    key: str
+    role: str = "shard"  # shard | group
+    shard: int = 0
+    total: int | None = None
+    deadline_s: float = 3600.0
+    #: the merged run: how many entries of the group's log its records hold
+    applied: int = 0
 
 
 class RunMeta(msgspec.Struct, kw_only=True):
@@ -65,6 +77,7 @@ class RunMeta(msgspec.Struct, kw_only=True):
     delta: RunDelta | None = None
     #: channel → what was sent to it (each run notifies each channel once)
     notified: dict[str, NotifiedChannel] = {}
+    group: GroupMeta | None = None
 
 
 class RunSaved(msgspec.Struct, tag="run_saved"):

@@ -167,6 +167,7 @@ export interface CreateTestRunParams {
   details_url?: string | null;
   external_id?: string | null;
   provider?: string | null;
+  group?: GroupParams | null;
   wait?: boolean;
   wait_s?: number;
 }
@@ -212,6 +213,14 @@ export interface FlakyTest {
   score: number;
   flips: number;
   runs: number;
+}
+
+/** The logical run a shard belongs to (one check run/status/comment per group, merged through the store). */
+export interface GroupParams {
+  key?: string | null;
+  shard?: number | null;
+  total?: number | null;
+  deadline_s?: number | null;
 }
 
 export interface IngestError {
@@ -474,6 +483,9 @@ export interface StatusResult {
   state_dir?: string | null;
   instance_dir?: string | null;
   instances?: Array<InstanceStatus>;
+  groups?: {
+    [key: string]: number;
+  };
 }
 
 /** Counts a client reports without per-test results; the seed's shapes are accepted too. */
@@ -699,6 +711,7 @@ export interface Methods {
       details_url?: string | null;
       external_id?: string | null;
       provider?: string | null;
+      group?: GroupParams | null;
       wait?: boolean;
       wait_s?: number;
     };

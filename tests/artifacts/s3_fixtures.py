@@ -127,6 +127,9 @@ class FaultProxy:
         self.release = threading.Event()
         self.held = 0
         self.expired_rejections = 0
+        #: moto checks If-Match / If-None-Match and then writes, without a lock between the two; S3 does both
+        #: atomically. Conditional writes pass the proxy one at a time, so moto behaves like S3 here.
+        self.conditional = threading.Lock()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -151,6 +154,9 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                conditional = self.command == "PUT" and ("If-Match" in self.headers or "If-None-Match" in self.headers)
+                if conditional:
+                    proxy.conditional.acquire()
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
                 try:
                     conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -169,6 +175,8 @@ class FaultProxy:
                     self.wfile.write(data)
                 finally:
                     conn.close()
+                    if conditional:
+                        proxy.conditional.release()
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

@@ -87,6 +87,10 @@ class RunCore:
         self.history: RunHistory | None = None
         #: called when a run has finished, before its completion is committed (the notification rules)
         self.on_finished: Callable[[RunState, SessionContext | None], None] | None = None
+        #: a grouped shard run got results or finished (the group service syncs it to the store)
+        self.group_changed: Callable[[RunState], None] = lambda state: None
+        #: a grouped shard run was created or joined again (the group service starts its task)
+        self.group_attach: Callable[[SessionContext, RunState, str], None] = lambda ctx, state, provider: None
 
     # --- persistence ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from ci_sidecar.protocol.history import RunDelta
 from ci_sidecar.protocol.records import TestResult, TestRun
 from ci_sidecar.state.history import HistoryRun
 
+from ..groups.spec import merged_group_run, shard_group
 from ..history import decode_brief
 from ..model import ResultsAdded, RunDeleted, RunMeta
 from ..session_context import SessionContext
@@ -49,28 +50,35 @@ class RunService(RunWrites, RunReads):
     # --- methods --------------------------------------------------------------------------------
 
     async def create(self, ctx: SessionContext, p: CreateTestRunParams) -> TestRun:
-        if p.external_id and p.external_id in self.by_external:
-            state = self.runs.get(self.by_external[p.external_id])
+        provider = p.provider or ctx.ci_provider
+        group = shard_group(ctx, p) if p.group is not None else None
+        external_id = p.external_id or (f"group:{group.key}:{group.shard}" if group else None)
+        if external_id and external_id in self.by_external:
+            state = self.runs.get(self.by_external[external_id])
             if state is not None:
+                if state.meta.group is not None and state.meta.group.role == "shard":
+                    self.group_attach(ctx, state, provider)  # a restarted daemon: the shard's task again
                 return self.view(state)
         run_id = uuid.uuid4().hex
         now = time.time()
         ci = ctx.ci
-        provider = p.provider or ctx.ci_provider
         meta = RunMeta(
             id=run_id, seq=self._take_seq(), name=p.name, start_time=now_iso(now), start_wall=now, last_write=now,
-            external_id=p.external_id,
+            external_id=external_id, group=group,
             commit_sha=p.commit_sha or ci.commit_sha, head_sha=p.head_sha or ci.head_sha,
             branch=p.branch or ci.branch, pr_number=p.pr_number or ci.pr_number,
             build_id=p.build_id or ci.build_id, details_url=p.details_url or ci.build_url,
             repository=ci.repository, ci_provider=provider, scm_provider=ctx.scm_provider,
             output_dir=str(Path(ctx.output_root) / run_id), ci=ci,
         )
-        meta.targets = ctx.targets_for(provider)
+        # a shard is published as part of its group's merged run, not on its own: its own output stays local
+        meta.targets = ctx.targets_for("local" if group else provider)
         state = RunState(meta)
+        if group is not None:
+            self.group_attach(ctx, state, provider)  # before anything is recorded: a missing store is an error
         self.runs[run_id] = state
-        if p.external_id:
-            self.by_external[p.external_id] = run_id
+        if external_id:
+            self.by_external[external_id] = run_id
         self.store.writer(run_id)  # create the record file now, so recovery finds it
         self._save(state)
         ids = self._publish(state, ctx, final=False)
@@ -143,6 +151,8 @@ class RunService(RunWrites, RunReads):
         await self.store.commit()
         if self.store.wants_checkpoint():
             self.checkpoint_wanted.set()
+        if state.meta.group is not None:
+            self.group_changed(state)
         # hand the records to the OS now (no fsync: the journal has them until a checkpoint), so
         # memory stays flat however many results a run gets
         await records.commit(fsync=False)
@@ -185,6 +195,8 @@ class RunService(RunWrites, RunReads):
         await self.store.commit()
         self.store.park_records(meta.id)  # a finished run is not written to: it holds no descriptor
         state.tally.compact()
+        if meta.group is not None:
+            self.group_changed(state)
         await self._wait(ids, wait, wait_s)
         return self.view(state)
 
@@ -240,7 +252,8 @@ class RunService(RunWrites, RunReads):
         now = time.time()
         n = 0
         for state in list(self.runs.values()):
-            if state.meta.status == "running" and now - state.meta.last_write > self.abandon_timeout_s:
+            if state.meta.status == "running" and now - state.meta.last_write > self.abandon_timeout_s \
+                    and not merged_group_run(state):
                 hours = self.abandon_timeout_s / 3600
                 await self._finish(state, None, "cancelled", False, 0,
                                    note=f"abandoned: nobody wrote to this run for {hours:g} h")
@@ -252,7 +265,7 @@ class RunService(RunWrites, RunReads):
         write to them any more)."""
         n = 0
         for state in list(self.runs.values()):
-            if state.meta.status == "running":
+            if state.meta.status == "running" and not merged_group_run(state):
                 await self._finish(state, None, "cancelled", False, 0, note=note)
                 n += 1
         return n

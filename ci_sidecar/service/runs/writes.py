@@ -72,6 +72,16 @@ class RunWrites(RunCore):
                 result.truncated = bool(ref_truncated(previous))
         return result
 
+    def group_comment(self, ctx: SessionContext, state: RunState, body: str) -> str:
+        """The sticky comment of a sharded group's merged run (one per group key); the outbox entry id."""
+        provider = ctx.comment_provider(state.meta.ci_provider)
+        key = f"group:{state.meta.group.key}" if state.meta.group else f"run:{state.meta.id}"
+        op = PostComment(body=body, mode="upsert", key=key, pr_number=state.meta.pr_number or ctx.ci.pr_number,
+                         run_id=state.meta.id, output_dir=state.meta.output_dir)
+        return self.outbox.put(provider=provider, target=f"comment:{key}", op=op, run_id=state.meta.id,
+                               session_id=ctx.session_id, ci=ctx.ci, credential=ctx.credential_ref(provider),
+                               config=ctx.provider_config(provider))
+
     # --- outcomes -------------------------------------------------------------------------------
 
     def _record_comment(self, state: RunState, ref: CommentRef, entry_id: str) -> None:
