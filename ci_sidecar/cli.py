@@ -189,7 +189,13 @@ def _add_history(sub: argparse._SubParsersAction) -> None:
     add_history_command(sub)
 
 
-_EXTRA_COMMANDS: list[Any] = [_add_exec, _add_demo, _add_env, _add_doctor, _add_install_units, _add_history]
+def _add_merge(sub: argparse._SubParsersAction) -> None:
+    from ci_sidecar.merge_cmd import add_merge_command
+
+    add_merge_command(sub)
+
+
+_EXTRA_COMMANDS: list[Any] = [_add_exec, _add_merge, _add_demo, _add_env, _add_doctor, _add_install_units, _add_history]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,8 +2,8 @@
 
 The layers (an arrow: "may import"; everything may import the base)::
 
-    entry points: cli, __main__, daemon_main, env_cmd, exec_cmd (+ exec_delivery, exec_stream), doctor_check, demo_suite, units,
-                  call_cmd, exec_signals, unit_reach, history_cmd
+    entry points: cli, __main__, daemon_main, env_cmd, exec_cmd (+ exec_delivery, exec_stream), merge_cmd, doctor_check,
+                  demo_suite, units, call_cmd, exec_signals, unit_reach, history_cmd
         │  (composition roots: they may import any unit; no unit imports them)
         ├──► rpc ──► transport
         │     └──► config
@@ -60,9 +60,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 _LAYERS = frozenset(MAY_IMPORT)
 MAY_IMPORT |= {
     "__main__": frozenset({"cli"}),
-    "cli": _LAYERS | {"daemon_main", "env_cmd", "exec_cmd", "units", "call_cmd", "unit_reach", "history_cmd"},
+    "cli": _LAYERS | {"daemon_main", "env_cmd", "exec_cmd", "merge_cmd", "units", "call_cmd", "unit_reach", "history_cmd"},
     "exec_cmd": _LAYERS | {"exec_signals", "exec_delivery", "exec_stream"},
     "exec_stream": _LAYERS | {"exec_delivery"},
+    "merge_cmd": _LAYERS | {"exec_cmd", "exec_signals", "exec_delivery"},
     "env_cmd": _LAYERS | {"doctor_check"},
     **{unit: _LAYERS for unit in ("daemon_main", "exec_delivery", "doctor_check", "demo_suite", "units", "call_cmd",
                                   "exec_signals", "unit_reach", "history_cmd")},

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +79,9 @@ class _Group:
     provider: str
     store: ObjectStore
     folder: str
-    holder: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: names this shard's daemon in the group's lease: the shard run's id, so a restarted daemon (which dropped the
+    #: publication it had pending) takes its own lease back instead of waiting for it to expire
+    holder: str = ""
     wake: trio.Event = field(default_factory=trio.Event)
     segments: list[tuple[int, int]] | None = None  # None: not read back from the store yet
     final: bool = False
@@ -128,7 +129,7 @@ class GroupService:
         store = ObjectStore(impl, settings, secret, ctx.provider_env(store_name))
         folder = store.key("groups", slug(state.meta.group.key))
         group = self._groups[state.meta.id] = _Group(run=state, ctx=ctx, provider=provider, store=store,
-                                                     folder=folder)
+                                                     folder=folder, holder=state.meta.id)
         self._nursery.start_soon(self._serve, group)
 
     def changed(self, state: RunState) -> None:
@@ -278,7 +279,9 @@ class GroupService:
         if doc.lease_holder not in (None, g.holder) and doc.lease_until > now:
             return "busy"
         mine = doc.shards.get(str(g.run.meta.group.shard))  # type: ignore[union-attr]
-        if mine is not None and encode(mine) == self._shard_doc_bytes(g) and now < doc.deadline_wall:
+        concluded = bool(doc.total) and all(  # every shard finished, yet no final publication (it failed)
+            doc.shards.get(str(n)) is not None and doc.shards[str(n)].status == "finished" for n in range(doc.total or 0))
+        if mine is not None and encode(mine) == self._shard_doc_bytes(g) and now < doc.deadline_wall and not concluded:
             g.published_state = encode(mine)
             return "idle"  # what this shard knows is published; the rest is the other shards' turn
         shards = await self._read_shards(g)
@@ -399,6 +402,8 @@ class GroupService:
             meta.conclusion = "failure" if failed else ("neutral" if counts.total == 0 else "success")
             if missing:
                 meta.note = f"missing shard(s) at the deadline: {', '.join(str(n) for n in missing)}"
+        else:  # a final publication that failed left it concluded here, not on the provider
+            meta.status, meta.end_time, meta.conclusion, meta.note = "running", None, None, None
         self.runs._save(state)
         await self.runs.store.commit()
         return state

@@ -1,0 +1,113 @@
+"""``ci-sidecar merge`` — fan-in without an object store: one run from many shards' outputs.
+
+A final CI job downloads every shard's output (the ``results.json`` each run leaves in its output folder, or the
+JUnit files the shards wrote) and publishes them as **one** run: one check run, one conclusion. Arguments are
+folders (searched for ``results.json`` and ``*.xml``) or globs. Tests are keyed as everywhere
+(``suite``, ``classname``, ``name``): a test reported by two shards counts once, with its latest attempt.
+
+Exit status: 0 when the merged run passed (or had no tests), 1 when a test failed, 2 when no input was found or
+no daemon could be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from pathlib import Path
+from typing import Any
+
+from ci_sidecar.exec_cmd import _flush_timeout, _open_sidecar, _summary
+from ci_sidecar.exec_delivery import say as _say
+from ci_sidecar.exec_signals import SignalGate
+from ci_sidecar_client import ConnectionLost, DaemonNotFound, RpcError
+
+__all__ = ["add_merge_command", "run_merge", "find_inputs"]
+
+_BATCH = 1000
+
+
+def add_merge_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("merge", help="publish one run from many shards' results.json / JUnit files (fan-in)")
+    p.add_argument("inputs", nargs="+", metavar="DIR|GLOB",
+                   help="shard outputs: folders (searched for results.json and *.xml) or globs of files")
+    p.add_argument("--name", help="run name (default: the first results.json's run name)")
+    p.add_argument("--wait-s", type=float, default=None,
+                   help="how long to wait for the run's delivery (default: flush_timeout_s, 60 s)")
+    p.add_argument("--private", action="store_true", help="always start a daemon of our own")
+    p.set_defaults(func=run_merge)
+
+
+def find_inputs(inputs: list[str]) -> tuple[list[Path], list[Path]]:
+    """(results.json files, JUnit files) named by the arguments, each once, in a stable order. In a folder, XML
+    files in or under a folder holding a results.json are that run's own reports, not inputs."""
+    results: dict[Path, None] = {}
+    junit: dict[Path, None] = {}
+    for arg in inputs:
+        if Path(arg).is_dir():
+            found = sorted(p.resolve() for p in Path(arg).rglob("results.json"))
+            owned = {p.parent for p in found}
+            results.update(dict.fromkeys(found))
+            junit.update(dict.fromkeys(x.resolve() for x in sorted(Path(arg).rglob("*.xml"))
+                                       if not owned.intersection(x.resolve().parents)))
+            continue
+        for f in (Path(p).resolve() for p in sorted(glob.glob(arg, recursive=True))):
+            if f.is_file() and f.name == "results.json":
+                results[f] = None
+            elif f.is_file() and f.suffix == ".xml":
+                junit[f] = None
+    return list(results), list(junit)
+
+
+def _results_of(path: Path) -> tuple[str | None, list[dict[str, Any]]] | None:
+    """(run name, results) of one results.json; a sharded group's merged run (``group-…``) counts nothing: its
+    shards' own outputs hold its results."""
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise ValueError(f"{path}: not a ci-sidecar results.json (no results array)")
+    run = doc.get("run") or {}
+    if str(run.get("id", "")).startswith("group-"):
+        return None
+    return run.get("name"), doc["results"]
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    try:
+        results, junit = find_inputs(args.inputs)
+        read = {p: _results_of(p) for p in results}
+        loaded = [got for got in read.values() if got is not None]
+        results = [p for p, got in read.items() if got is not None]
+    except (OSError, ValueError) as exc:
+        _say(f"cannot read the shard outputs: {exc}")
+        return 2
+    if not results and not junit:
+        _say(f"no results.json or JUnit (*.xml) files in {' '.join(args.inputs)}")
+        return 2
+    name = args.name or next((n for n, _ in loaded if n), None) or "merged run"
+    flush_s = _flush_timeout(args)
+    with SignalGate(_say) as gate:
+        try:
+            client, _socket, daemon = _open_sidecar(args, flush_s, gate)
+        except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
+            _say(f"no ci-sidecar daemon could be started or reached: {exc}")
+            return 2
+        try:
+            run_id = client.request("create_test_run", {"name": name})["id"]
+            for _, items in loaded:
+                for i in range(0, len(items), _BATCH):
+                    client.request("report_results", {"test_run_id": run_id, "results": items[i:i + _BATCH]})
+            for path in junit:
+                got = client.request("ingest_junit", {"test_run_id": run_id, "path": str(path)})
+                for err in got["errors"]:
+                    _say(f"JUnit problem in {err['file']}: {err['message']}")
+            done = client.request("complete_test_run", {"test_run_id": run_id, "wait": True, "wait_s": flush_s})
+            _say(f"merged {len(results)} results.json and {len(junit)} JUnit file(s)")
+            _summary(done)
+        except RpcError as exc:
+            _say(f"merge failed: {exc.message}")
+            return 2
+        finally:
+            client.close(timeout=max(2.0, flush_s))
+            if daemon is not None:
+                daemon.stop()
+    return 1 if done["conclusion"] == "failure" else 0

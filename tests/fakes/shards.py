@@ -1,0 +1,146 @@
+"""Sharded jobs for tests and benchmarks: one ``ci-sidecar serve`` process per shard, all on one bucket (moto's
+S3 server behind :class:`s3_fixtures.FaultProxy`) and, optionally, one GitHub world of fakes.
+
+Used by ``tests/groups/test_groups_e2e.py`` and ``bench/bench_shards.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers import DaemonProcess, scrubbed_env
+
+from .scenario import connect
+
+__all__ = ["RUN", "Shards", "shard_results", "run_shard", "run_group", "group_doc", "wait_final"]
+
+RUN = "unit tests"
+
+
+def shard_results(shard: int, count: int) -> list[dict[str, Any]]:
+    """``count`` tests of one shard, every 20th failing (names unique across shards)."""
+    out = []
+    for i in range(count):
+        failed = i % 20 == 7
+        r: dict[str, Any] = {"name": f"test_{shard}_{i:05d}", "suite": f"pkg.shard{shard}",
+                             "classname": f"pkg.shard{shard}.Case", "file": f"tests/test_shard{shard}.py",
+                             "line": 10 + i, "duration": 0.001, "status": "failed" if failed else "passed"}
+        if failed:
+            r["message"] = f"assert {i} == {i + 1}"
+        out.append(r)
+    return out
+
+
+class Shards:
+    """One daemon per shard, each with its own state dir, all on one bucket and one (optional) GitHub world."""
+
+    def __init__(self, base: Path, store_url: str, bucket: str, world: Any, *, region: str = "us-east-1",
+                 key: tuple[str, str] = ("testing-key-id", "testing-secret-key")) -> None:
+        self.base, self.store_url, self.bucket, self.world = base, store_url, bucket, world
+        self.region, self.key = region, key
+        self.daemons: dict[str, DaemonProcess] = {}
+        self.finished: dict[str, float] = {}  # job name → when its complete_test_run answered (monotonic)
+        self.requests: dict[str, int] = {}  # job name → object store requests of its (last) daemon
+
+    def env(self, name: str) -> dict[str, str]:
+        return scrubbed_env(self.base / name, CI_SIDECAR_ARTIFACT_STORE_BUCKET=self.bucket,
+                            CI_SIDECAR_ARTIFACT_STORE_ENDPOINT_URL=self.store_url,
+                            CI_SIDECAR_ARTIFACT_STORE_REGION=self.region, NO_PROXY="127.0.0.1,localhost")
+
+    def start(self, name: str) -> DaemonProcess:
+        (self.base / name).mkdir(parents=True, exist_ok=True)
+        d = self.daemons[name] = DaemonProcess.start(self.base / name / "d.sock", self.env(name))
+        return d
+
+    def job_env(self, name: str) -> dict[str, str]:
+        env = self.world.job_env(self.base / name / "job") if self.world else {
+            "CI": "true", "CI_SIDECAR_OUTPUT_DIR": str(self.base / name / "job" / "ci-sidecar-out")}
+        return dict(env, AWS_ACCESS_KEY_ID=self.key[0], AWS_SECRET_ACCESS_KEY=self.key[1], RUNNER_NAME=f"runner-{name}")
+
+    def stop(self) -> None:
+        for name, d in self.daemons.items():
+            if d.proc.poll() is None:
+                try:
+                    status = d.client().request("sidecar/status", {})
+                    self.requests[name] = self.requests.get(name, 0) + status.get("groups", {}).get("store_requests", 0)
+                except Exception:
+                    pass
+            d.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n{d.log()[-4000:]}" for n, d in self.daemons.items())
+
+
+def run_shard(shards: Shards, key: str, shard: int, total: int, results: list[dict[str, Any]], *,
+              kill_halfway: bool = False, delay: float = 0.0, deadline_s: float = 120.0) -> None:
+    """One CI job: create the shard's run, report in batches of 100 (killed -9 and restarted halfway when
+    asked: the restarted job joins its run again and resends everything), complete."""
+    time.sleep(delay)
+    name = f"{key}-{shard}"
+    d = shards.start(name)
+    group = {"key": key, "shard": shard, "total": total, "deadline_s": deadline_s}
+    c = connect(d, shards.job_env(name))
+    run_id = c.request("create_test_run", {"name": RUN, "group": group})["id"]
+    batches = [results[i:i + 100] for i in range(0, len(results), 100)]
+    for n, batch in enumerate(batches):
+        c.request("report_results", {"test_run_id": run_id, "results": batch})
+        if kill_halfway and n == len(batches) // 2:
+            time.sleep(0.3)  # segments and the shard state go out meanwhile
+            d.proc.kill()
+            d.proc.wait()
+            d.stop()
+            d = shards.start(name)
+            c = connect(d, shards.job_env(name))
+            again = c.request("create_test_run", {"name": RUN, "group": group})["id"]
+            assert again == run_id  # the restarted job joins its run (journaled by the killed daemon)
+            for b in batches:
+                c.request("report_results", {"test_run_id": run_id, "results": b})
+            break
+    c.request("complete_test_run", {"test_run_id": run_id})
+    shards.finished[name] = time.monotonic()
+
+
+def run_group(shards: Shards, key: str, total: int, per_shard: int, *, kill: tuple[int, ...] = (),
+              never: tuple[int, ...] = (), deadline_s: float = 120.0, seed: int = 1, max_delay: float = 1.0) -> None:
+    """Every shard but ``never`` as a job of its own (threads), started at random delays up to ``max_delay``."""
+    rng = random.Random(seed)
+    errors: list[BaseException] = []
+
+    def job(shard: int, delay: float) -> None:
+        try:
+            run_shard(shards, key, shard, total, shard_results(shard, per_shard), kill_halfway=shard in kill,
+                      delay=delay, deadline_s=deadline_s)
+        except BaseException as exc:  # reported by the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job, args=(s, rng.uniform(0, max_delay))) for s in range(total)
+               if s not in never]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    if errors:
+        raise errors[0]
+
+
+def group_doc(s3: Any, bucket: str, folder: str) -> dict[str, Any] | None:
+    """``group.json`` of the group in ``folder`` (``groups/<slug>``), read with a boto3 client."""
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=f"{folder}/group.json")["Body"].read())
+    except Exception:
+        return None
+
+
+def wait_final(s3: Any, bucket: str, folder: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = group_doc(s3, bucket, folder)
+        if doc and doc.get("final"):
+            return doc
+        time.sleep(poll)
+    raise AssertionError(f"group in {folder} not final after {timeout} s: {group_doc(s3, bucket, folder)}")
