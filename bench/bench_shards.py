@@ -33,8 +33,7 @@ sys.path.insert(0, str(ROOT / "clients" / "python"))
 
 from ci_sidecar.service.groups.model import slug  # noqa: E402
 from fakes.github_scenario import World  # noqa: E402
-from fakes.scenario import connect  # noqa: E402
-from fakes.shards import RUN, Shards, run_group, shard_results, wait_final  # noqa: E402
+from fakes.shards import RUN, Shards, connect, run_group, shard_results, wait_final  # noqa: E402
 from fakes.spec import load_spec, spec_path  # noqa: E402
 from helpers import DaemonProcess, scrubbed_env  # noqa: E402
 

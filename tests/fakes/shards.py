@@ -7,17 +7,17 @@ Used by ``tests/groups/test_groups_e2e.py`` and ``bench/bench_shards.py``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from helpers import DaemonProcess, scrubbed_env
+from ci_sidecar_client import Client
+from helpers import CI_NAMES, CI_PREFIXES, DaemonProcess, scrubbed_env
 
-from .scenario import connect
-
-__all__ = ["RUN", "Shards", "shard_results", "run_shard", "run_group", "group_doc", "wait_final"]
+__all__ = ["RUN", "Shards", "connect", "shard_results", "run_shard", "run_group", "group_doc", "wait_final"]
 
 RUN = "unit tests"
 
@@ -74,6 +74,18 @@ class Shards:
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{d.log()[-4000:]}" for n, d in self.daemons.items())
+
+
+def connect(daemon: DaemonProcess, job_env: dict[str, str]) -> Client:
+    """A session whose environment is the job's. Shards run in threads, so this never touches ``os.environ``
+    (the scenario harness's ``connect`` swaps it for the time of ``initialize``, which races across threads)."""
+    env = {k: v for k, v in os.environ.items() if k not in CI_NAMES and not k.startswith(CI_PREFIXES)} | job_env
+    c = Client.connect(str(daemon.path), initialize=False)
+    daemon.clients.append(c)
+    c.initialize_result = c.request("initialize", {"protocolVersion": 1, "clientInfo": {"name": "shard-job"},
+                                                   "processId": os.getpid(), "cwd": os.getcwd(), "env": env})
+    c.notify("initialized", {})
+    return c
 
 
 def run_shard(shards: Shards, key: str, shard: int, total: int, results: list[dict[str, Any]], *,
