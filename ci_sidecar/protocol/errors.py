@@ -43,6 +43,7 @@
     │   │                               delivery layer decides whether and when to try again
     │   ├── HttpError                   its ``outcome`` says whether a retry may help (providers/_http/model.py)
     │   ├── S3Failed                    likewise, with S3's error code          (providers/s3.py)
+    │   ├── ConditionFailed             a conditional write lost: read, then try again (providers/s3objects.py)
     │   └── WriteDeferred               held back by the write budget: nothing sent (providers/writes.py)
     └── ContentError                    content the daemon reads or is given is unusable; the caller turns it
         │                               into a wire error or a per-item result

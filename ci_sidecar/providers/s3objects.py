@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from ci_sidecar.protocol.errors import ExchangeError
+
 from ._s3wire import xml_texts
 from .base import ProviderEnv
 from .s3 import S3Failed, S3Provider, S3Secret, S3Settings, _Attempt
@@ -26,7 +28,7 @@ _MAX_OBJECT_BYTES = 64 * 1024 * 1024
 _CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
-class ConditionFailed(Exception):
+class ConditionFailed(ExchangeError):
     """A conditional write lost: the object exists (``If-None-Match: *``) or changed (``If-Match``)."""
 
 

@@ -153,6 +153,7 @@ class GroupService:
 
     async def _serve(self, g: _Group) -> None:
         backoff = 0.5
+        busy = 0  # turns in a row another shard held the lease: look again less and less often, up to 1 s
         while not g.final:
             g.wake = trio.Event()
             try:
@@ -170,8 +171,9 @@ class GroupService:
                 return
             meta = g.run.meta.group
             assert meta is not None
+            busy = busy + 1 if outcome == "busy" else 0
             if outcome == "busy":
-                wait = 0.2
+                wait = min(1.0, 0.1 * 2 ** busy)
             elif outcome == "published" and self._unpublished(g):
                 wait = 0.0
             else:
