@@ -14,12 +14,18 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from ci_sidecar.exec_cmd import _flush_timeout, _open_sidecar, _summary
 from ci_sidecar.exec_delivery import say as _say
 from ci_sidecar.exec_signals import SignalGate
+from ci_sidecar.protocol.records import Counts
+from ci_sidecar.service.groups.model import ShardDoc
+from ci_sidecar.service.groups.report import balance_hint
 from ci_sidecar_client import ConnectionLost, DaemonNotFound, RpcError
 
 __all__ = ["add_merge_command", "run_merge", "find_inputs"]
@@ -59,8 +65,8 @@ def find_inputs(inputs: list[str]) -> tuple[list[Path], list[Path]]:
     return list(results), list(junit)
 
 
-def _results_of(path: Path) -> tuple[str | None, list[dict[str, Any]]] | None:
-    """(run name, results) of one results.json; a sharded group's merged run (``group-…``) counts nothing: its
+def _results_of(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """(run, results) of one results.json; a sharded group's merged run (``group-…``) counts nothing: its
     shards' own outputs hold its results."""
     doc = json.loads(path.read_text())
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
@@ -68,7 +74,36 @@ def _results_of(path: Path) -> tuple[str | None, list[dict[str, Any]]] | None:
     run = doc.get("run") or {}
     if str(run.get("id", "")).startswith("group-"):
         return None
-    return run.get("name"), doc["results"]
+    return run, doc["results"]
+
+
+def _wall(iso: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def shard_lines(runs: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+    """One line per shard output (its duration and counts), the slowest shard, and a balance hint."""
+    docs: dict[int, ShardDoc] = {}
+    lines = []
+    for n, (path, run) in enumerate(runs):
+        counts = msgspec.convert(run.get("counts") or {}, Counts)
+        start, end = _wall(run.get("start_time")), _wall(run.get("end_time"))
+        docs[n] = ShardDoc(shard=n, run_id=str(run.get("id", "")), name=str(run.get("name", "")),
+                           status=str(run.get("status", "")), counts=counts, start_wall=start or 0.0,
+                           end_wall=end if start is not None else None, updated_wall=0.0)
+        took = f"{end - start:.1f} s" if start is not None and end is not None else "?"
+        lines.append(f"shard {n}: {took}, {counts.total} tests, {counts.failed + counts.errors} failed ({path})")
+    timed = [(d.end_wall - d.start_wall, n) for n, d in docs.items() if d.end_wall is not None]
+    if len(timed) > 1:
+        longest = max(timed)
+        lines.append(f"slowest shard: {longest[1]} ({longest[0]:.1f} s)")
+    hint = balance_hint(docs)
+    if hint:
+        lines.append(f"balance: {hint}")
+    return lines
 
 
 def run_merge(args: argparse.Namespace) -> int:
@@ -77,13 +112,14 @@ def run_merge(args: argparse.Namespace) -> int:
         read = {p: _results_of(p) for p in results}
         loaded = [got for got in read.values() if got is not None]
         results = [p for p, got in read.items() if got is not None]
+        runs = [(p, got[0]) for p, got in read.items() if got is not None]
     except (OSError, ValueError) as exc:
         _say(f"cannot read the shard outputs: {exc}")
         return 2
     if not results and not junit:
         _say(f"no results.json or JUnit (*.xml) files in {' '.join(args.inputs)}")
         return 2
-    name = args.name or next((n for n, _ in loaded if n), None) or "merged run"
+    name = args.name or next((r.get("name") for r, _ in loaded if r.get("name")), None) or "merged run"
     flush_s = _flush_timeout(args)
     with SignalGate(_say) as gate:
         try:
@@ -102,6 +138,8 @@ def run_merge(args: argparse.Namespace) -> int:
                     _say(f"JUnit problem in {err['file']}: {err['message']}")
             done = client.request("complete_test_run", {"test_run_id": run_id, "wait": True, "wait_s": flush_s})
             _say(f"merged {len(results)} results.json and {len(junit)} JUnit file(s)")
+            for line in shard_lines(runs):
+                _say(line)
             _summary(done)
         except RpcError as exc:
             _say(f"merge failed: {exc.message}")

@@ -87,6 +87,7 @@ def test_shards_under_faults_and_kill_9_publish_one_exact_run(gh_spec: OpenApiSp
     assert merged.returncode == 1, merged.stderr  # the merged run failed, as the group did
     assert f"run 'unit tests': failure: {title}" in merged.stderr, merged.stderr
     assert f"merged {total} results.json" in merged.stderr
+    assert "shard 3: " in merged.stderr and "slowest shard: " in merged.stderr  # one line per shard output
 
 
 def test_a_shard_that_never_comes_back_is_missing_and_groups_never_mix(moto: Moto,  # noqa: F811
