@@ -121,6 +121,9 @@ class ArtifactRunParams(Wire):
 class ArtifactUrlResult(Wire):
     url: str | None
     expires_at: str | None = None
+    #: why the URL is not (yet) the CI's own: the artifact is staged for a step of the job that uploads it
+    #: (CircleCI's ``store_artifacts``), whose URL exists only after that step
+    note: str | None = None
 
 
 class UpdateArtifactMetadataParams(Wire):

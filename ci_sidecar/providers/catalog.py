@@ -131,7 +131,8 @@ CATALOG: tuple[ProviderSpec, ...] = (
                                    default_url="https://dev.azure.com", auth=("bearer", "basic")),
         env_prefixes=("TF_", "SYSTEM_", "BUILD_", "AGENT_", "AZURE_")),
     ProviderSpec(
-        "circleci",
+        "circleci", "ci_sidecar.providers.circleci:CircleCIProvider",
+        "ci_sidecar.providers.circleci.settings:CircleCISettings",
         credentials=CredentialSpec(("CIRCLE_TOKEN",), default_url="https://circleci.com/api/v2", auth=("header",)),
         env_prefixes=("CIRCLE",)),
     ProviderSpec(

@@ -54,6 +54,7 @@ export interface ArtifactRunParams {
 export interface ArtifactUrlResult {
   url: string | null;
   expires_at?: string | null;
+  note?: string | null;
 }
 
 /** The run a delta compares with. */

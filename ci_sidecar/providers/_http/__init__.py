@@ -40,6 +40,7 @@ from .pagination import (
     ContinuationToken,
     JsonNext,
     JsonStart,
+    JsonToken,
     LinkHeader,
     NextPageHeader,
     Pagination,
@@ -52,7 +53,8 @@ __all__ = [
     "HttpConfig", "HttpError", "HttpLayer", "ApiSession", "Response", "Call", "Redirects",
     "Auth", "NoAuth", "Bearer", "Basic", "HeaderToken", "Crumb",
     "Body", "Json", "Form", "Multipart", "Raw", "FileChunks", "file_chunks",
-    "Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "JsonStart", "parse_link_header",
+    "Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "JsonStart", "JsonToken",
+    "parse_link_header",
     "Rules", "classify_response", "classify_exception", "json_error_message", "not_the_api", "retry_undecodable",
     "retry_after_seconds", "Pacer", "RateLimitState", "token_fingerprint", "origin_of",
 ]

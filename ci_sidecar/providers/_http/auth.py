@@ -1,7 +1,8 @@
 """How a request carries its credential. The token is resolved per call by the delivery layer and handed to the
 session; an auth object turns it into headers (and, for Jenkins, fetches a crumb). Kinds:
 
-* :class:`Bearer` — ``Authorization: Bearer <token>`` (GitHub, Azure DevOps with Entra tokens, CircleCI);
+* :class:`Bearer` — ``Authorization: Bearer <token>`` (GitHub, Azure DevOps with Entra tokens), or another
+  scheme word (Travis CI API v3: ``Authorization: token <token>``);
 * :class:`Basic` — ``Authorization: Basic`` of ``user:secret`` (Azure DevOps PATs with an empty user,
   Bitbucket app passwords, Jenkins API tokens); the token is ``user:secret`` unless a username is fixed;
 * :class:`HeaderToken` — the token in a named header (GitLab ``PRIVATE-TOKEN`` or ``JOB-TOKEN``,
@@ -45,10 +46,13 @@ class NoAuth(Auth):
 
 
 class Bearer(Auth):
-    """``Authorization: Bearer <token>`` (nothing without a token)."""
+    """``Authorization: <scheme> <token>``, ``Bearer`` unless another scheme is named (nothing without a token)."""
+
+    def __init__(self, scheme: str = "Bearer") -> None:
+        self.scheme = scheme
 
     async def headers(self, call: Call, token: str | None, session: Requester) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"} if token else {}
+        return {"Authorization": f"{self.scheme} {token}"} if token else {}
 
 
 class Basic(Auth):

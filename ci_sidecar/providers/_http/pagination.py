@@ -8,7 +8,9 @@ just read, or None on the last page. The session follows only targets on the bas
   ``x-ms-continuationtoken`` → ``continuationToken``);
 * :class:`JsonNext` — an absolute URL in the body (Bitbucket ``{"next": "…"}``);
 * :class:`JsonStart` — an offset in the body sent back as a parameter (Bitbucket Data Center ``isLastPage`` /
-  ``nextPageStart`` → ``start``).
+  ``nextPageStart`` → ``start``);
+* :class:`JsonToken` — an opaque token in the body, sent back as a query parameter (CircleCI
+  ``next_page_token`` → ``page-token``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .model import Response, parse_link_header
 
-__all__ = ["Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "JsonStart",
+__all__ = ["Pagination", "LinkHeader", "NextPageHeader", "ContinuationToken", "JsonNext", "JsonStart", "JsonToken",
            "parse_link_header"]
 
 NextRequest = tuple[str, Mapping[str, Any] | None]
@@ -105,3 +107,22 @@ class JsonStart:
         if not isinstance(start, int) or isinstance(start, bool):
             return None
         return _without_query(resp.url), {**(params or {}), "start": start}
+
+
+@dataclass(frozen=True)
+class JsonToken:
+    """An opaque next-page token in a JSON body field, asked for with a query parameter (CircleCI API v2:
+    ``next_page_token`` → ``page-token``; null or absent on the last page)."""
+
+    field: str = "next_page_token"
+    param: str = "page-token"
+
+    def next_page(self, resp: Response, params: Mapping[str, Any] | None) -> NextRequest | None:
+        try:
+            body = resp.json()
+        except ValueError:
+            return None
+        token = body.get(self.field) if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            return None
+        return _without_query(resp.url), {**(params or {}), self.param: token}

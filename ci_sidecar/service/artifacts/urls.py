@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
+import msgspec
 import trio
 
 from ci_sidecar.protocol.artifact_methods import ArtifactNameParams, ArtifactUrlResult
 from ci_sidecar.protocol.records import Artifact
 from ci_sidecar.providers.base import LooksUpArtifacts, PresignsUrls
 
-from ..model import ArtifactMeta, ArtifactSaved
+from ..model import ArtifactMeta, ArtifactSaved, ArtifactUpload
 from .index import ArtifactIndex, _expired
 
 if TYPE_CHECKING:
@@ -69,14 +70,24 @@ class ArtifactUrls(ArtifactIndex):
             found = await self._lookup(meta, meta.primary, ctx)
             if found is not None:
                 return found
+        note = self._staged_note(primary, ctx)
         local = uploads.get("local")
         if local is not None and local.state == "delivered" and local.url and await _is_file(local.url):
-            return ArtifactUrlResult(url=local.url)
+            return ArtifactUrlResult(url=local.url, note=note)
         if ctx is not None:  # the copy may be there although its write is pending (a restart) or failed
             found = await self._lookup(meta, "local", ctx)
             if found is not None:
-                return found
-        return ArtifactUrlResult(url=None)  # never a dead link or a made-up one
+                return msgspec.structs.replace(found, note=note)
+        return ArtifactUrlResult(url=None, note=note)  # never a dead link or a made-up one
+
+    @staticmethod
+    def _staged_note(primary: ArtifactUpload | None, ctx: SessionContext | None) -> str | None:
+        """What the primary provider says of its staged tier (where the file waits, when its URL comes), when the
+        artifact is staged there and has no URL of that provider yet."""
+        if primary is None or primary.state != "delivered" or primary.tier != "staged" or ctx is None \
+                or not ctx.available(primary.provider):
+            return None
+        return ctx.caps(primary.provider).artifacts.note or "staged for a step of the job that uploads it"
 
     async def _lookup(self, meta: ArtifactMeta, provider: str, ctx: SessionContext) -> ArtifactUrlResult | None:
         """A URL the provider's API verifies holds this content (``lookup_artifact``, when the provider has it),
