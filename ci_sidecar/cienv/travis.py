@@ -6,6 +6,9 @@ Traps handled here:
 - On PR builds ``TRAVIS_BRANCH`` is the *target* branch and ``TRAVIS_COMMIT`` the merge commit; the source is
   ``TRAVIS_PULL_REQUEST_BRANCH`` / ``TRAVIS_PULL_REQUEST_SHA``.
 - On tag builds ``TRAVIS_BRANCH`` holds the tag name, so it is not reported as a branch.
+- Travis hosts no code: the code host is the first segment of travis-ci.com's web URLs
+  (``https://app.travis-ci.com/github/<owner>/<repo>/builds/<id>``, ``/bitbucket/``, ``/gitlab/``), else the
+  checkout's git remote (Travis clones from the code host).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from urllib.parse import urlsplit
 
 from ci_sidecar.cienv._fields import Fields, parse_int
 from ci_sidecar.cienv._git import Git
+from ci_sidecar.protocol.records import ScmContext
 
 __all__ = ["NAME", "is_present", "detect"]
 
 NAME = "travis"
+_HOSTS = {"github": "https://github.com", "bitbucket": "https://bitbucket.org", "gitlab": "https://gitlab.com"}
 
 
 def is_present(env: Mapping[str, str]) -> bool:
@@ -55,3 +60,7 @@ def detect(f: Fields, git: Git) -> None:
         parts = urlsplit(web)
         if parts.scheme and parts.hostname:
             f.put("server_url", f"{parts.scheme}://{parts.hostname}", "derived", "TRAVIS_BUILD_WEB_URL")
+        vcs = parts.path.strip("/").split("/")[0]
+        if vcs in _HOSTS:
+            f.set_scm(ScmContext(provider=vcs, repository=f.var("TRAVIS_REPO_SLUG"), server_url=_HOSTS[vcs]),
+                      "derived", "TRAVIS_BUILD_WEB_URL")

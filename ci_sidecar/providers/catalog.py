@@ -140,7 +140,7 @@ CATALOG: tuple[ProviderSpec, ...] = (
         "ci_sidecar.providers.teamcity.settings:TeamCitySettings",
         credentials=CredentialSpec(("TEAMCITY_TOKEN",)), env_prefixes=("TEAMCITY_", "BUILD_VCS_", "BUILD_")),
     ProviderSpec(
-        "travis",
+        "travis", "ci_sidecar.providers.travis:TravisProvider", "ci_sidecar.providers.travis.settings:TravisSettings",
         credentials=CredentialSpec(("TRAVIS_TOKEN",), default_url="https://api.travis-ci.com", auth=("token",)),
         env_prefixes=("TRAVIS",)),
     ProviderSpec(

@@ -26,7 +26,10 @@ from ci_sidecar.providers.settings import session_settings
 
 from .source_paths import SourcePolicy
 
-__all__ = ["SessionContext", "trim_env", "no_caps", "output_root", "describe_roles"]
+__all__ = ["SessionContext", "STORE_FALLBACK", "trim_env", "no_caps", "output_root", "describe_roles"]
+
+#: the ``via`` of a CI's artifact tier that is the object store itself (the CI has no artifact storage)
+STORE_FALLBACK = "artifact_store"
 
 #: every CI's own variables (from the catalog), ours (``CI``, ``CI_SIDECAR_*``) and the HTTP client's
 _KEEP_PREFIXES = env_prefixes() + (
@@ -100,17 +103,20 @@ class SessionContext:
     def artifact_routes(self, run_provider: str) -> tuple[list[str], str]:
         """Who gets a copy of each artifact, and whose copy the artifact reports (its ``primary``).
 
-        ``local`` always; the run's CI provider when it has an artifact tier; the object store when one is
-        configured. Primary: the CI's native tier, else the object store, else the CI's staged/fallback
+        ``local`` always; the run's CI provider when it has an artifact tier (a tier ``via`` :data:`STORE_FALLBACK`
+        only without an object store); the object store when one is configured. Primary: the CI's native tier, else the object store, else the CI's staged/fallback
         tier, else ``local``.
         """
         providers = ["local"]
         ci_tier = "none"
-        if run_provider != "local" and self.available(run_provider):
-            ci_tier = self.caps(run_provider).artifacts.kind
-            if ci_tier != "none":
-                providers.append(run_provider)
         store = self.store if self.store is not None and self.available(self.store) else None
+        if run_provider != "local" and self.available(run_provider):
+            tier = self.caps(run_provider).artifacts
+            ci_tier = tier.kind
+            # a CI whose only artifact tier is the object store (Travis) gets the write when there is none, to
+            # answer why not (-31007 with what to configure); with a store, the store carries it alone
+            if ci_tier != "none" and not (tier.via == STORE_FALLBACK and store is not None):
+                providers.append(run_provider)
         if store is not None:
             providers.append(store)
         primary = run_provider if ci_tier == "native" else (store or providers[-1])

@@ -43,3 +43,14 @@ class TestTravis:
         env = {**BASE, "TRAVIS_BRANCH": "v1.0", "TRAVIS_TAG": "v1.0", "TRAVIS_PULL_REQUEST": "false"}
         ctx = detect(env)
         assert (ctx.tag, ctx.branch) == ("v1.0", None)
+
+    def test_the_code_host_is_named_by_the_web_url(self) -> None:
+        """travis-ci.com's build URL names the code host (/github/, /bitbucket/); without one, git decides."""
+        env = {**BASE, "TRAVIS_BRANCH": "main", "TRAVIS_PULL_REQUEST": "false",
+               "TRAVIS_BUILD_WEB_URL": "https://app.travis-ci.com/github/octo/widgets/builds/123456"}
+        scm = detect(env).scm
+        assert scm is not None and (scm.provider, scm.repository) == ("github", "octo/widgets")
+        env["TRAVIS_BUILD_WEB_URL"] = "https://app.travis-ci.com/bitbucket/octo/widgets/builds/123456"
+        assert getattr(detect(env).scm, "provider", None) == "bitbucket"
+        env["TRAVIS_BUILD_WEB_URL"] = BASE["TRAVIS_BUILD_WEB_URL"]
+        assert detect(env).scm is None

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._server import Recorded
 from .circleci import FakeCircleCI
-from .github import FakeGitHub
+from .github_scenario import code_host, inject_code_host_faults, pull_request
 from .spec import OpenApiSpec
 
 __all__ = ["World", "View", "HEAD", "PR", "SLUG", "JOB"]
@@ -51,8 +51,7 @@ class World:
     def __init__(self, github_spec: OpenApiSpec, circle_spec: OpenApiSpec, *, fault_rate: float = 0.0,
                  seed: int = 1) -> None:
         self.fault_rate = fault_rate
-        self.github = FakeGitHub(github_spec, tokens={GITHUB_TOKEN: "app"}, fault_rate=fault_rate, seed=seed,
-                                 lost_methods=("POST",), per_resource_faults=True)
+        self.github = code_host(github_spec, GITHUB_TOKEN, fault_rate=fault_rate, seed=seed)
         self.circle = FakeCircleCI(circle_spec, tokens={CIRCLE_TOKEN}, projects={SLUG}, fault_rate=fault_rate,
                                    seed=seed + 7, per_resource_faults=True)
         self.workdir: Path | None = None
@@ -61,13 +60,7 @@ class World:
         self.github.__enter__()
         self.circle.__enter__()
         if self.fault_rate:
-            # whatever the seed: the first create of each kind is made and its answer lost, and each kind of
-            # failure before the fake commits happens at least once
-            for path in ("/comments$", "/statuses/"):
-                self.github.inject("lost", "POST", path)
-            for kind, method, path in (("502", "GET", "/comments$"), ("503", "POST", "/statuses/"),
-                                       ("429", "PATCH", "/comments/"), ("reset", "POST", "/statuses/")):
-                self.github.inject(kind, method, path, retry_after=0)
+            inject_code_host_faults(self.github)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -119,9 +112,7 @@ class World:
         return self.workdir / "ci-sidecar-staged"
 
     def view(self) -> View:
-        latest: dict[str, dict[str, Any]] = {}
-        for status in self.github.statuses(HEAD):  # newest first
-            latest.setdefault(status["context"], status)
+        statuses, comments = pull_request(self.github, HEAD, PR)
         junit = []
         for path in sorted((self.staged() / "junit").glob("*.xml")):
             cases = list(ET.parse(path).getroot().iter("testcase"))
@@ -133,6 +124,5 @@ class World:
                 data = path.read_bytes()
                 artifacts.append((path.relative_to(run_folder).as_posix(), len(data),
                                   hashlib.sha256(data).hexdigest()))
-        return View(statuses=tuple(sorted((k, v["state"], v["description"]) for k, v in latest.items())),
-                    comments=tuple(c["body"] for c in sorted(self.github.comments(PR), key=lambda c: c["id"])),
+        return View(statuses=statuses, comments=comments,
                     junit=tuple(junit), artifacts=tuple(artifacts))

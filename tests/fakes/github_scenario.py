@@ -160,3 +160,33 @@ class World:
 
     def violations(self) -> list[str]:
         return self.rest.violations + self.results.violations
+
+
+# --- GitHub as the code host of another CI's job (CircleCI, Travis CI) ---------------------------------
+
+
+def code_host(spec: OpenApiSpec, token: str, *, fault_rate: float, seed: int) -> FakeGitHub:
+    """The fake GitHub a CI that hosts no code sends its statuses and PR comments to."""
+    return FakeGitHub(spec, tokens={token: "app"}, fault_rate=fault_rate, seed=seed, lost_methods=("POST",),
+                      per_resource_faults=True)
+
+
+def inject_code_host_faults(rest: FakeGitHub) -> None:
+    """Whatever the seed: the first create of each kind is made and its answer lost, and each kind of failure
+    before the fake commits happens at least once."""
+    for path in ("/comments$", "/statuses/"):
+        rest.inject("lost", "POST", path)
+    for kind, method, path in (("502", "GET", "/comments$"), ("503", "POST", "/statuses/"),
+                               ("429", "PATCH", "/comments/"), ("reset", "POST", "/statuses/")):
+        rest.inject(kind, method, path, retry_after=0)
+
+
+def pull_request(rest: FakeGitHub, head: str, pr: int) -> tuple[tuple[tuple[str, str, str | None], ...],
+                                                                tuple[str, ...]]:
+    """What the PR shows: (context, state, description) of the newest status per context on ``head``, sorted, and
+    the comments' bodies, oldest first."""
+    latest: dict[str, dict[str, Any]] = {}
+    for status in rest.statuses(head):  # newest first
+        latest.setdefault(status["context"], status)
+    return (tuple(sorted((k, v["state"], v["description"]) for k, v in latest.items())),
+            tuple(c["body"] for c in sorted(rest.comments(pr), key=lambda c: c["id"])))

@@ -119,6 +119,9 @@ class ScenarioWorld(Protocol):
     def secrets(self) -> list[str]:
         """Credentials that must never show in a log line."""
 
+    # optional: ``daemon_env(env) -> env``, the daemon's environment with settings of its own (an
+    # ``[artifact_store]`` the job's artifacts go to)
+
 
 @contextmanager
 def job_environment(env: dict[str, str]) -> Iterator[None]:
@@ -270,6 +273,8 @@ def scenario(make_world: WorldFactory, base: Path, rate: float, seed: int = 1, *
 
     logs: list[str] = []
     with make_world(rate, seed) as world:
+        if hasattr(world, "daemon_env"):  # the daemon's own settings the world needs (an object store)
+            env = world.daemon_env(env)
         try:
             out = run_scenario(world, start_daemon, base / "job", plan, kill_halfway=kill, timeout=timeout, logs=logs)
         except BaseException:
