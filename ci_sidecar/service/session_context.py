@@ -104,8 +104,8 @@ class SessionContext:
         """Who gets a copy of each artifact, and whose copy the artifact reports (its ``primary``).
 
         ``local`` always; the run's CI provider when it has an artifact tier (a tier ``via`` :data:`STORE_FALLBACK`
-        only without an object store); the object store when one is configured. Primary: the CI's native tier, else the object store, else the CI's staged/fallback
-        tier, else ``local``.
+        only without an object store); the object store when one is configured. Primary: the CI's native tier,
+        else the object store, else the CI's staged/fallback tier, else ``local``.
         """
         providers = ["local"]
         ci_tier = "none"

@@ -42,7 +42,8 @@ class View:
 
     def differences(self, other: View) -> list[str]:
         return [f"{name}: {getattr(self, name)!r} != {getattr(other, name)!r}"
-                for name in ("statuses", "comments", "junit", "artifacts") if getattr(self, name) != getattr(other, name)]
+                for name in ("statuses", "comments", "junit", "artifacts")
+                if getattr(self, name) != getattr(other, name)]
 
 
 class World:

@@ -48,7 +48,8 @@ def job_env(work: Path, **extra: str) -> dict[str, str]:
     return {"CI": "true", "CIRCLECI": "true", "CIRCLE_PROJECT_USERNAME": "octo", "CIRCLE_PROJECT_REPONAME": "repo",
             "CIRCLE_REPOSITORY_URL": "git@github.com:octo/repo.git", "CIRCLE_SHA1": HEAD, "CIRCLE_BRANCH": "feature",
             "CIRCLE_PULL_REQUEST": "https://github.com/octo/repo/pull/9", "CIRCLE_BUILD_NUM": str(JOB),
-            "CIRCLE_JOB": "test", "CIRCLE_WORKFLOW_ID": "wf-1", "CIRCLE_BUILD_URL": f"https://circleci.com/gh/octo/repo/{JOB}",
+            "CIRCLE_JOB": "test", "CIRCLE_WORKFLOW_ID": "wf-1",
+            "CIRCLE_BUILD_URL": f"https://circleci.com/gh/octo/repo/{JOB}",
             "CIRCLE_WORKING_DIRECTORY": str(work), "CIRCLE_NODE_INDEX": "0", "CIRCLE_NODE_TOTAL": "1", **extra}
 
 
@@ -246,3 +247,39 @@ async def test_a_name_leaving_the_folder_is_refused_and_statuses_without_a_code_
     comment = await deliver(PostComment(body="hi", mode="create", pr_number=9), env)
     assert status.kind == comment.kind == "unsupported"
     assert "code host" in status.message and "PR comments" in comment.message
+
+
+# --- the example configuration ---------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "circleci" / "config.yml"
+
+
+def test_the_example_config_runs_real_commands_and_stores_what_is_staged() -> None:
+    """examples/circleci: every ci-sidecar command parses with the real CLI, exec's JUnit glob matches what the
+    suite writes, and the job stores the staged folders where the provider puts them by default."""
+    import fnmatch
+    import shlex
+
+    import yaml
+
+    from ci_sidecar.cli import build_parser
+    from ci_sidecar.providers.circleci.settings import CircleCISettings
+
+    config = yaml.safe_load(EXAMPLE.read_text())
+    steps = config["jobs"]["test"]["steps"]
+    commands = [line.strip() for step in steps if isinstance(step, dict) and "run" in step
+                for line in step["run"]["command"].splitlines()]
+    lines = [line for line in commands if line.startswith("ci-sidecar ")]
+    assert [shlex.split(line)[1] for line in lines] == ["doctor", "exec"]
+    for line in lines:
+        build_parser().parse_args(shlex.split(line)[1:])  # SystemExit on an unknown command or option
+    exec_args = build_parser().parse_args(shlex.split(lines[-1])[1:])
+    wrapped = exec_args.cmd[1:] if exec_args.cmd[:1] == ["--"] else exec_args.cmd
+    written = next(a.split("=", 1)[1] for a in wrapped if a.startswith("--junitxml="))
+    assert any(fnmatch.fnmatch(written, glob) for glob in exec_args.junit), (written, exec_args.junit)
+    staged = CircleCISettings().staged_dir
+    stores = [step for step in steps
+              if isinstance(step, dict) and {"store_test_results", "store_artifacts"} & set(step)]
+    assert {"store_test_results": {"path": f"{staged}/junit"}} in stores
+    assert {"store_artifacts": {"path": f"{staged}/artifacts", "destination": "ci-sidecar"}} in stores
+    assert config["workflows"]["test"]["jobs"][0]["test"]["context"] == "ci-sidecar"

@@ -127,7 +127,8 @@ def test_a_pull_request_build_without_a_store_answers_31007_and_with_one_gets_a_
             try:
                 c = connect(daemon, world.job_env(tmp_path / label))
                 run_id = c.request("create_test_run", {"name": "unit tests"})["id"]
-                c.request("report_results", {"test_run_id": run_id, "results": Plan(results=20, failures=2).batches()[0]})
+                results = Plan(results=20, failures=2).batches()[0]
+                c.request("report_results", {"test_run_id": run_id, "results": results})
                 try:
                     answers[label] = c.request("upload_artifact", {"test_run_id": run_id, "name": "logs/a.log",
                                                                    "content_base64": b64(b"hello\n"), "wait": True})
@@ -177,3 +178,32 @@ def test_thirty_percent_faults_change_nothing_on_the_pr_or_in_the_bucket(
     assert len([r for r in calls if r.status in (-1, 429, 502, 503)]) >= 0.2 * len(calls)
 
 
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "travis" / ".travis.yml"
+
+
+def test_the_example_build_runs_real_commands_and_configures_a_real_store() -> None:
+    """examples/travis: every ci-sidecar command parses with the real CLI, exec's JUnit glob matches what pytest
+    writes, and the object store variables are keys of [artifact_store] the configuration accepts."""
+    import fnmatch
+    import shlex
+
+    import yaml
+
+    from ci_sidecar.cli import build_parser
+    from ci_sidecar.config import load_config
+
+    build = yaml.safe_load(EXAMPLE.read_text())
+    lines = [line for line in build["install"] + build["script"] if line.startswith("ci-sidecar ")]
+    assert [shlex.split(line)[1] for line in lines] == ["doctor", "exec"]
+    for line in lines:
+        build_parser().parse_args(shlex.split(line)[1:])
+    exec_args = build_parser().parse_args(shlex.split(lines[-1])[1:])
+    wrapped = exec_args.cmd[1:] if exec_args.cmd[:1] == ["--"] else exec_args.cmd
+    written = next(a.split("=", 1)[1] for a in wrapped if a.startswith("--junitxml="))
+    assert any(fnmatch.fnmatch(written, glob) for glob in exec_args.junit)
+    variables = dict(item.split("=", 1) for item in build["env"]["global"])
+    store = {k: v for k, v in variables.items() if k.startswith("CI_SIDECAR_ARTIFACT_STORE_")}
+    loaded = load_config(env=store, cwd="/nonexistent").config.artifact_store
+    assert loaded is not None and (loaded.bucket, loaded.region) == ("my-ci-artifacts", "eu-west-1")
