@@ -33,6 +33,8 @@ class View:
 
     #: context → (state, description) of the newest status per context on the head commit
     statuses: tuple[tuple[str, str, str | None], ...]
+    #: the run on the PR when the session routes it to the code host: (name, head, status, conclusion, annotations)
+    check_runs: tuple[tuple[Any, ...], ...]
     #: bodies of the PR's comments, oldest first
     comments: tuple[str, ...]
     #: per staged JUnit file: (tests, failures, distinct test names)
@@ -42,7 +44,7 @@ class View:
 
     def differences(self, other: View) -> list[str]:
         return [f"{name}: {getattr(self, name)!r} != {getattr(other, name)!r}"
-                for name in ("statuses", "comments", "junit", "artifacts")
+                for name in ("statuses", "check_runs", "comments", "junit", "artifacts")
                 if getattr(self, name) != getattr(other, name)]
 
 
@@ -113,7 +115,6 @@ class World:
         return self.workdir / "ci-sidecar-staged"
 
     def view(self) -> View:
-        statuses, comments = pull_request(self.github, HEAD, PR)
         junit = []
         for path in sorted((self.staged() / "junit").glob("*.xml")):
             cases = list(ET.parse(path).getroot().iter("testcase"))
@@ -125,5 +126,5 @@ class World:
                 data = path.read_bytes()
                 artifacts.append((path.relative_to(run_folder).as_posix(), len(data),
                                   hashlib.sha256(data).hexdigest()))
-        return View(statuses=statuses, comments=comments,
+        return View(**pull_request(self.github, HEAD, PR),
                     junit=tuple(junit), artifacts=tuple(artifacts))

@@ -181,12 +181,15 @@ def inject_code_host_faults(rest: FakeGitHub) -> None:
         rest.inject(kind, method, path, retry_after=0)
 
 
-def pull_request(rest: FakeGitHub, head: str, pr: int) -> tuple[tuple[tuple[str, str, str | None], ...],
-                                                                tuple[str, ...]]:
-    """What the PR shows: (context, state, description) of the newest status per context on ``head``, sorted, and
-    the comments' bodies, oldest first."""
+def pull_request(rest: FakeGitHub, head: str, pr: int) -> dict[str, tuple[Any, ...]]:
+    """What the PR shows: ``statuses`` ((context, state, description) of the newest status per context on ``head``,
+    sorted), ``comments`` (bodies, oldest first) and ``check_runs`` ((name, head SHA, status, conclusion,
+    annotation count) of each, the run itself when the session routes it to the code host)."""
     latest: dict[str, dict[str, Any]] = {}
     for status in rest.statuses(head):  # newest first
         latest.setdefault(status["context"], status)
-    return (tuple(sorted((k, v["state"], v["description"]) for k, v in latest.items())),
-            tuple(c["body"] for c in sorted(rest.comments(pr), key=lambda c: c["id"])))
+    checks = sorted(rest.check_runs(), key=lambda c: c["id"])
+    return {"statuses": tuple(sorted((k, v["state"], v["description"]) for k, v in latest.items())),
+            "comments": tuple(c["body"] for c in sorted(rest.comments(pr), key=lambda c: c["id"])),
+            "check_runs": tuple((c["name"], c["head_sha"], c["status"], c["conclusion"],
+                                 len(rest.annotations(c["id"]))) for c in checks)}

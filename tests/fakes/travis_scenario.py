@@ -29,13 +29,16 @@ class View:
     """What the PR shows and what the bucket holds."""
 
     statuses: tuple[tuple[str, str, str | None], ...]
+    #: the run on the PR when the session routes it to the code host: (name, head, status, conclusion, annotations)
+    check_runs: tuple[tuple[Any, ...], ...]
     comments: tuple[str, ...]
     #: (artifact name, size) of every object under the run's key prefix
     objects: tuple[tuple[str, int], ...]
 
     def differences(self, other: View) -> list[str]:
         return [f"{name}: {getattr(self, name)!r} != {getattr(other, name)!r}"
-                for name in ("statuses", "comments", "objects") if getattr(self, name) != getattr(other, name)]
+                for name in ("statuses", "check_runs", "comments", "objects")
+                if getattr(self, name) != getattr(other, name)]
 
 
 class World:
@@ -107,7 +110,6 @@ class World:
         return self.github.violations + self.travis.violations
 
     def view(self) -> View:
-        statuses, comments = pull_request(self.github, HEAD, PR)
         objects = sorted((key.split("/", 2)[2], len(data)) for key, data in self.moto.objects(self.bucket).items())
-        return View(statuses=statuses, comments=comments,
+        return View(**pull_request(self.github, HEAD, PR),
                     objects=tuple(objects))
