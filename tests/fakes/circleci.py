@@ -8,6 +8,7 @@ CircleCI's behaviour where our client could notice it:
 * ``Circle-Token`` header (or Basic with the token as the user name); none: 401 ``{"message": "You must log in
   first."}``; an unknown token or a project it cannot see: 404 ``{"message": "Project not found"}``;
 * project slugs ``gh/…``, ``bb/…``, ``circleci/<org-id>/<project-id>``, their ``/`` URL-escaped in the path;
+* ``GET /project/{slug}/job/{job-number}`` answers the job's details once the job exists (:meth:`FakeCircleCI.job`);
 * ``GET /project/{slug}/{job-number}/artifacts`` and ``…/tests`` answer ``{items, next_page_token}`` pages
   (``page_size`` items each; the token is opaque and goes back as ``page-token``, which the spec's response
   describes but its parameter list leaves out — accepted on exactly these two operations);
@@ -162,6 +163,19 @@ class FakeCircleCI(FakeServer):
         if not number.isdigit():
             return self.error(400, f"Invalid job number {number!r}")
         job = self.jobs.get((slug, int(number)))
+        if rec.operation == "getJobDetails":
+            if job is None:
+                return self.error(404, "Job not found")
+            return Reply(200, {"number": int(number), "name": "test", "status": "running",
+                               "web_url": f"https://app.circleci.com/pipelines/{slug}/1/workflows/w/jobs/{number}",
+                               "project": {"id": "00000000-0000-0000-0000-000000000001", "slug": slug,
+                                           "name": slug.rsplit("/", 1)[-1], "external_url": "https://example"},
+                               "parallel_runs": [], "started_at": "2026-01-01T00:00:00Z", "parallelism": 1,
+                               "latest_workflow": {"id": "00000000-0000-0000-0000-000000000002", "name": "test"},
+                               "executor": {"resource_class": "medium"}, "messages": [], "contexts": [],
+                               "organization": {"name": slug.split("/")[1]}, "queued_at": "2026-01-01T00:00:00Z",
+                               "pipeline": {"id": "00000000-0000-0000-0000-000000000003"}, "duration": None,
+                               "created_at": "2026-01-01T00:00:00Z", "stopped_at": None})
         if rec.operation in _PAGED:
             items = (job.artifacts if rec.operation == "getJobArtifacts" else job.tests) if job else []
             return Reply(200, self._page(items, rec))

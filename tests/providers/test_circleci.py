@@ -249,6 +249,36 @@ async def test_a_name_leaving_the_folder_is_refused_and_statuses_without_a_code_
     assert "code host" in status.message and "PR comments" in comment.message
 
 
+async def test_doctor_shows_the_staging_folder_and_reads_the_job_through_api_v2(fake: FakeCircleCI,
+                                                                                 tmp_path: Path) -> None:
+    """``doctor --check`` names the staging folder, proves CIRCLE_TOKEN reads the job (Circle-Token, escaped slug),
+    says what a missing token or slug costs, and never shows the token."""
+    from ci_sidecar.credentials import Credential, Secret
+
+    variables = job_env(tmp_path)
+    ci = cienv.detect(variables)
+    fake.job(SLUG, JOB)
+
+    def cred(token: str) -> Credential:
+        return Credential(provider="circleci", base_url=fake.url, source="env:CIRCLE_TOKEN", fingerprint="f",
+                          secret=Secret(token))
+
+    provider = CircleCIProvider()
+    ok = await provider.probe_access(ci, variables, cred(TOKEN), write=True, trust_env=False)
+    bad = await provider.probe_access(ci, variables, cred("tok-unknown"), write=False, trust_env=False)
+    none = await provider.probe_access(ci, variables, None, write=False, trust_env=False)
+    await provider.aclose()
+    results = {i.name: (i.result, i.detail) for i in ok.items}
+    assert results["staging folder"][0] == "proven" and str(tmp_path) in results["staging folder"][1]
+    assert results["api v2"][0] == "proven" and f"job {JOB} of {SLUG} is running" in results["api v2"][1]
+    assert results["write"][0] == "skipped"
+    failed = next(i for i in bad.items if i.name == "api v2")
+    assert failed.result == "failed" and "Project not found" in failed.detail and "tok-unknown" not in failed.detail
+    assert next(i for i in none.items if i.name == "api v2").result == "skipped"
+    (call, *_) = fake.calls("GET", "/job/")
+    assert call.path == f"/api/v2/project/gh%2Focto%2Frepo/job/{JOB}" and call.headers["circle-token"] == TOKEN
+
+
 # --- the example configuration ---------------------------------------------------------------------
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "circleci" / "config.yml"

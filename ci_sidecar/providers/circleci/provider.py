@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote
 
-from ci_sidecar.protocol.records import ProviderCaps, Tier
+from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
 from .._http import HeaderToken, HttpConfig, HttpError, HttpLayer, JsonToken
 from .._staging import StagingError
-from ..base import Operation, Outcome, PostComment, ProviderEnv, PublishRun, SetStatus, UploadArtifact
+from ..base import CheckItem, CheckReport, Operation, Outcome, PostComment, ProviderEnv, PublishRun, SetStatus
+from ..base import UploadArtifact
+from ..settings import session_settings
 from .settings import CircleCISettings
 from .staging import (
     STORE_ARTIFACTS,
@@ -100,6 +105,43 @@ class CircleCIProvider:
         except HttpError as err:
             log.info("circleci: artifact lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
             return None
+
+    async def probe_access(self, ci: CIContext, env: Mapping[str, str], credential: Any, *, write: bool,
+                           trust_env: bool) -> CheckReport:
+        """``doctor --check``: where files are staged, and (with ``CIRCLE_TOKEN``) that API v2 shows the job
+        (``GET /project/{slug}/job/{number}``) the artifact URLs are read from. CircleCI takes no writes."""
+        penv = ProviderEnv(ci=ci, config=session_settings("circleci", env=env, credential_urls={}))
+        report = CheckReport(provider="circleci", tier=STORE_TEST_RESULTS, write=write)
+        add = report.items.append
+        area = staging_area(penv)
+        if isinstance(area, str) or not os.path.isdir(area.workspace):
+            add(CheckItem(name="staging folder", result="failed",
+                          detail=area if isinstance(area, str) else f"{area.workspace} is not a folder"))
+        else:
+            add(CheckItem(name="staging folder", result="proven",
+                          detail=f"{area.root} (store_test_results: {area.root.name}/junit, store_artifacts: "
+                                 f"{area.root.name}/artifacts)"))
+        slug, job = project_slug(penv), ci.build_number
+        if credential is None:
+            add(CheckItem(name="api v2", result="skipped", detail="no CIRCLE_TOKEN: get_artifact_url gives the "
+                                                                  "staged note, never CircleCI's URL"))
+        elif not slug or not (job or "").isdigit():
+            add(CheckItem(name="api v2", result="failed",
+                          detail="no project slug (set [providers.circleci] project_slug) or no CIRCLE_BUILD_NUM"))
+        else:
+            config = HttpConfig.from_env_config(str(credential.base_url or DEFAULT_API_URL), {"trust_env": trust_env})
+            api = self._http.session(config, credential.secret.reveal())
+            try:
+                body = (await api.request("GET", f"/project/{quote(slug, safe='')}/job/{job}")).json() or {}
+                add(CheckItem(name="api v2", result="proven",
+                              detail=f"job {job} of {slug} is {body.get('status')}: {body.get('web_url')}"))
+            except HttpError as err:
+                add(CheckItem(name="api v2", result="failed",
+                              detail=api.redact(f"GET job {job} of {slug}: {err.outcome.message}")))
+        if write:
+            add(CheckItem(name="write", result="skipped", detail="CircleCI takes no writes from a job; statuses "
+                                                                 "and comments are the code host's"))
+        return report
 
     def status(self) -> dict[str, Any]:
         """For ``sidecar/status``: the last rate-limit headers seen."""

@@ -33,7 +33,7 @@ __all__ = ["STORE_TEST_RESULTS", "STORE_ARTIFACTS", "URL_AFTER_UPLOAD", "staging
 
 STORE_TEST_RESULTS = "store_test_results"
 STORE_ARTIFACTS = "store_artifacts"
-URL_AFTER_UPLOAD = "staged; CircleCI gives its URL after the job's store_artifacts step"
+URL_AFTER_UPLOAD = "CircleCI gives its URL after the job's store_artifacts step"
 
 _VCS = {"github": "gh", "bitbucket": "bb"}
 
