@@ -1,7 +1,7 @@
 """The Travis CI provider: nothing native (Travis takes no writes from a job), statuses and comments through the code
 host, artifacts in the ``[artifact_store]`` with its presigned URLs and, without one, -31007 saying what to
 configure; API v3 (the fake Travis) read by ``doctor --check`` for the build's state and link. Through the daemon: a
-pull-request build, and the 10,000-result scenario with 30% faults on the shared harness."""
+pull-request build, and the 10,000-result scenario with 30% faults and a kill -9 on the shared harness."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from ci_sidecar.protocol.records import CIContext
 from ci_sidecar.providers.base import PostComment, ProviderEnv, SetStatus, UploadArtifact
 from ci_sidecar.providers.travis import TravisProvider
 from ci_sidecar_client import RpcError
-from fakes.scenario import Plan, assert_faults_change_nothing, connect, wait_delivered
+from fakes.scenario import Plan, assert_faults_change_nothing, assert_kill_9_changes_nothing, connect
+from fakes.scenario import wait_delivered
 from fakes.spec import OpenApiSpec, require_spec
 from fakes.travis import Build, FakeTravis
 from fakes.travis_scenario import BUILD, GITHUB_TOKEN, HEAD, PR, TRAVIS_TOKEN, World
@@ -176,6 +177,15 @@ def test_thirty_percent_faults_change_nothing_on_the_pr_or_in_the_bucket(
                                         for i in range(plan.artifacts)))
     calls = world.github.calls()
     assert len([r for r in calls if r.status in (-1, 429, 502, 503)]) >= 0.2 * len(calls)
+
+
+def test_kill_9_halfway_changes_nothing_on_the_pr_or_in_the_bucket(
+        make_world: Callable[[float, int], World], scenario_dirs: Callable[[], Path]) -> None:
+    """A daemon killed mid-build finishes the writes once the job's session is back: the PR and the bucket hold
+    what the fault-free build left, nothing twice."""
+    _clean, killed, world = assert_kill_9_changes_nothing(make_world, scenario_dirs, rate=0.3, seed=10, plan=Plan())
+    assert [r.status for r in world.github.calls("POST", "/comments$")].count(201) <= 1
+    assert len(killed.view.objects) == Plan().artifacts
 
 
 
