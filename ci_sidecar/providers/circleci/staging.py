@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._http import ApiSession
-from .._staging import StagingArea, StagingError
+from .._staging import StagingArea, StagingError, area_or_reason, stage_in
 from ..base import Outcome, ProviderEnv, UploadArtifact
 from .settings import CircleCISettings
 
@@ -53,12 +53,8 @@ def workspace(env: ProviderEnv) -> str | None:
 def staging_area(env: ProviderEnv) -> StagingArea | str:
     """The job's staging area, or why there is none."""
     folder = workspace(env)
-    if not folder or not os.path.isabs(folder):
-        return "no working directory (CIRCLE_WORKING_DIRECTORY) to stage files in"
-    try:
-        return StagingArea(folder, CircleCISettings.of(env).staged_dir)
-    except StagingError as exc:
-        return str(exc)
+    return area_or_reason(folder if folder and os.path.isabs(folder) else None, CircleCISettings.of(env).staged_dir,
+                          "no working directory (CIRCLE_WORKING_DIRECTORY) to stage files in")
 
 
 def project_slug(env: ProviderEnv) -> str | None:
@@ -87,11 +83,8 @@ def node_index(env: ProviderEnv) -> int:
 
 async def stage_artifact(op: UploadArtifact, env: ProviderEnv, state: dict[str, Any]) -> Outcome:
     """Copy the artifact into the staging folder for the job's ``store_artifacts``; its URL comes later."""
-    area = staging_area(env)
     try:
-        if isinstance(area, str):
-            raise StagingError(area)
-        staged = await area.stage_artifact(op)
+        staged = await stage_in(staging_area(env), op)
     except StagingError as exc:
         return Outcome.unsupported(f"circleci: artifact {op.name!r} cannot be staged: {exc}", tier="none")
     if state.get("sha256") not in (None, op.sha256):
