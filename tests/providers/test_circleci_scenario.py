@@ -39,8 +39,9 @@ def url_of(c: object, run_id: str, name: str) -> dict[str, object]:
 
 def test_a_pull_request_job_end_to_end(make_world: Callable[[float, int], World], short_tmp: Path,
                                        tmp_path: Path) -> None:
-    """Through the daemon: the PR gets the status and the comment, the run is staged as JUnit, an artifact's URL is
-    "staged" (the local copy, with the note) until store_artifacts ran, then CircleCI's; no token in the log."""
+    """Through the daemon: the PR gets the status, the comment and the run as a check run (named with the job), the run
+    is staged as JUnit, an artifact's URL is "staged" (the local copy, with the note) until store_artifacts ran, then
+    CircleCI's; no token in the log."""
     plan = Plan(results=300, failures=9, artifacts=2)
     with make_world(0.0, 1) as world:
         daemon = DaemonProcess.start(short_tmp / "d.sock", scrubbed_env(short_tmp))
@@ -79,6 +80,9 @@ def test_a_pull_request_job_end_to_end(make_world: Callable[[float, int], World]
     assert (circle["kind"], circle["delivery"]["state"]) == ("staged", "delivered")
     assert [c["body"] for c in world.github.comments(PR)] == [MARKER + "all good"]
     assert [(s["context"], s["state"]) for s in world.github.statuses(HEAD)] == [("lint", "success")]
+    (check,) = world.github.check_runs()  # the run on the PR too, through the code host
+    assert (check["name"], check["head_sha"], check["conclusion"]) == ("unit tests (test)", HEAD, "failure")
+    assert len(world.github.annotations(check["id"])) == plan.failures
     failures = sum(1 for t in world.circle.job(SLUG, JOB).tests if t["result"] == "failure")
     assert failures == plan.failures
     assert GITHUB_TOKEN not in log and CIRCLE_TOKEN not in log
