@@ -14,6 +14,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout  # the builtin TimeoutError only from 3.11
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ._methods import Methods
+
 __all__ = ["Client", "RpcError", "ConnectionLost", "DaemonNotFound", "default_socket_path"]
 
 PROTOCOL_VERSION = 1
@@ -97,8 +99,11 @@ class _Channel:
         self._close()
 
 
-class Client:
+class Client(Methods):
     """A session with the daemon. Use :meth:`connect` or :meth:`spawn`; close with :meth:`close`.
+
+    Every daemon method is a typed method too (``c.create_test_run(name="unit")``, results typed by the
+    TypedDicts in ``ci_sidecar_client.types``); :meth:`request` reaches any method by name.
 
     ``initialize_timeout`` bounds the wait for the answer to ``initialize`` (default: no bound).
     """
