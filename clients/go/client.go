@@ -598,9 +598,11 @@ func (c *Client) shutdownTransport() {
 
 // DeliverySummary is what shutdown reports about this session's writes.
 type DeliverySummary struct {
-	Pending   int    `json:"pending"`
-	Failed    int    `json:"failed"`
-	LastError string `json:"last_error,omitempty"`
+	Pending     int           `json:"pending"`
+	Failed      int           `json:"failed"`
+	LastError   string        `json:"last_error,omitempty"`
+	Undelivered []Undelivered `json:"undelivered,omitempty"`
+	KeptIn      *string       `json:"kept_in,omitempty"` // where undelivered writes wait for a later daemon
 }
 
 // Close sends shutdown (flushing this session's writes) then exit, and returns the delivery summary.

@@ -34,7 +34,7 @@ type Counts struct {
 	Flaky   int `json:"flaky"`
 }
 
-// TestRun is a run as the daemon reports it; fields this client does not model stay in Raw.
+// TestRun is a run as the daemon reports it; Raw keeps the answer as sent.
 type TestRun struct {
 	ID         string          `json:"id"`
 	Name       string          `json:"name"`
@@ -45,22 +45,33 @@ type TestRun struct {
 	ExternalID string          `json:"external_id,omitempty"`
 	OutputDir  string          `json:"output_dir,omitempty"` // where the local reports are (report.html)
 	Coverage   *float64        `json:"coverage,omitempty"`   // percent, when a client reported it
+	Duration   *float64        `json:"duration,omitempty"`   // seconds, once finished
+	Note       string          `json:"note,omitempty"`
 	Counts     Counts          `json:"counts"`
 	Delivery   DeliverySummary `json:"delivery"`
+	Targets    []Target        `json:"targets"`
+	Comments   []CommentRef    `json:"comments"`
+	Delta      *RunDelta       `json:"delta,omitempty"` // the run compared with its base, once finished (docs/history.md)
 	Raw        json.RawMessage `json:"-"`
 }
 
-// Artifact is a stored artifact (the fields most callers need; the rest stay in Raw).
+// Artifact is a stored artifact; Raw keeps the answer as sent.
 type Artifact struct {
-	Name       string          `json:"name"`
-	Type       string          `json:"type"`
-	TestRunID  string          `json:"test_run_id"`
-	Size       int64           `json:"size"`
-	Sha256     string          `json:"sha256"`
-	MimeType   string          `json:"mime_type"`
-	StoredPath string          `json:"stored_path"`
-	URL        *string         `json:"url,omitempty"`
-	Raw        json.RawMessage `json:"-"`
+	Name         string          `json:"name"`
+	Type         string          `json:"type"`
+	TestRunID    string          `json:"test_run_id"`
+	Size         int64           `json:"size"`
+	Sha256       string          `json:"sha256"`
+	MimeType     string          `json:"mime_type"`
+	CreatedAt    string          `json:"created_at"`
+	StoredPath   string          `json:"stored_path"`
+	Upload       UploadInfo      `json:"upload"`
+	Labels       []string        `json:"labels"`
+	Metadata     map[string]any  `json:"metadata"`
+	URL          *string         `json:"url,omitempty"`
+	URLExpiresAt *string         `json:"url_expires_at,omitempty"`
+	Inside       *string         `json:"inside,omitempty"` // the archive holding it, for a member of one
+	Raw          json.RawMessage `json:"-"`
 }
 
 // ReportAnswer is report_results' answer.
