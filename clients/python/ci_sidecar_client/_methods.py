@@ -416,7 +416,7 @@ class RenderBadgeResult(_RenderBadgeResultRequired, total=False):
 
 class _RenderReportParamsRequired(TypedDict):
     test_run_id: str
-    format: Literal["github-annotations", "html", "json", "junit", "markdown"]
+    format: Literal["azure-vso", "github-annotations", "html", "json", "junit", "markdown"]
 
 
 class RenderReportParams(_RenderReportParamsRequired, total=False):
@@ -837,7 +837,7 @@ class Methods:
         Arguments left as None are not sent (the daemon's default applies)."""
         return self.request('render_badge', _present({'label': label, 'test_run_id': test_run_id, 'status': status, 'style': style}))
 
-    def render_report(self, *, test_run_id: str, format: Literal["github-annotations", "html", "json", "junit", "markdown"], max_bytes: Optional[int] = None) -> 'RenderReportResult':
+    def render_report(self, *, test_run_id: str, format: Literal["azure-vso", "github-annotations", "html", "json", "junit", "markdown"], max_bytes: Optional[int] = None) -> 'RenderReportResult':
         """``render_report``: Write a report of the run into its output folder.
 
         Arguments left as None are not sent (the daemon's default applies)."""
