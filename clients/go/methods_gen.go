@@ -24,6 +24,7 @@ type AddPrCommentResult struct {
 type ArtifactUrlResult struct {
 	URL       *string `json:"url,omitempty"`
 	ExpiresAt *string `json:"expires_at,omitempty"`
+	Note      *string `json:"note,omitempty"`
 }
 
 // BaseRun is the run a delta compares with.
@@ -120,6 +121,14 @@ type FlakyTest struct {
 	Score float64 `json:"score"`
 	Flips int     `json:"flips"`
 	Runs  int     `json:"runs"`
+}
+
+// GroupParams is the logical run a shard belongs to (one check run/status/comment per group, merged through the store).
+type GroupParams struct {
+	Key       *string  `json:"key,omitempty"`
+	Shard     *int     `json:"shard,omitempty"`
+	Total     *int     `json:"total,omitempty"`
+	DeadlineS *float64 `json:"deadline_s,omitempty"`
 }
 
 // IngestError is a wire type of the protocol.
@@ -288,6 +297,7 @@ type StatusResult struct {
 	StateDir        *string                   `json:"state_dir,omitempty"`
 	InstanceDir     *string                   `json:"instance_dir,omitempty"`
 	Instances       []InstanceStatus          `json:"instances,omitempty"`
+	Groups          map[string]int            `json:"groups,omitempty"`
 }
 
 // Summary is counts a client reports without per-test results; the seed's shapes are accepted too.
@@ -431,17 +441,18 @@ func (m API) CompleteTestRun(ctx context.Context, p CompleteTestRunParams) (*Tes
 
 // CreateTestRunParams are create_test_run's params; nil and empty fields are not sent.
 type CreateTestRunParams struct {
-	Name       string   `json:"name"`
-	CommitSHA  *string  `json:"commit_sha,omitempty"`
-	HeadSHA    *string  `json:"head_sha,omitempty"`
-	Branch     *string  `json:"branch,omitempty"`
-	PRNumber   *int     `json:"pr_number,omitempty"`
-	BuildID    *string  `json:"build_id,omitempty"`
-	DetailsURL *string  `json:"details_url,omitempty"`
-	ExternalID *string  `json:"external_id,omitempty"`
-	Provider   *string  `json:"provider,omitempty"`
-	Wait       *bool    `json:"wait,omitempty"`
-	WaitS      *float64 `json:"wait_s,omitempty"`
+	Name       string       `json:"name"`
+	CommitSHA  *string      `json:"commit_sha,omitempty"`
+	HeadSHA    *string      `json:"head_sha,omitempty"`
+	Branch     *string      `json:"branch,omitempty"`
+	PRNumber   *int         `json:"pr_number,omitempty"`
+	BuildID    *string      `json:"build_id,omitempty"`
+	DetailsURL *string      `json:"details_url,omitempty"`
+	ExternalID *string      `json:"external_id,omitempty"`
+	Provider   *string      `json:"provider,omitempty"`
+	Group      *GroupParams `json:"group,omitempty"`
+	Wait       *bool        `json:"wait,omitempty"`
+	WaitS      *float64     `json:"wait_s,omitempty"`
 }
 
 // CreateTestRun calls create_test_run: Create a test run (idempotent on external_id); published to the run's providers.
@@ -836,6 +847,7 @@ var wireTypes = map[string]reflect.Type{
 	"DeltaCounts":               reflect.TypeOf(DeltaCounts{}),
 	"ErrorInfo":                 reflect.TypeOf(ErrorInfo{}),
 	"FlakyTest":                 reflect.TypeOf(FlakyTest{}),
+	"GroupParams":               reflect.TypeOf(GroupParams{}),
 	"IngestError":               reflect.TypeOf(IngestError{}),
 	"IngestJunitResult":         reflect.TypeOf(IngestJunitResult{}),
 	"InitializeResult":          reflect.TypeOf(InitializeResult{}),

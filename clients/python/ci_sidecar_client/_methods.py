@@ -4,7 +4,7 @@
 
 from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
-__all__ = ['Methods', 'AddPrCommentParams', 'AddPrCommentResult', 'Artifact', 'ArtifactNameParams', 'ArtifactRunParams', 'ArtifactUrlResult', 'BaseRun', 'CIContext', 'CancelParams', 'Capabilities', 'ChannelResult', 'ClientInfo', 'CloseArtifactStreamParams', 'CommentRef', 'CompleteTestRunParams', 'Counts', 'CreateTestRunParams', 'DeliveryState', 'DeliverySummary', 'DeltaCounts', 'ErrorInfo', 'FlakyTest', 'IngestError', 'IngestJunitParams', 'IngestJunitResult', 'InitializeParams', 'InitializeResult', 'InstanceStatus', 'ListTestRunsParams', 'ListTestRunsResult', 'NoParams', 'OpenArtifactStreamParams', 'OpenArtifactStreamResult', 'OutboxStatus', 'ProviderCaps', 'ProviderStatus', 'PurgeArtifactsResult', 'RaiseParams', 'ReadTestResultsParams', 'ReadTestResultsResult', 'RenderBadgeParams', 'RenderBadgeResult', 'RenderReportParams', 'RenderReportResult', 'ReportResultsParams', 'ReportResultsResult', 'RunDelta', 'ScmContext', 'SendNotificationsParams', 'ServerInfo', 'SetBuildStatusParams', 'SetBuildStatusResult', 'SleepParams', 'SleepResult', 'Source', 'StatusResult', 'Summary', 'Target', 'TestResult', 'TestRun', 'TestRunIdParams', 'Tier', 'Undelivered', 'UpdateArtifactMetadataParams', 'UpdateTestRunParams', 'UploadArtifactParams', 'UploadArtifactsParams', 'UploadInfo', 'UploadItem', 'UploadItemResult', 'WriteArtifactStreamParams', 'WriteArtifactStreamResult']
+__all__ = ['Methods', 'AddPrCommentParams', 'AddPrCommentResult', 'Artifact', 'ArtifactNameParams', 'ArtifactRunParams', 'ArtifactUrlResult', 'BaseRun', 'CIContext', 'CancelParams', 'Capabilities', 'ChannelResult', 'ClientInfo', 'CloseArtifactStreamParams', 'CommentRef', 'CompleteTestRunParams', 'Counts', 'CreateTestRunParams', 'DeliveryState', 'DeliverySummary', 'DeltaCounts', 'ErrorInfo', 'FlakyTest', 'GroupParams', 'IngestError', 'IngestJunitParams', 'IngestJunitResult', 'InitializeParams', 'InitializeResult', 'InstanceStatus', 'ListTestRunsParams', 'ListTestRunsResult', 'NoParams', 'OpenArtifactStreamParams', 'OpenArtifactStreamResult', 'OutboxStatus', 'ProviderCaps', 'ProviderStatus', 'PurgeArtifactsResult', 'RaiseParams', 'ReadTestResultsParams', 'ReadTestResultsResult', 'RenderBadgeParams', 'RenderBadgeResult', 'RenderReportParams', 'RenderReportResult', 'ReportResultsParams', 'ReportResultsResult', 'RunDelta', 'ScmContext', 'SendNotificationsParams', 'ServerInfo', 'SetBuildStatusParams', 'SetBuildStatusResult', 'SleepParams', 'SleepResult', 'Source', 'StatusResult', 'Summary', 'Target', 'TestResult', 'TestRun', 'TestRunIdParams', 'Tier', 'Undelivered', 'UpdateArtifactMetadataParams', 'UpdateTestRunParams', 'UploadArtifactParams', 'UploadArtifactsParams', 'UploadInfo', 'UploadItem', 'UploadItemResult', 'WriteArtifactStreamParams', 'WriteArtifactStreamResult']
 
 
 def _present(params: Dict[str, Any]) -> Dict[str, Any]:
@@ -72,6 +72,7 @@ class _ArtifactUrlResultRequired(TypedDict):
 
 class ArtifactUrlResult(_ArtifactUrlResultRequired, total=False):
     expires_at: Optional[str]
+    note: Optional[str]
 
 
 class _BaseRunRequired(TypedDict):
@@ -206,6 +207,7 @@ class CreateTestRunParams(_CreateTestRunParamsRequired, total=False):
     details_url: Optional[str]
     external_id: Optional[str]
     provider: Optional[str]
+    group: Optional['GroupParams']
     wait: bool
     wait_s: float
 
@@ -260,6 +262,14 @@ class FlakyTest(TypedDict):
     score: float
     flips: int
     runs: int
+
+
+class GroupParams(TypedDict, total=False):
+    """The logical run a shard belongs to (one check run/status/comment per group, merged through the store)."""
+    key: Optional[str]
+    shard: Optional[int]
+    total: Optional[int]
+    deadline_s: Optional[float]
 
 
 class _IngestErrorRequired(TypedDict):
@@ -553,6 +563,7 @@ class StatusResult(_StatusResultRequired, total=False):
     state_dir: Optional[str]
     instance_dir: Optional[str]
     instances: List['InstanceStatus']
+    groups: Dict[str, int]
 
 
 class Summary(TypedDict, total=False):
@@ -781,11 +792,11 @@ class Methods:
         Arguments left as None are not sent (the daemon's default applies)."""
         return self.request('complete_test_run', _present({'test_run_id': test_run_id, 'conclusion': conclusion, 'coverage': coverage, 'wait': wait, 'wait_s': wait_s}))
 
-    def create_test_run(self, *, name: str, commit_sha: Optional[str] = None, head_sha: Optional[str] = None, branch: Optional[str] = None, pr_number: Optional[int] = None, build_id: Optional[str] = None, details_url: Optional[str] = None, external_id: Optional[str] = None, provider: Optional[str] = None, wait: Optional[bool] = None, wait_s: Optional[float] = None) -> 'TestRun':
+    def create_test_run(self, *, name: str, commit_sha: Optional[str] = None, head_sha: Optional[str] = None, branch: Optional[str] = None, pr_number: Optional[int] = None, build_id: Optional[str] = None, details_url: Optional[str] = None, external_id: Optional[str] = None, provider: Optional[str] = None, group: Optional['GroupParams'] = None, wait: Optional[bool] = None, wait_s: Optional[float] = None) -> 'TestRun':
         """``create_test_run``: Create a test run (idempotent on external_id); published to the run's providers.
 
         Arguments left as None are not sent (the daemon's default applies)."""
-        return self.request('create_test_run', _present({'name': name, 'commit_sha': commit_sha, 'head_sha': head_sha, 'branch': branch, 'pr_number': pr_number, 'build_id': build_id, 'details_url': details_url, 'external_id': external_id, 'provider': provider, 'wait': wait, 'wait_s': wait_s}))
+        return self.request('create_test_run', _present({'name': name, 'commit_sha': commit_sha, 'head_sha': head_sha, 'branch': branch, 'pr_number': pr_number, 'build_id': build_id, 'details_url': details_url, 'external_id': external_id, 'provider': provider, 'group': group, 'wait': wait, 'wait_s': wait_s}))
 
     def get_artifact_by_name(self, *, test_run_id: str, name: str) -> Optional['Artifact']:
         """``get_artifact_by_name``: One artifact by name, or null."""

@@ -230,9 +230,49 @@ func structBody(order []string, props map[string]Schema, required map[string]boo
 	return b.String()
 }
 
-// IsParamsType says whether a component schema describes a request (the per-method Params structs,
-// generated from each method's by-name params, take its place).
-func IsParamsType(name string) bool { return strings.HasSuffix(name, "Params") }
+// IsParamsType says whether a component schema is a method's whole request (OpenRPC expands it into the
+// method's by-name params, so nothing refers to it): the per-method Params struct takes its place.
+func IsParamsType(doc Doc, name string) bool {
+	return strings.HasSuffix(name, "Params") && !referenced(doc)[name]
+}
+
+// referenced are the component names some $ref in the document points at.
+func referenced(doc Doc) map[string]bool {
+	out := map[string]bool{}
+	var walk func(s Schema)
+	walk = func(s Schema) {
+		if s.Ref != "" {
+			out[s.Ref[strings.LastIndex(s.Ref, "/")+1:]] = true
+		}
+		for _, a := range s.AnyOf {
+			walk(a)
+		}
+		if s.Items != nil {
+			walk(*s.Items)
+		}
+		for _, p := range s.Properties {
+			walk(p)
+		}
+		if len(s.Additional) > 0 && s.Additional[0] == '{' {
+			var extra Schema
+			if json.Unmarshal(s.Additional, &extra) == nil {
+				walk(extra)
+			}
+		}
+	}
+	for _, m := range doc.Methods {
+		for _, p := range m.Params {
+			walk(p.Schema)
+		}
+		if m.Result != nil {
+			walk(m.Result.Schema)
+		}
+	}
+	for _, s := range doc.Components.Schemas {
+		walk(s)
+	}
+	return out
+}
 
 // Render is the whole methods_gen.go for an OpenRPC document.
 func Render(doc Doc) ([]byte, error) {
@@ -248,7 +288,7 @@ func Render(doc Doc) ([]byte, error) {
 	sort.Strings(names)
 	registry := []string{}
 	for _, name := range names {
-		if IsParamsType(name) {
+		if IsParamsType(doc, name) {
 			continue
 		}
 		registry = append(registry, name)
