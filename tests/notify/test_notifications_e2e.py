@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from fakes.notify_sink import NotifySink, SmtpSink
-from helpers import DaemonProcess
+from helpers import DaemonProcess, wait_for
 
 HMAC_KEY = "whsec-test-signing-key-0123456789"
 CHANNELS = ("slack", "teams", "hook", "mail")
@@ -109,10 +109,16 @@ def test_a_failing_main_run_notifies_every_channel_once(world: Any, short_tmp: P
         plain = mail.get_body(("plain",)).get_content()
         html = mail.get_body(("html",)).get_content()
         assert "app.test_<script>&alert" in plain and "app.test_&lt;script&gt;&amp;alert" in html
+        # a sink has the message before the daemon has read its answer and journaled the delivery: wait for that
+        def delivered_notify_targets() -> dict[str, Any] | None:
+            status = c.request("get_test_run_status", {"test_run_id": run["id"]})
+            notify = {t["provider"]: t for t in status["targets"] if t["role"] == "notify"}
+            done = set(CHANNELS) == set(notify) and all("delivered" == t["delivery"]["state"] for t in notify.values())
+            return notify if done else None
+
+        notify = wait_for(delivered_notify_targets, what="every notify target delivered")
         status = c.request("get_test_run_status", {"test_run_id": run["id"]})
-        notify = {t["provider"]: t for t in status["targets"] if t["role"] == "notify"}
         assert set(CHANNELS) == set(notify)
-        assert all("delivered" == t["delivery"]["state"] for t in notify.values())
         again = c.request("send_notifications", {"test_run_id": run["id"], "wait": True})
         assert all(r["deduplicated"] and r["ok"] and r["state"] == "delivered" for r in again.values())
         assert 1 == len(sink.accepted["slack"]) == len(smtp.messages)
