@@ -80,7 +80,7 @@ class DaemonProcess:
             d.wait_ready()
         return d
 
-    def wait_ready(self, timeout: float = 10.0) -> None:
+    def wait_ready(self, timeout: float = 30.0) -> None:  # generous: a loaded machine starts Python slowly
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -110,7 +110,7 @@ class DaemonProcess:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 10.0) -> int:
+    def stop(self, timeout: float = 30.0) -> int:  # generous: a clean stop writes a snapshot, slow under load
         for c in self.clients:
             try:
                 c.close(timeout=2)

@@ -24,9 +24,10 @@ $CLEAN "$PY" -m ci_sidecar serve --socket "$SOCK" --debug-methods >"$TMP/daemon.
 DAEMON=$!
 cleanup() { kill "$DAEMON" 2>/dev/null; wait "$DAEMON" 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
-i=0
-while [ ! -S "$SOCK" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i + 1)); done
-[ -S "$SOCK" ] || { echo "daemon did not start:"; cat "$TMP/daemon.log"; exit 1; }
+# the socket file exists from bind() on, but connections are refused until listen(): wait for one to be
+# accepted (the deadline is generous: a loaded machine may take long to start Python)
+$CLEAN "$PY" -m ci_sidecar wait --socket "$SOCK" --timeout 60 ||
+    { echo "daemon did not start:"; cat "$TMP/daemon.log"; exit 1; }
 
 # run the helper in this clean world
 for v in $(env | sed -n 's/^\(CI[A-Z_]*\|GITHUB_[A-Z_]*\|GITLAB_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done

@@ -94,25 +94,32 @@ def test_size_limit_removes_the_oldest_and_keeps_shared_content(sized: tuple[Dae
 
 
 def test_age_limit_is_applied_on_a_schedule(short_tmp: Path, env: dict[str, str], tmp_path: Path) -> None:
-    # 4 s, checked every second; the two uploads are 2 s apart so a loaded machine keeps the order
-    env = dict(env, CI_SIDECAR_ARTIFACT_RETENTION_DAYS=str(4.0 / 86400))
+    """Past the age limit an artifact goes on its own (list, URL, blob, local copy), a younger one stays until
+    its own age is reached."""
+    # 6 s, checked every 1.5 s; the uploads are 3 s apart, so the old one cannot age out before the new one is
+    # listed beside it, and at least one check falls between the two ages even when the machine is loaded
+    env = dict(env, CI_SIDECAR_ARTIFACT_RETENTION_DAYS=str(6.0 / 86400))
     d = DaemonProcess.start(short_tmp / "a.sock", env)
     try:
         c = d.client(config={"output_dir": str(tmp_path / "out")})
         run = c.request("create_test_run", {"name": "aging"})["id"]
         old = c.request("upload_artifact", {"test_run_id": run, "name": "old.txt", "content_base64": b64(b"old"),
                                             "wait": True})
-        time.sleep(2.0)
+        time.sleep(3.0)
         c.request("upload_artifact", {"test_run_id": run, "name": "new.txt", "content_base64": b64(b"new"),
                                       "wait": True})
         assert names(c, run) == ["old.txt", "new.txt"]
-        deadline = time.monotonic() + 15
+        old_copy = tmp_path / "out" / run / "artifacts" / "old.txt"
+        deadline = time.monotonic() + 30
         while names(c, run) != ["new.txt"] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert names(c, run) == ["new.txt"]  # the old one went on its own, the younger one not yet
         assert blob_names(env) == {hashlib.sha256(b"new").hexdigest()}
-        assert not (tmp_path / "out" / run / "artifacts" / "old.txt").exists()
         assert rpc_error(c, "get_artifact_url", {"test_run_id": run, "name": old["name"]}).code == -31002
+        # the local copy is deleted after the removal is journaled (the list already says so): wait for it
+        while old_copy.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not old_copy.exists()
         while names(c, run) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert names(c, run) == [] and blob_names(env) == set()

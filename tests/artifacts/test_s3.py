@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -350,7 +351,9 @@ def start(short_tmp: Path, env: dict[str, str]) -> Iterator[DaemonProcess]:
 def test_end_to_end_upload_url_refresh_and_retry(short_tmp: Path, session_env: dict[str, str], moto: Moto,
                                                  proxy: FaultProxy, tmp_path: Path) -> None:
     bucket = moto.bucket()
-    env = store_env(session_env, proxy.url, bucket, ("AKIDE2E", SECRET), presign_ttl_s="2")
+    # URLs live 6 s: long enough to be used and asked for again on a loaded machine (X-Amz-Date is whole
+    # seconds, so a URL may be good for 5 s only), short enough to watch one expire
+    env = store_env(session_env, proxy.url, bucket, ("AKIDE2E", SECRET), presign_ttl_s="6")
     for d in start(short_tmp, env):
         c: Client = d.client(config={"output_dir": str(tmp_path / "out")})
         tier = c.initialize_result["capabilities"]["roles"]["ci"]["artifacts"]
@@ -371,7 +374,9 @@ def test_end_to_end_upload_url_refresh_and_retry(short_tmp: Path, session_env: d
 
         first = c.request("get_artifact_url", {"test_run_id": run, "name": "out/report.html"})
         assert first == {"url": art["url"], "expires_at": art["url_expires_at"]}
-        time.sleep(2.5)
+        # until it has expired, for the store (X-Amz-Date + X-Amz-Expires) and for the daemon (expires_at)
+        expiry = datetime.fromisoformat(first["expires_at"].replace("Z", "+00:00")).timestamp()
+        time.sleep(max(0.0, expiry + 0.2 - time.time()))
         assert get(first["url"]).status_code == 403 and proxy.expired_rejections == 1  # S3 would say so too
         fresh = c.request("get_artifact_url", {"test_run_id": run, "name": "out/report.html"})
         assert fresh["url"] != first["url"] and fresh["expires_at"] > first["expires_at"]

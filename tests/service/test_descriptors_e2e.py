@@ -46,7 +46,12 @@ class TestDescriptors:
                 c.request("report_results", {"test_run_id": run, "results": [
                     {"name": f"t{j}", "status": "passed"} for j in range(20)]})
                 assert "finished" == c.request("complete_test_run", {"test_run_id": run})["status"]
-            deadline = time.monotonic() + 10  # deliveries of the last runs may still have a file open
+            # deliveries of the last runs may still have a file open: wait until none is left to deliver,
+            # then for the descriptors to be closed (generous deadlines: a loaded machine is slow, not leaky)
+            deadline = time.monotonic() + 60
+            while c.request("sidecar/status")["outbox"]["pending"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert 0 == c.request("sidecar/status")["outbox"]["pending"]
             while d.open_fds() - start > 2 and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert d.open_fds() - start <= 2  # the journal segment and the client's connection
