@@ -342,6 +342,22 @@ async def test_an_artifact_goes_to_the_pipelines_generic_package(fake: FakeGitLa
     assert other is None  # never a URL for content the registry does not hold
 
 
+async def test_a_failed_package_lookup_answers_no_url_and_logs_why(fake: FakeGitLab, envs: Envs, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The registry fails while an artifact's URL is looked up: no URL (not an error), one log line without the token."""
+    op = artifact(tmp_path)
+    provider = GitLabProvider()
+    env = envs()
+    assert (await provider.deliver(op, env, {})).kind == "delivered"
+    fake.inject("503", "GET", "/packages/generic/")
+    with caplog.at_level("INFO", logger="ci_sidecar.providers.gitlab"):
+        found = await provider.lookup_artifact(op, env, {})
+    await provider.aclose()
+    assert found is None
+    (line,) = [r.getMessage() for r in caplog.records if "package lookup" in r.getMessage()]
+    assert line.startswith("gitlab: package lookup of logs/shard-1.log failed: ") and API not in caplog.text
+
+
 async def test_the_job_token_uploads_packages_with_its_own_header(fake: FakeGitLab, envs: Envs, tmp_path: Path) -> None:
     """The job token goes as JOB-TOKEN (never PRIVATE-TOKEN), which GitLab accepts for packages."""
     out = await deliver(artifact(tmp_path), envs(JOB))

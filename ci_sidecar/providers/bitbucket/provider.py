@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
 from .._gated import api_session
-from .._deliver import deliver_with
+from .._deliver import deliver_with, lookup_or_none
 from .._http import ApiSession, HttpError, token_fingerprint
 from ..base import (
     CheckReport,
@@ -174,11 +174,7 @@ class BitbucketProvider:
         if mode(env) not in ("bearer", "basic") or data_center(env):
             return None
         api = self._session(env)
-        try:
-            return await lookup(op, env, api)
-        except HttpError as err:
-            log.info("bitbucket: downloads lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
-            return None
+        return await lookup_or_none("bitbucket", "downloads lookup", op.name, api, lookup(op, env, api))
 
     async def probe_access(self, ci: CIContext, env: Mapping[str, str], credential: Any, *, write: bool,
                            trust_env: bool) -> CheckReport:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
 from .._gated import api_session
-from .._deliver import deliver_with
+from .._deliver import deliver_with, lookup_or_none
 from .._http import DEFAULT_PACING, HttpError, token_fingerprint
 from ..base import (
     CheckReport,
@@ -139,11 +139,8 @@ class GitHubProvider:
         from .artifact_lookup import lookup_artifact
 
         api = self._http.session(rest_config(env), env.token, env.log)
-        try:
-            return await lookup_artifact(op, env, dict(remote or {}), api)
-        except HttpError as err:
-            log.info("github: artifact lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
-            return None
+        return await lookup_or_none("github", "artifact lookup", op.name, api,
+                                    lookup_artifact(op, env, dict(remote or {}), api))
 
     async def probe_access(self, ci: CIContext, env: Mapping[str, str], credential: Any, *, write: bool,
                            trust_env: bool) -> CheckReport:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
-from .._deliver import deliver_with
+from .._deliver import deliver_with, lookup_or_none
 from .._gated import api_session
 from .._http import ApiSession, HttpError, token_fingerprint
 from ..base import (
@@ -195,11 +195,7 @@ class GitLabProvider:
         if not env.token:
             return None
         api = self._session(env)
-        try:
-            return await lookup_package_file(op, env, api)
-        except HttpError as err:
-            log.info("gitlab: package lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
-            return None
+        return await lookup_or_none("gitlab", "package lookup", op.name, api, lookup_package_file(op, env, api))
 
     async def probe_access(self, ci: CIContext, env: Mapping[str, str], credential: Any, *, write: bool,
                            trust_env: bool) -> CheckReport:

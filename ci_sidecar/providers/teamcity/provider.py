@@ -16,14 +16,13 @@ paths. TeamCity has no commit statuses or pull request comments of its own: thos
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
-from .._deliver import deliver_with
+from .._deliver import deliver_with, lookup_or_none
 from .._gated import api_session
 from .._http import ApiSession, Bearer, HttpConfig, HttpError
 from .._staging import StagingArea, StagingError, repository_root
@@ -45,7 +44,6 @@ from .settings import ARTIFACT_DIR, TeamCitySettings
 
 __all__ = ["TeamCityProvider"]
 
-log = logging.getLogger("ci_sidecar.providers.teamcity")
 
 _EXEC_TIER = "service messages (ci-sidecar exec)"
 _REST_TIER = "service messages (REST)"
@@ -136,11 +134,7 @@ class TeamCityProvider:
         if not (env.token and env.base_url and env.ci.build_id):
             return None
         api = self._session(env)
-        try:
-            return await lookup(op, env, api)
-        except HttpError as err:
-            log.info("teamcity: artifact lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
-            return None
+        return await lookup_or_none("teamcity", "artifact lookup", op.name, api, lookup(op, env, api))
 
     async def probe_access(self, ci: CIContext, env: Mapping[str, str], credential: Any, *, write: bool,
                            trust_env: bool) -> CheckReport:
