@@ -184,6 +184,10 @@ def test_socket_exit_ends_only_the_session(daemon: DaemonProcess) -> None:
     b = daemon.client()
     assert a.request("sidecar/status")["sessions"] == 2
     a.close()
+    # the daemon ends a's session once it has read the end of a's stream: wait for that, not for luck
+    deadline = time.monotonic() + 30
+    while b.request("sidecar/status")["sessions"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert b.request("sidecar/status")["sessions"] == 1
     assert daemon.proc.poll() is None
 
