@@ -48,23 +48,17 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The command-line parser; with ``command`` (``serve``), only that subcommand, so a daemon's start-up
-    does not import what the other subcommands need (``exec`` pulls in the client and the service layer)."""
+    """The command-line parser; with the name of a subcommand, only that one, so a daemon's start-up or a
+    script's ``call`` does not import what the others need (``exec`` pulls in most of the service layer)."""
     parser = argparse.ArgumentParser(
         prog="ci-sidecar",
         description="A JSON-RPC daemon that does CI work (test runs, results, comments, artifacts) for test runners.",
     )
     parser.add_argument("--version", action="version", version=f"ci-sidecar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_serve(sub)
-    if command == "serve":
-        return parser
-    from ci_sidecar.call_cmd import add_call_command, add_wait_command
-
-    add_call_command(sub)
-    add_wait_command(sub)
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    adders = _COMMANDS.values() if command not in _COMMANDS else [_COMMANDS[command]]
+    for add in adders:
+        add(sub)
     return parser
 
 
@@ -195,13 +189,28 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     add_merge_command(sub)
 
 
-_EXTRA_COMMANDS: list[Any] = [_add_exec, _add_merge, _add_demo, _add_env, _add_doctor, _add_install_units, _add_history]
+def _add_call(sub: argparse._SubParsersAction) -> None:
+    from ci_sidecar.call_cmd import add_call_command
+
+    add_call_command(sub)
+
+
+def _add_wait(sub: argparse._SubParsersAction) -> None:
+    from ci_sidecar.call_cmd import add_wait_command
+
+    add_wait_command(sub)
+
+
+#: every subcommand, in the order ``--help`` lists them
+_COMMANDS: dict[str, Any] = {"serve": _add_serve, "call": _add_call, "wait": _add_wait, "exec": _add_exec,
+                             "merge": _add_merge, "demo": _add_demo, "env": _add_env, "doctor": _add_doctor,
+                             "install-units": _add_install_units, "history": _add_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ci-sidecar`` console script."""
     args_in = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser("serve" if args_in[:1] == ["serve"] else None)
+    parser = build_parser(args_in[0] if args_in else None)
     args = parser.parse_args(args_in)
     args.argv = args_in
     if not getattr(args, "func", None):
