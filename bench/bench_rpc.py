@@ -96,7 +96,8 @@ def env() -> dict:
 class Server:
     """One server process and a connection to it, initialized and warmed up."""
 
-    def __init__(self, name: str, argv: list[str] | Callable[[str], list[str]], transport: str, initialize: bool) -> None:
+    def __init__(self, name: str, argv: list[str] | Callable[[str], list[str]], transport: str,
+                 initialize: bool) -> None:
         self.name = name
         self.lat: list[float] = []
         self.rounds: list[tuple[float, float]] = []  # (p50 s, req/s with 32 in flight) per round
@@ -223,7 +224,8 @@ def main() -> None:
                 rss = max(rss, mib)
     f_ms, o_ms = (statistics.median(cold[k]) * 1000 for k in ("floor", "ci-sidecar"))
     print(f"cold start (spawn -> initialize answered, median of {args.cold}): ci-sidecar {o_ms:.0f} ms, "
-          f"floor {f_ms:.0f} ms: {o_ms / f_ms:.2f}x the floor (goal <= 250 ms); idle RSS {rss:.1f} MiB (goal <= 60 MiB)")
+          f"floor {f_ms:.0f} ms: {o_ms / f_ms:.2f}x the floor (goal <= 250 ms); "
+          f"idle RSS {rss:.1f} MiB (goal <= 60 MiB)")
     print(f"{load()} at the end")
 
 

@@ -26,7 +26,7 @@ import pytest
 
 from ci_sidecar_client import Client
 from fakes.github_scenario import World
-from fakes.scenario import job_environment
+from fakes.scenario import TIME_SCALE, job_environment
 from fakes.spec import OpenApiSpec, require_spec
 from helpers import DaemonProcess, daemon_argv, scrubbed_env
 
@@ -226,8 +226,10 @@ def test_many_jobs_share_a_root_and_a_new_daemon_adopts_the_killed_ones(gh_spec:
             world.set_faults(0.3)
             before = len(world.rest_calls())
             started = time.monotonic()
+            # the adopter delivers at the scenario harness's pace (TIME_SCALE): the same writes, less waiting
+            adopter_env = {**victims.job_env, "CI_SIDECAR_DELIVERY_TIME_SCALE": str(TIME_SCALE)}
             with job_environment(victims.job_env), open(log, "ab") as fh:
-                adopter = Client.spawn(daemon_argv("serve", "--stdio"), env=victims.job_env, stderr=fh)
+                adopter = Client.spawn(daemon_argv("serve", "--stdio"), env=adopter_env, stderr=fh)
             try:
                 wait_until(lambda: not any(p.exists() for p in orphans), 120, "the orphans to be delivered")
                 adopted_in = time.monotonic() - started
@@ -253,7 +255,7 @@ def test_many_jobs_share_a_root_and_a_new_daemon_adopts_the_killed_ones(gh_spec:
     # the same three PR jobs, fault-free and without kills, in their own world
     clean = World(gh_spec, fault_rate=0.0, seed=3)
     (tmp_path / "clean").mkdir()
-    clean_env = scrubbed_env(tmp_path / "clean")
+    clean_env = scrubbed_env(tmp_path / "clean", CI_SIDECAR_DELIVERY_TIME_SCALE=str(TIME_SCALE))
     with clean:
         again = Victims(clean, tmp_path / "clean-victims", clean_env)
         pr_exec = again.start(tmp_path / "clean.log")
