@@ -39,37 +39,54 @@ class Git:
         """stdout of ``git *args`` stripped, or None on any failure or empty output."""
         if self.cwd is None:
             return None
-        if args in self._cache:
-            return self._cache[args]
-        out: str | None = None
+        if args not in self._cache:
+            self._cache[args] = self._result(args, self._start(args))
+        return self._cache[args]
+
+    def prefetch(self, *queries: tuple[str, ...]) -> None:
+        """Run the queries not answered yet side by side, one git process each: a detection that needs
+        several then waits for the slowest of them instead of their sum (``run`` answers from the cache)."""
+        if self.cwd is None:
+            return
+        started = [(args, self._start(args)) for args in dict.fromkeys(queries) if args not in self._cache]
+        for args, proc in started:
+            self._cache[args] = self._result(args, proc)
+
+    def _start(self, args: tuple[str, ...]) -> subprocess.Popen[str] | None:
         try:
-            proc = subprocess.run(
-                ["git", *args],
-                cwd=self.cwd,
-                env=_git_env(),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                check=False,
-            )
+            return subprocess.Popen(["git", *args], cwd=self.cwd, env=_git_env(), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         except (OSError, subprocess.SubprocessError) as exc:
             log.debug("git %s in %s failed: %s", " ".join(args), self.cwd, exc)
-        else:
-            if proc.returncode == 0:
-                out = proc.stdout.strip() or None
-            else:
-                log.debug("git %s in %s exited %s: %s", " ".join(args), self.cwd, proc.returncode, proc.stderr.strip())
-        self._cache[args] = out
-        return out
+            return None
+
+    def _result(self, args: tuple[str, ...], proc: subprocess.Popen[str] | None) -> str | None:
+        if proc is None:
+            return None
+        try:
+            out, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
+            log.debug("git %s in %s failed: %s", " ".join(args), self.cwd, exc)
+            return None
+        if proc.returncode != 0:
+            log.debug("git %s in %s exited %s: %s", " ".join(args), self.cwd, proc.returncode, err.strip())
+            return None
+        return out.strip() or None
+
+    HEAD = ("rev-parse", "--verify", "-q", "HEAD")
+    BRANCH = ("symbolic-ref", "-q", "--short", "HEAD")
+    ORIGIN = ("remote", "get-url", "origin")
+    REMOTES = ("remote",)
 
     def head(self) -> str | None:
         """The full SHA of HEAD."""
-        return self.run("rev-parse", "--verify", "-q", "HEAD")
+        return self.run(*self.HEAD)
 
     def branch(self) -> str | None:
         """The checked-out branch; None on a detached HEAD (the usual state of a CI checkout)."""
-        return self.run("symbolic-ref", "-q", "--short", "HEAD")
+        return self.run(*self.BRANCH)
 
     def tag(self) -> str | None:
         """The first tag pointing at HEAD, if any."""
@@ -78,10 +95,10 @@ class Git:
 
     def remote_url(self) -> tuple[str, str] | None:
         """``(remote name, url)`` of ``origin``, else of the first remote."""
-        url = self.run("remote", "get-url", "origin")
+        url = self.run(*self.ORIGIN)
         if url:
             return "origin", url
-        names = self.run("remote")
+        names = self.run(*self.REMOTES)
         if not names:
             return None
         name = names.splitlines()[0].strip()

@@ -31,6 +31,7 @@ def fill_from_git(f: Fields, git: Git) -> None:
 
 def detect(f: Fields, git: Git) -> None:
     """Fill *f* from git alone (the repository comes from the remote, during scm detection)."""
+    git.prefetch(Git.HEAD, Git.BRANCH, Git.ORIGIN)  # all three are needed here: three git processes at once
     fill_from_git(f, git)
     if not f.has("branch"):
         f.put("tag", git.tag(), "git", "tag --points-at HEAD")
