@@ -1,14 +1,15 @@
 """Content-addressed blob store for artifacts: one file per distinct content, named by its SHA-256.
 
 Layout under ``<state dir>/cas/``: ``blobs/<2 hex>/<64 hex>`` (read-only files, mode 0444) and
-``tmp/`` (uploads in progress). Bytes are copied and hashed in one streaming pass through a fixed
-buffer, so memory stays flat whatever the size. A blob appears only complete: the temp file is
+``tmp/`` (uploads in progress). Bytes are copied by the kernel or through a fixed buffer and hashed in
+streaming passes, so memory stays flat whatever the size. A blob appears only complete: the temp file is
 fsynced, renamed into place and the directory fsynced; anything left in ``tmp/`` after a crash is a
 torn upload and is deleted at open. Identical content is stored once.
 
 Everything here is blocking file I/O that the service calls through ``trio.to_thread``, except
-:meth:`CasStore.stage_file_async`, which overlaps copying and hashing on two worker threads. Deciding
-which blobs are still referenced is the caller's job (:meth:`CasStore.remove`).
+:meth:`CasStore.stage_file_async`, which has the kernel copy the file, then overlaps its fsync with hashing
+the stored bytes on two worker threads. Deciding which blobs are still referenced is the caller's job
+(:meth:`CasStore.remove`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import errno
 import hashlib
 import logging
 import os
-import queue
 import secrets
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import trio
@@ -28,15 +29,17 @@ import trio
 from ci_sidecar.atomic import ensure_private_dir, fsync_dir
 from ci_sidecar.protocol.errors import ContentError
 
-__all__ = ["CasStore", "BlobWriter", "StagedBlob", "TooLarge", "NotRegularFile", "CHUNK", "open_regular_file"]
+__all__ = ["CasStore", "BlobWriter", "StagedBlob", "TooLarge", "NotRegularFile", "CHUNK", "open_regular_file",
+           "hash_file"]
 
 log = logging.getLogger("ci_sidecar.artifacts")
 
 #: copy buffer: large enough that syscalls and hashing run at disk speed, small enough to stay flat
 CHUNK = 1024 * 1024
-#: buffers of the overlapped copy (each CHUNK bytes): one being read and written, the others hashed
-#: or waiting, so neither thread waits for the other while memory stays flat
-PIPELINE_BUFFERS = 4
+#: bytes per kernel copy call of :meth:`CasStore.stage_file_async` (a cancelled upload stops between two)
+COPY_CHUNK = 8 * 1024 * 1024
+#: errors of copy_file_range that mean "not between these two files": copy through a buffer instead
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM})
 #: how much of the content's beginning is kept for sniffing a mime type
 HEAD_BYTES = 1024
 _BLOB_MODE = 0o444  # blobs never change; the local provider hard-links them into output folders
@@ -103,6 +106,36 @@ class BlobWriter:
         _write_all(self.fd, view)
         self.written += n
 
+    def copy_from(self, src: int, between: Callable[[], None] = lambda: None) -> None:
+        """Append the rest of ``src`` (from its offset) copied by the kernel (``copy_file_range``: page cache
+        to page cache, nothing through Python), or through a buffer where the kernel cannot copy between
+        these two files. Nothing is hashed: hash the stored file (:func:`hash_file`). ``between`` runs
+        before each chunk (a cancelled upload stops there). Raises :class:`TooLarge` once the content
+        passes the limit (the caller discards the partial upload).
+        """
+        assert self.fd is not None, "writer already finished"
+        kernel = True
+        while True:
+            between()
+            want = COPY_CHUNK if self.limit is None else max(1, min(COPY_CHUNK, self.limit - self.written + 1))
+            if kernel:
+                try:
+                    n = os.copy_file_range(src, self.fd, want)
+                except OSError as exc:
+                    if exc.errno not in _NO_KERNEL_COPY:
+                        raise
+                    kernel = False
+                    continue
+            else:
+                data = os.read(src, min(want, CHUNK))
+                _write_all(self.fd, memoryview(data))
+                n = len(data)
+            if n == 0:
+                return
+            self.written += n
+            if self.limit is not None and self.written > self.limit:
+                raise TooLarge(self.limit, self.written)
+
     def write_at(self, offset: int, data: bytes) -> int:
         """Write ``data`` that belongs at ``offset``; returns how many new bytes were stored."""
         if offset > self.written:
@@ -134,6 +167,23 @@ class BlobWriter:
             pass
 
 
+def hash_file(path: str | os.PathLike[str]) -> tuple[str, bytes]:
+    """SHA-256 of a file and its first ``HEAD_BYTES`` bytes, read through one reused buffer."""
+    hasher = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    head = b""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        while n := os.readv(fd, [buf]):
+            if len(head) < HEAD_BYTES:
+                head += bytes(view[: min(n, HEAD_BYTES - len(head))])
+            hasher.update(view[:n])
+    finally:
+        os.close(fd)
+    return hasher.hexdigest(), head
+
+
 def open_regular_file(source: str | os.PathLike[str], limit: int | None) -> int:
     """Open a client's file for reading without ever blocking: a FIFO or a device would hang a plain
     ``open`` (or its first read) forever, so the open is non-blocking, a final symlink is refused
@@ -163,43 +213,6 @@ def open_regular_file(source: str | os.PathLike[str], limit: int | None) -> int:
         os.close(src)
         raise
     return src
-
-
-class _HashPipe:
-    """The two halves of :meth:`CasStore.stage_file_async`, each run for the whole file on its own worker
-    thread: ``copy_all`` reads the source into free buffers and writes them; ``hash_all`` hashes them
-    in the same order and frees them again. ``None`` on a queue means "no more"."""
-
-    def __init__(self) -> None:
-        self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
-        self._full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
-        for _ in range(PIPELINE_BUFFERS):
-            self._free.put(bytearray(CHUNK))
-        self._hash = hashlib.sha256()
-
-    def copy_all(self, src: int, writer: BlobWriter) -> None:
-        try:
-            while (buf := self._free.get()) is not None:
-                trio.from_thread.check_cancelled()  # a cancelled upload stops here, between chunks
-                n = os.readv(src, [buf])
-                if n == 0:
-                    break
-                writer.write(memoryview(buf)[:n], hash=False)  # a file that grows past the limit still fails
-                self._full.put((buf, n))
-        finally:
-            self._full.put(None)
-
-    def hash_all(self) -> None:
-        try:
-            while (item := self._full.get()) is not None:
-                buf, n = item
-                self._hash.update(memoryview(buf)[:n])
-                self._free.put(buf)
-        finally:
-            self._free.put(None)  # a hashing failure must not leave the copy waiting for a buffer
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
 
 
 class CasStore:
@@ -237,29 +250,33 @@ class CasStore:
         return BlobWriter(self.tmp, limit)
 
     async def stage_file_async(self, source: str | os.PathLike[str], limit: int | None = None) -> StagedBlob:
-        """:meth:`stage_file` with hashing overlapped with the copy, on two worker threads.
-
-        Each chunk is read once, into one of a few buffers allocated up front: the copy thread writes
-        it and hands it to the hashing thread, which gives the buffer back. The two threads run for the
-        whole file and pass buffers to each other directly, so the event loop is not involved per
-        chunk and no chunk-sized memory is allocated per chunk. Same checks and errors as
-        :meth:`stage_file`; cancelling stops the copy at the next chunk and discards the partial upload.
+        """:meth:`stage_file` without the bytes passing through Python: the kernel copies the file into
+        ``tmp/`` (:meth:`BlobWriter.copy_from`), then the copy's fsync and the SHA-256 of what was stored,
+        read back from the page cache, run side by side on two worker threads. The digest is of the stored
+        bytes themselves (the temp file is the daemon's own, mode 0600): what the blob is named after is
+        what it holds. Same checks and errors as :meth:`stage_file`; cancelling stops the copy at the next
+        chunk and discards the partial upload.
         """
         src = await trio.to_thread.run_sync(self._open_source, source, limit)
         writer: BlobWriter | None = None
         try:
-            writer = await trio.to_thread.run_sync(self.writer, limit)
-            pipe = _HashPipe()
+            writer = w = await trio.to_thread.run_sync(self.writer, limit)
+            await trio.to_thread.run_sync(w.copy_from, src, trio.from_thread.check_cancelled)
+            hashed: list[tuple[str, bytes]] = []
+
+            async def hash_stored() -> None:
+                hashed.append(await trio.to_thread.run_sync(hash_file, w.path))
+
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(trio.to_thread.run_sync, pipe.hash_all)
-                    await trio.to_thread.run_sync(pipe.copy_all, src, writer)
-            except BaseExceptionGroup as group:  # one failure (TooLarge, OSError, Cancelled) ends both halves
+                    nursery.start_soon(hash_stored)
+                    staged = await trio.to_thread.run_sync(w.finish, "-")  # fsync and close; digest below
+            except BaseExceptionGroup as group:  # one failure (OSError, Cancelled) is raised as itself
                 if len(group.exceptions) == 1:
                     raise group.exceptions[0] from None
                 raise
-            w = writer
-            return await trio.to_thread.run_sync(lambda: w.finish(pipe.hexdigest()))
+            digest, head = hashed[0]
+            return replace(staged, sha256=digest, head=head)
         except BaseException:
             if writer is not None:
                 writer.discard()

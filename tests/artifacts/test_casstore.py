@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
 
 from ci_sidecar.protocol.errors import PathNotAllowed
 from ci_sidecar.service.artifacts import ArtifactSettings, normalise_name
-from ci_sidecar.service.casstore import CHUNK, CasStore, NotRegularFile, TooLarge
+from ci_sidecar.service.casstore import CHUNK, COPY_CHUNK, CasStore, NotRegularFile, TooLarge
 from ci_sidecar.service.mime import detect_mime, detect_type
 
 
@@ -29,6 +30,45 @@ def test_stage_file_hashes_in_one_pass_and_commits_once(tmp_path: Path) -> None:
     again = cas.stage_bytes(data)
     assert cas.commit(again) is False  # identical content is stored once
     assert cas.all_digests() == {staged.sha256} and list((tmp_path / "cas" / "tmp").iterdir()) == []
+
+
+async def test_stage_file_async_stores_and_names_exactly_the_source(tmp_path: Path) -> None:
+    """An upload by path holds the source's bytes, named by their SHA-256, with the sniffing head and size;
+    past the limit it fails and leaves nothing in tmp/."""
+    cas = CasStore(tmp_path / "cas")
+    data = os.urandom(2 * COPY_CHUNK + 5)  # several kernel copies plus a tail
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    staged = await cas.stage_file_async(src)
+    assert (staged.sha256, staged.size, staged.head) == (hashlib.sha256(data).hexdigest(), len(data), data[:1024])
+    assert staged.tmp_path.read_bytes() == data
+    cas.discard(staged)
+    with pytest.raises(TooLarge):
+        await cas.stage_file_async(src, limit=len(data) - 1)
+    assert (await cas.stage_file_async(src, limit=len(data))).size == len(data)  # exactly the limit is fine
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert (await cas.stage_file_async(empty)).sha256 == hashlib.sha256(b"").hexdigest()
+
+
+async def test_a_cancelled_upload_by_path_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload by path cancelled while the file is being copied stops there and discards the partial copy."""
+    cas = CasStore(tmp_path / "cas")
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(4 * COPY_CHUNK))
+    copied: list[int] = []
+    real_copy = os.copy_file_range
+
+    def copy_then_cancel(*args: object) -> int:
+        copied.append(real_copy(*args))  # type: ignore[arg-type]
+        trio.from_thread.run_sync(scope.cancel)  # the upload is cancelled after its first chunk
+        return copied[-1]
+
+    monkeypatch.setattr(os, "copy_file_range", copy_then_cancel)
+    with trio.CancelScope() as scope:
+        await cas.stage_file_async(src)
+    assert scope.cancelled_caught and copied == [COPY_CHUNK]
+    assert list((tmp_path / "cas" / "tmp").iterdir()) == []
 
 
 def test_limits_and_non_regular_sources(tmp_path: Path) -> None:
