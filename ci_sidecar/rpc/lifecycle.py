@@ -115,7 +115,7 @@ async def status(call: Call, p: NoParams) -> StatusResult:
         pid=os.getpid(),
         uptime=round(time.monotonic() - daemon.started, 3),
         transport=daemon.transport,
-        sessions=len(daemon.sessions),
+        sessions=sum(1 for s in daemon.sessions if not s.ended),
         runs=extra.get("runs", 0),
         outbox=extra.get("outbox", {"pending": 0, "failed": 0}),
         providers=extra.get("providers", {}),

@@ -77,6 +77,8 @@ class Session:
         self.state = "new"  # new → ready → shut
         self.shutdown_received = False
         self.exit_received = False
+        #: the client is gone or said ``exit``: the session only finishes what it had started
+        self.ended = False
         # set by initialize: the client's world, kept in memory only
         self.client_name: str | None = None
         self.env: dict[str, str] | None = None
@@ -97,6 +99,7 @@ class Session:
         self._background: list[trio.CancelScope] = []  # watchers that live as long as the session
         self._nursery: trio.Nursery | None = None
         self._reader: FrameReader | None = None
+        self._fresh = False  # the message being handled came with a read (not from the buffer)
 
     # --- outgoing ---------------------------------------------------------------------------
 
@@ -203,6 +206,7 @@ class Session:
                                 if self._out and not self._flushing:
                                     await self._flush()  # replies held while pipelined requests were read
                                 body = await self._receive(reader) if socket else await reader.receive()
+                                self._fresh = True
                             if body is None:
                                 break
                             daemon.touch()
@@ -214,6 +218,7 @@ class Session:
                         await self.send_raw(encode_error(None, E.ParseError(exc.reason)))
                     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                         log.info("session %s: connection lost: %s", self.id, exc)
+                self.ended = True  # at once: a status read by another session after this one's exit counts it gone
                 if self._out and not self._flushing:
                     await self._flush()
                 await self._drain_inflight()
@@ -338,6 +343,9 @@ class Session:
 
         warnings = self._unknown_field_warnings(req.method, spec.params, req.params)
         if getattr(handler, "runs_inline", False) and not spec.run_scoped:
+            if self._fresh:  # just received: first let other sessions take what arrived in the same step
+                self._fresh = False  # (an exit, say), as a task started a step later would
+                await trio.lowlevel.checkpoint()
             body = self._run_inline(handler, req, params, warnings)
             if into is not None or not self._hold(body):
                 await self._reply(body, into)
