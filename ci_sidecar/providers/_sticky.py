@@ -9,9 +9,13 @@ removes them all. Without a key a comment is simply posted (or, to delete it, it
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["StickyApi", "sticky"]
+from ._http import HttpError
+from .base import Outcome, PostComment
+
+__all__ = ["StickyApi", "StickyShape", "sticky", "sticky_outcome"]
 
 Action = Literal["created", "updated", "deleted", "skipped", "refused"]
 
@@ -70,3 +74,45 @@ async def sticky(api: StickyApi, mode: str, body: str, *, keyed: bool, known: in
         return "skipped", keep
     edited = await api.update(int(keep["id"]), body)
     return ("updated", edited) if edited is not None else ("created", await api.create(body))
+
+
+class _Listed(StickyApi, Protocol):
+    #: the id of the newest marked comment the last listing found (None: not listed, or none found)
+    newest: int | None
+
+
+@dataclass(frozen=True)
+class StickyShape:
+    """How a host names what :func:`sticky_outcome` remembers and says: its ``remote`` id key, its tier, the
+    refusal of an unkeyed delete and the note on a shortened body."""
+
+    id_key: str  # e.g. ``comment_id`` (journaled: never rename one a provider has shipped)
+    tier: str
+    refused: str
+    shortened: str  # formatted with ``key``
+
+
+async def sticky_outcome(comments: _Listed, op: PostComment, state: dict[str, Any], *, body: str, truncated: bool,
+                         pr: int, keyed: bool, shape: StickyShape, log: Callable[[str], None],
+                         url_of: Callable[[dict[str, Any]], str | None]) -> Outcome:
+    """:func:`sticky` on a host's adapter, and the Outcome it makes: the comment's id and ``url_of`` it in
+    ``remote``, whether the body was shortened. A failed attempt keeps the newest marked comment it listed, so the
+    next attempt edits that one without listing again."""
+    try:
+        action, comment = await sticky(comments, op.mode, body, keyed=keyed, known=state.get(shape.id_key),
+                                       same_target=state.get("pr") == pr, key=op.key, log=log)
+    except HttpError as err:
+        if comments.newest is not None and op.mode == "upsert":
+            state.update({shape.id_key: comments.newest, "pr": pr})
+        err.outcome.remote = state
+        raise
+    if action == "refused":
+        return Outcome.refused(shape.refused)
+    remote: dict[str, Any] = {"pr": pr, "truncated": truncated}
+    url = None
+    if comment is not None and comment.get("id") is not None:
+        remote[shape.id_key] = remote["id"] = comment["id"]
+        url = remote["url"] = url_of(comment)
+    if truncated:
+        log(shape.shortened.format(key=op.key or ""))
+    return Outcome.delivered(action=action, url=url, remote=remote, tier=shape.tier)

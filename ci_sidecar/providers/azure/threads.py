@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 from ci_sidecar.reports import cut_markdown
 
-from .._http import ApiSession, HttpError
-from .._sticky import sticky
+from .._http import ApiSession
+from .._sticky import StickyShape, sticky_outcome
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import COMMENT_CHARS, V, collection_url, repo_path, values
 from .settings import AzureSettings
@@ -103,6 +103,10 @@ def thread_url(env: ProviderEnv, pr: int, thread_id: Any) -> str | None:
             f"?discussionId={int(thread_id)}")
 
 
+_SHAPE = StickyShape(id_key="thread_id", tier="pull request thread", refused="azure: closing a thread needs its key",
+                     shortened=f"comment {{key}} shortened to Azure's {COMMENT_CHARS:,} characters")
+
+
 async def post_thread(op: PostComment, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
     """One attempt at creating, editing or closing the PR thread ``op`` describes (sticky by ``op.key``)."""
     repo = repo_path(env)
@@ -115,22 +119,5 @@ async def post_thread(op: PostComment, env: ProviderEnv, state: dict[str, Any], 
                                "comments are written in pull request builds only")
     body, truncated = thread_body(op) if op.mode != "delete" else ("", False)
     threads = _Threads(api, f"{repo}/pullRequests/{int(pr)}/threads", op.key)
-    try:
-        action, thread = await sticky(threads, op.mode, body, keyed=op.key is not None,
-                                      known=state.get("thread_id"), same_target=state.get("pr") == pr, key=op.key,
-                                      log=api.log)
-    except HttpError as err:
-        if threads.newest is not None and op.mode == "upsert":
-            state.update(thread_id=threads.newest, pr=pr)  # the next attempt edits it without listing again
-        err.outcome.remote = state
-        raise
-    if action == "refused":
-        return Outcome.refused("azure: closing a thread needs its key")
-    remote: dict[str, Any] = {"pr": pr, "truncated": truncated}
-    url = None
-    if thread is not None and thread.get("id"):
-        remote["thread_id"] = remote["id"] = thread["id"]
-        url = remote["url"] = thread_url(env, int(pr), thread["id"])
-    if truncated:
-        api.log(f"comment {op.key or ''} shortened to Azure's {COMMENT_CHARS:,} characters")
-    return Outcome.delivered(action=action, url=url, remote=remote, tier="pull request thread")
+    return await sticky_outcome(threads, op, state, body=body, truncated=truncated, pr=int(pr), keyed=op.key is not None,
+                                shape=_SHAPE, log=api.log, url_of=lambda thread: thread_url(env, int(pr), thread["id"]))

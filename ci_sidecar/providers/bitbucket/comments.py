@@ -15,8 +15,9 @@ from typing import Any
 
 from ci_sidecar.reports import cut_markdown
 
-from .._http import ApiSession, HttpError
-from .._sticky import sticky
+from .._http import ApiSession
+from .._sticky import StickyShape
+from .._sticky import sticky_outcome as shared_sticky_outcome
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import COMMENT_CHARS, repo_path
 
@@ -104,27 +105,14 @@ async def post_comment(op: PostComment, env: ProviderEnv, state: dict[str, Any],
     return await sticky_outcome(op, state, comments, marker, int(pr), api, url_of)
 
 
+_SHAPE = StickyShape(id_key="comment_id", tier="pull request comment",
+                     refused="bitbucket: deleting a comment needs its key",
+                     shortened=f"comment {{key}} shortened to {COMMENT_CHARS:,} characters")
+
+
 async def sticky_outcome(op: PostComment, state: dict[str, Any], comments: Any, marker: str | None, pr: int,
                          api: ApiSession, url_of: Callable[[dict[str, Any]], str | None]) -> Outcome:
-    """The sticky procedure on ``comments`` (either flavour's adapter, with a ``newest`` id after a listing) and
-    the Outcome it makes: the comment's id and ``url_of`` it, whether the body was shortened."""
+    """The shared sticky procedure on ``comments`` (either flavour's adapter) with Bitbucket's body and names."""
     body, truncated = comment_body(op, marker) if op.mode != "delete" else ("", False)
-    try:
-        action, comment = await sticky(comments, op.mode, body, keyed=marker is not None,
-                                       known=state.get("comment_id"), same_target=state.get("pr") == pr, key=op.key,
-                                       log=api.log)
-    except HttpError as err:
-        if comments.newest is not None and op.mode == "upsert":
-            state.update(comment_id=comments.newest, pr=pr)  # the next attempt edits it without listing again
-        err.outcome.remote = state
-        raise
-    if action == "refused":
-        return Outcome.refused("bitbucket: deleting a comment needs its key")
-    remote: dict[str, Any] = {"pr": pr, "truncated": truncated}
-    url = None
-    if comment is not None and comment.get("id") is not None:
-        remote["comment_id"] = remote["id"] = comment.get("id")
-        url = remote["url"] = url_of(comment)
-    if truncated:
-        api.log(f"comment {op.key or ''} shortened to {COMMENT_CHARS:,} characters")
-    return Outcome.delivered(action=action, url=url, remote=remote, tier="pull request comment")
+    return await shared_sticky_outcome(comments, op, state, body=body, truncated=truncated, pr=pr,
+                                       keyed=marker is not None, shape=_SHAPE, log=api.log, url_of=url_of)
