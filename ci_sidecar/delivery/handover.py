@@ -21,6 +21,7 @@ class Handover:
     _remote: dict[tuple[str, str], dict[str, Any]]
     _pending: OrderedDict[str, Entry]
     _retrying: dict[str, str]
+    _unsent: set[str]
     _append: Callable[[Any], None]
     _finish: Callable[[str, DeliveryState], None]
 
@@ -36,5 +37,6 @@ class Handover:
         for e in [e for e in self._pending.values() if e.run_id == run_id]:
             del self._pending[e.id]
             self._retrying.pop(e.id, None)
+            self._unsent.discard(e.id)
             self._append(OutboxDone(id=e.id, provider=e.provider, target=e.target, remote=None))
             self._finish(e.id, DeliveryState(state="failed", error=ErrorInfo(code=-31004, message=reason)))

@@ -120,6 +120,8 @@ class Outbox(Handover):
         self._finished: OrderedDict[str, DeliveryState] = OrderedDict()
         self._events: dict[str, trio.Event] = {}
         self._inflight: set[str] = set()
+        #: writes put by this process that no attempt has started on, known never sent (ProviderEnv.never_sent)
+        self._unsent: set[str] = set()
         self._busy_targets: set[tuple[str, str]] = set()
         self._per_provider: dict[str, int] = {}
         self._wake = trio.Event()
@@ -161,6 +163,7 @@ class Outbox(Handover):
                       session_id=session_id, ci=ci, credential=credential, config=config or {},
                       created=now, not_before=now + delay_s)
         self._pending[entry.id] = entry
+        self._unsent.add(entry.id)
         self._append(OutboxPut(entry))
         self.wake()
         return entry.id
@@ -250,11 +253,7 @@ class Outbox(Handover):
     def apply(self, record: Any) -> None:
         """Replay one journaled record (at start-up)."""
         if isinstance(record, OutboxPut):
-            e = record.entry
-            if e.id in self._pending:
-                self._pending[e.id] = e
-            else:
-                self._pending[e.id] = e
+            self._pending[record.entry.id] = record.entry  # a merged write's newer state replaces the older
         elif isinstance(record, OutboxDone):
             self._pending.pop(record.id, None)
             self._drop_failed_for(record.provider, record.target)
@@ -366,6 +365,8 @@ class Outbox(Handover):
                 self.attempts_total += 1
                 env = self._env_for(entry, token)
                 gate = env.writes = self._gate(entry, env, live)
+                env.never_sent = entry.id in self._unsent
+                self._unsent.discard(entry.id)
                 if gate is not None:
                     self._gates[entry.id] = (gate, op)
                 outcome = await provider.deliver(op, env, dict(self._remote.get(key, {})))

@@ -246,6 +246,11 @@ class ProviderEnv:
                    username=credential.username if credential is not None else None, **hooks)
     #: the delivery layer's write budget for this attempt: the HTTP layer passes mutating requests through it
     writes: WriteGate | None = None
+    #: no earlier attempt of this write can have reached the provider: this daemon recorded it and this is its
+    #: first attempt. False on a retry and for every write a restarted daemon resumes from its journal (an
+    #: attempt cut short by kill -9 leaves no trace there), so a provider whose write is not idempotent looks for
+    #: an earlier copy before writing again unless this is set
+    never_sent: bool = False
 
 
 class Provider(Protocol):

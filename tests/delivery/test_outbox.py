@@ -29,6 +29,7 @@ class ScriptedProvider:
     def __init__(self, script: list[Outcome] | None = None, delay: float = 0.0) -> None:
         self.script = list(script or [])
         self.calls: list[tuple[Any, str | None]] = []
+        self.never_sent: list[bool] = []  # what each attempt was told
         self.delay = delay
         self.concurrent = 0
         self.max_concurrent_per_target: dict[str, int] = {}
@@ -38,6 +39,7 @@ class ScriptedProvider:
 
     async def deliver(self, op: Any, env: ProviderEnv, remote: dict[str, Any]) -> Outcome:
         self.calls.append((op, env.token))
+        self.never_sent.append(env.never_sent)
         await trio.sleep(self.delay)
         return self.script.pop(0) if self.script else Outcome.delivered(remote={"n": len(self.calls)})
 
@@ -169,6 +171,30 @@ async def test_pending_writes_resume_after_a_restart(tmp_path: Path) -> None:
         assert (await h2.outbox.wait(eid, 5)).state == "delivered"
         n.cancel_scope.cancel()
     assert p.calls[0][0].state == "failure"
+
+
+async def test_only_a_writes_first_attempt_is_known_never_sent(tmp_path: Path) -> None:
+    """A provider hears that a write cannot have reached it only on the write's first attempt in the daemon that
+    took it: not on a retry, not after a restart (where a kill -9 mid-attempt leaves no trace in the journal)."""
+    p = ScriptedProvider([Outcome.retry("answer lost"), Outcome.delivered()])
+    h = Harness(tmp_path, p)
+    async with trio.open_nursery() as n:
+        await n.start(h.outbox.run)
+        eid = h.outbox.put(provider="double", target="a", op=SetStatus(state="success", context="a"))
+        assert (await h.outbox.wait(eid, 5)).state == "delivered"
+        n.cancel_scope.cancel()
+    resumed = h.outbox.put(provider="double", target="b", op=SetStatus(state="success", context="b"))
+    await h.journal.commit()
+    h.journal.close()
+
+    h2 = Harness(tmp_path, p)
+    for raw in h2.journal.replay():
+        h2.outbox.apply(decode_record(raw))
+    async with trio.open_nursery() as n:
+        await n.start(h2.outbox.run)
+        assert (await h2.outbox.wait(resumed, 5)).state == "delivered"
+        n.cancel_scope.cancel()
+    assert p.never_sent == [True, False, False]
 
 
 async def test_provider_exception_is_retried_not_lost(tmp_path: Path) -> None:
