@@ -8,8 +8,9 @@ The scenario of ``tests/providers/test_gitlab.py`` (``fakes.gitlab.World`` on th
 the loopback fake GitLab. One fault-free run, then one run per seed with the given share of faults (502/503/429
 with RateLimit-* headers, resets, lost answers to writes), all in this process.
 
-Prints: REST calls excluding artifact uploads (goal <= 25, live updates included), calls per artifact (one PUT,
-plus a read-back after a lost answer), wall time (first write to last delivery) with faults against fault-free.
+Prints: REST calls excluding artifact uploads (goal <= 25, live updates included), calls per artifact (one PUT;
+a retried upload first looks its file up: the package list and its files), wall time (first write to last
+delivery) with faults against fault-free.
 Checks that every faulty run ends with what the fault-free run shows on the MR; asserts no goal.
 """
 

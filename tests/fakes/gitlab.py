@@ -12,10 +12,15 @@ violation answers 400 and fails the test unless announced. GitLab's behaviour wh
 * merge request notes by project-scoped iid, listed with ``X-Next-Page``/``X-Total``/``Link`` pagination (20 per
   page by default, 100 at most, newest first unless ``sort=asc``), a body over 1,000,000 characters answers 400,
   system notes and other users' notes present;
-* generic packages: PUT of the raw file (``select=package_file`` answers the package file), GET of the latest
-  file of that name;
+* generic packages: PUT of the raw file (``select=package_file`` answers the package file; a file PUT again
+  under its name is a second file, as GitLab keeps it), GET of the latest file of that name, the project's
+  packages listed (``package_name`` a fuzzy search, as GitLab's) and a package's files listed, both paginated;
+  the job token may list them (GitLab 15.11 and later) unless ``job_token_lists=False`` (an older GitLab: 401).
+  The spec subset does not describe the two lists: they are validated against ``gitlab_packages_spec``, written
+  by hand from GitLab's documentation;
 * faults from the kit (502/503/resets before the change, lost answers after it) and GitLab's 429 with
-  ``RateLimit-*`` and ``Retry-After`` headers.
+  ``RateLimit-*`` and ``Retry-After`` headers, and ``held``: the change is made and its answer held back until
+  :meth:`FakeGitLab.release_held` (then dropped), so a test can kill the client between the two.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -30,7 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from ._server import FakeServer, Fault, Recorded, Reply, page_number_header
+from ._server import Drop, FakeServer, Fault, Recorded, Reply, page_number_header
+from .gitlab_packages_spec import with_packages_api
 from .spec import OpenApiSpec
 
 __all__ = ["FakeGitLab", "Token", "TRANSITIONS", "View", "World"]
@@ -38,6 +45,7 @@ __all__ = ["FakeGitLab", "Token", "TRANSITIONS", "View", "World"]
 PREFIX = "/api/v4"
 TEXT_LIMIT = 255
 NOTE_LIMIT = 1_000_000
+_PACKAGES = r"/packages(/|$)"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._~@+-]+$")
 _VERSION = re.compile(r"^(\.?[\w+-]+\.?)+$")
 #: GitLab's commit-status events: wanted state → (event, states it may leave from); "created" is a new status
@@ -61,8 +69,13 @@ _SHORT = {
     "DELETE /projects/{id}/merge_requests/{noteable_id}/notes/{note_id}": "note-delete",
     "PUT /projects/{id}/packages/generic/{package_name}/{package_version}/{file_name}": "package-put",
     "GET /projects/{id}/packages/generic/{package_name}/{package_version}/{file_name}": "package-get",
+    "GET /projects/{id}/packages": "package-list",
+    "GET /projects/{id}/packages/{package_id}/package_files": "package-files",
 }
 _JOB_TOKEN_OPS = {"package-put", "package-get"}
+_JOB_TOKEN_LISTS = {"package-list", "package-files"}  # GitLab 15.2 (packages) and 15.11 (their files)
+#: what the package files API shows of a file
+_FILE_FIELDS = ("id", "package_id", "created_at", "file_name", "size", "file_md5", "file_sha1", "file_sha256")
 
 
 @dataclass
@@ -91,8 +104,9 @@ class FakeGitLab(FakeServer):
     """Start with ``with FakeGitLab(spec) as gl:``; ``gl.api_url`` is ``CI_API_V4_URL``."""
 
     def __init__(self, spec: OpenApiSpec | None, *, tokens: dict[str, Token] | None = None,
-                 merge_requests: tuple[int, ...] = (5,), **kit: Any) -> None:
-        super().__init__(spec=spec, **kit)
+                 merge_requests: tuple[int, ...] = (5,), job_token_lists: bool = True, **kit: Any) -> None:
+        super().__init__(spec=with_packages_api(spec) if spec is not None else None, **kit)
+        self.job_token_ops = _JOB_TOKEN_OPS | (_JOB_TOKEN_LISTS if job_token_lists else set())
         self.tokens = tokens if tokens is not None else {
             "glpat-apitoken": Token("api"), "glpat-readonly": Token("read_api", 12, "reader"),
             "job-token-123": Token("job", 13, "job"),
@@ -101,6 +115,10 @@ class FakeGitLab(FakeServer):
         self.project.notes = {iid: [] for iid in merge_requests}
         self.rate_limited = 0  # 429s answered
         self._ids = itertools.count(1000)
+        #: requests whose change was made and whose answer is held back (the ``held`` fault)
+        self.held: list[Recorded] = []
+        self._to_hold: list[Recorded] = []
+        self._released = threading.Event()
 
     @property
     def api_url(self) -> str:
@@ -131,6 +149,19 @@ class FakeGitLab(FakeServer):
         with self.lock:
             return self._new_note(iid, body, user_id, username, system)
 
+    def release_held(self) -> None:
+        """Let held answers go (dropped: the client that waited for them is usually dead by now)."""
+        self._released.set()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release_held()
+        super().__exit__(*exc)
+
+    def add_package_file(self, name: str, version: str, file_name: str, data: bytes) -> None:
+        """A generic package file somebody else (or an earlier job) stored."""
+        with self.lock:
+            self._store(name, version, file_name, data)
+
     def package_files(self, name: str = "ci-sidecar") -> list[dict[str, Any]]:
         """Every uploaded generic package file of ``name`` (duplicates included), oldest first."""
         with self.lock:
@@ -158,7 +189,7 @@ class FakeGitLab(FakeServer):
         route, _params = checked
         rec.operation = _SHORT.get(f"{route.method} {route.template.removeprefix(PREFIX)}", rec.operation)
         _how, token = self._token(rec)
-        if token is None or (token.kind == "job" and rec.operation not in _JOB_TOKEN_OPS):
+        if token is None or (token.kind == "job" and rec.operation not in self.job_token_ops):
             return self.error(401, "401 Unauthorized")
         if token.kind == "read_api" and rec.method != "GET":
             return Reply(403, {"error": "insufficient_scope", "error_description": "The request requires higher "
@@ -193,6 +224,23 @@ class FakeGitLab(FakeServer):
             headers["Retry-After"] = str(fault.retry_after)
         return Reply(429, {"message": {"error": "This endpoint has been requested too many times. Try again later."}},
                      headers)
+
+    def next_fault(self, rec: Recorded) -> Fault | None:
+        fault = super().next_fault(rec)
+        if fault is not None and fault.kind == "held":
+            self._to_hold.append(rec)
+            return Fault("lost")  # the change is made; dispatch then holds the answer back
+        return fault
+
+    def dispatch(self, rec: Recorded) -> Reply:
+        try:
+            return super().dispatch(rec)
+        except Drop:
+            if any(r is rec for r in self._to_hold):
+                with self.lock:
+                    self.held.append(rec)
+                self._released.wait(60)
+            raise
 
     def respond(self, rec: Recorded) -> Reply:
         _how, token = self._token(rec)
@@ -344,15 +392,20 @@ class FakeGitLab(FakeServer):
         name, version, file_name = (unquote(rec.params[k]) for k in ("package_name", "package_version", "file_name"))
         if not _FILE_NAME.match(file_name) or not _VERSION.match(version):
             return self.error(400, "400 Bad request - file_name or package_version is invalid")
-        package = self.project.packages.setdefault((name, version), {"id": next(self._ids), "files": []})
-        data = rec.raw
-        item = {"id": next(self._ids), "package_id": package["id"], "file_name": file_name, "size": len(data),
-                "file_sha256": hashlib.sha256(data).hexdigest(), "created_at": _now(), "version": version,
-                "data": data}
-        package["files"].append(item)
+        item = self._store(name, version, file_name, rec.raw)
         if (rec.query.get("select") or [""])[0] == "package_file":
             return Reply(201, {k: v for k, v in item.items() if k not in ("data", "version")})
         return Reply(201, {"message": "201 Created"})
+
+    def _store(self, name: str, version: str, file_name: str, data: bytes) -> dict[str, Any]:
+        package = self.project.packages.setdefault((name, version), {"id": next(self._ids), "files": [],
+                                                                     "created_at": _now()})
+        item = {"id": next(self._ids), "package_id": package["id"], "file_name": file_name, "size": len(data),
+                "file_md5": hashlib.md5(data).hexdigest(), "file_sha1": hashlib.sha1(data).hexdigest(),
+                "file_sha256": hashlib.sha256(data).hexdigest(), "created_at": _now(), "version": version,
+                "data": data}
+        package["files"].append(item)
+        return item
 
     def _package_get(self, rec: Recorded, token: Token) -> Reply:
         name, version, file_name = (unquote(rec.params[k]) for k in ("package_name", "package_version", "file_name"))
@@ -361,6 +414,29 @@ class FakeGitLab(FakeServer):
         if not files:
             return self.error(404, "404 Package Not Found")
         return Reply(200, files[-1]["data"], content_type="application/octet-stream")
+
+    def _package_list(self, rec: Recorded, token: Token) -> Reply:
+        q = {k: v[0] for k, v in rec.query.items()}
+        fuzzy = q.get("package_name", "").lower()  # GitLab: ILIKE %name%
+        found = [{"id": p["id"], "name": name, "version": version, "package_type": "generic", "status": "default",
+                  "created_at": p["created_at"], "tags": [], "pipeline": None,
+                  "_links": {"web_path": f"/{self.project.path}/-/packages/{p['id']}",
+                             "delete_api_path": f"{self.api_url}/projects/{self.project.id}/packages/{p['id']}"}}
+                 for (name, version), p in self.project.packages.items()
+                 if fuzzy in name.lower() and q.get("package_version") in (None, version)
+                 and q.get("package_type") in (None, "generic")]
+        order = {"type": "package_type"}.get(q.get("order_by", "created_at"), q.get("order_by", "created_at"))
+        found.sort(key=lambda p: (p[order], p["id"]), reverse=q.get("sort") == "desc")
+        return self._paged(rec, found)
+
+    def _package_files(self, rec: Recorded, token: Token) -> Reply:
+        package = next((p for p in self.project.packages.values() if p["id"] == int(rec.params["package_id"])), None)
+        if package is None:
+            return self.error(404, "404 Package Not Found")
+        files = [{k: f[k] for k in _FILE_FIELDS} | {"pipelines": []} for f in package["files"]]
+        order = rec.query.get("order_by", ["id"])[0]
+        files.sort(key=lambda f: (f[order], f["id"]), reverse=rec.query.get("sort", ["asc"])[0] == "desc")
+        return self._paged(rec, files)
 
 
 # --- the provider-neutral scenario (fakes.scenario) on GitLab ------------------------------------------
@@ -395,6 +471,7 @@ class World:
 
     def __init__(self, spec: OpenApiSpec, *, fault_rate: float = 0.0, seed: int = 1) -> None:
         self.fault_rate = fault_rate
+        self._kill_on_hold = False
         self.gitlab = FakeGitLab(spec, tokens={self.TOKEN: Token("api")}, fault_rate=fault_rate, seed=seed,
                                  lost_methods=("POST", "PUT"), per_resource_faults=True)
 
@@ -433,10 +510,20 @@ class World:
         caps = roles["ci"]
         assert caps["test_run"]["via"] == "commit status" and caps["artifacts"]["kind"] == "native", caps
 
+    def hold_for_kill(self) -> None:
+        """The job will be killed: at the first upload of the job's fourth artifact (a first attempt, as no other
+        fault takes precedence), the file is stored and its answer held back, and that is when
+        :meth:`remote_started` says to kill — the window between GitLab storing a file and the daemon journaling
+        it, where a daemon that does not look before uploading again stores a second copy."""
+        self._kill_on_hold = True
+        with self.gitlab.lock:
+            self.gitlab.faults.insert(0, Fault("held", "PUT", r"/packages/generic/.*_shard-03\.log$"))
+
     def remote_started(self) -> bool:
-        return bool(self.gitlab.statuses())
+        return bool(self.gitlab.held) if self._kill_on_hold else bool(self.gitlab.statuses())
 
     def wait_idle(self) -> None:
+        self.gitlab.release_held()
         self.gitlab.wait_idle()
 
     def secrets(self) -> list[str]:
@@ -455,10 +542,11 @@ class World:
         )
 
     def rest_calls(self) -> list[Recorded]:
-        return [r for r in self.gitlab.calls() if "/packages/" not in r.path]
+        return [r for r in self.gitlab.calls() if not re.search(_PACKAGES, r.path)]
 
     def artifact_calls(self) -> list[Recorded]:
-        return self.gitlab.calls(path="/packages/")
+        """Package uploads and the package lookups before a retried one."""
+        return self.gitlab.calls(path=_PACKAGES)
 
     def violations(self) -> list[str]:
         return self.gitlab.violations

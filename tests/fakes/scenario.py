@@ -121,6 +121,9 @@ class ScenarioWorld(Protocol):
 
     # optional: ``daemon_env(env) -> env``, the daemon's environment with settings of its own (an
     # ``[artifact_store]`` the job's artifacts go to)
+    # optional: ``hold_for_kill()``, called before a job that is killed: the world picks the moment itself (a write
+    # the fake made and whose answer it holds back; ``remote_started`` then says so), and the first daemon too
+    # delivers at the fast pace
 
 
 @contextmanager
@@ -263,11 +266,13 @@ def scenario(make_world: WorldFactory, base: Path, rate: float, seed: int = 1, *
     the daemon logs are printed on failure, and every request must have been valid for the vendor."""
     env = scrubbed_env(base)
     started: list[DaemonProcess] = []
+    paced_until_killed = kill
 
     def start_daemon() -> DaemonProcess:
         # a job that gets killed keeps the providers' own pacing in its first daemon, so the kill lands where it
-        # always did (between two paced writes); the restarted daemon, which delivers most of the job, is faster
-        scale = 1.0 if kill and not started else TIME_SCALE
+        # always did (between two paced writes), unless its world holds the moment; the restarted daemon, which
+        # delivers most of the job, is faster
+        scale = 1.0 if paced_until_killed and not started else TIME_SCALE
         started.append(DaemonProcess.start(base / "d.sock", {**env, "CI_SIDECAR_DELIVERY_TIME_SCALE": str(scale)}))
         return started[-1]
 
@@ -275,6 +280,9 @@ def scenario(make_world: WorldFactory, base: Path, rate: float, seed: int = 1, *
     with make_world(rate, seed) as world:
         if hasattr(world, "daemon_env"):  # the daemon's own settings the world needs (an object store)
             env = world.daemon_env(env)
+        if kill and hasattr(world, "hold_for_kill"):
+            world.hold_for_kill()
+            paced_until_killed = False
         try:
             out = run_scenario(world, start_daemon, base / "job", plan, kill_halfway=kill, timeout=timeout, logs=logs)
         except BaseException:

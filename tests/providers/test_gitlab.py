@@ -349,7 +349,7 @@ async def test_a_failed_package_lookup_answers_no_url_and_logs_why(fake: FakeGit
     provider = GitLabProvider()
     env = envs()
     assert (await provider.deliver(op, env, {})).kind == "delivered"
-    fake.inject("503", "GET", "/packages/generic/")
+    fake.inject("503", "GET", "/packages$")
     with caplog.at_level("INFO", logger="ci_sidecar.providers.gitlab"):
         found = await provider.lookup_artifact(op, env, {})
     await provider.aclose()
@@ -366,15 +366,76 @@ async def test_the_job_token_uploads_packages_with_its_own_header(fake: FakeGitL
     assert put.headers.get("job-token") == JOB and "private-token" not in put.headers
 
 
-async def test_a_lost_package_upload_is_read_back_not_uploaded_twice(fake: FakeGitLab, envs: Envs,
+def fresh(env: ProviderEnv) -> ProviderEnv:
+    """``env`` for a write's first attempt in the daemon that took it (nothing can have reached GitLab)."""
+    env.never_sent = True
+    return env
+
+
+LOG_URL = "/projects/7/packages/generic/ci-sidecar/pipeline-321/test-logs_shard-1.log"
+
+
+async def test_a_new_upload_is_one_put_and_a_retried_one_looks_first(fake: FakeGitLab, envs: Envs,
                                                                       tmp_path: Path) -> None:
-    """After a lost answer the file is read back (same SHA-256): one package file, delivered."""
+    """A write's first attempt sends only the PUT; after its answer was lost, the retry finds the stored file in
+    the package's file list (name and SHA-256) instead of uploading it again: one package file, delivered."""
     fake.inject("lost", "PUT")
-    op, env = artifact(tmp_path), envs()
-    lost = await deliver(op, env)
-    again = await deliver(op, env, lost.remote)
-    assert lost.kind == "retry" and again.kind == "delivered"
+    op = artifact(tmp_path)
+    lost = await deliver(op, fresh(envs()))
+    again = await deliver(op, envs(), lost.remote)
+    assert lost.kind == "retry" and again.kind == "delivered", again.message
+    assert [r.operation for r in fake.calls()] == ["package-put", "package-list", "package-files"]
     assert len(fake.package_files()) == 1
+
+
+async def test_an_upload_stored_before_a_restart_is_adopted_not_uploaded_again(fake: FakeGitLab, envs: Envs,
+                                                                                tmp_path: Path) -> None:
+    """GitLab stored the PUT, the answer was lost and the daemon restarted with nothing journaled about the attempt:
+    the resumed upload adopts the stored file — exactly one package file, the URL and file id from the API."""
+    fake.inject("lost", "PUT")
+    op = artifact(tmp_path)
+    assert (await deliver(op, fresh(envs()))).kind == "retry"
+    resumed = await deliver(op, envs(), {})  # a new daemon: no remote state, the write not known unsent
+    assert resumed.kind == "delivered" and resumed.tier == "package", resumed.message
+    (stored,) = fake.package_files()
+    assert resumed.url == fake.api_url + LOG_URL
+    assert resumed.remote is not None and resumed.remote["file_id"] == stored["id"]
+    assert len(fake.calls("PUT")) == 1
+
+
+async def test_the_lookup_pages_through_the_files_and_takes_no_look_alike(fake: FakeGitLab, envs: Envs,
+                                                                          tmp_path: Path) -> None:
+    """A resumed upload finds its file past the first page of the package's files; a file of the same name in a
+    package GitLab's fuzzy name search also lists, or with other content, is not taken for it."""
+    data = b"log line\n" * 100
+    op = artifact(tmp_path, data)
+    fake.add_package_file("ci-sidecar-nightly", "pipeline-321", "test-logs_shard-1.log", data)
+    fake.add_package_file("ci-sidecar", "pipeline-321", "test-logs_shard-1.log", b"an earlier try's log\n")
+    assert (await deliver(op, envs())).kind == "delivered"
+    assert len(fake.calls("PUT")) == 1 and len(fake.package_files()) == 2  # uploaded: nothing was its copy
+    for n in range(150):
+        fake.add_package_file("ci-sidecar", "pipeline-321", f"other-{n}.log", b"x")
+    again = await deliver(op, envs(), {})
+    assert again.kind == "delivered" and again.url == fake.api_url + LOG_URL
+    assert len(fake.calls("PUT")) == 1 and len(fake.package_files()) == 152
+    assert [r.query.get("page") for r in fake.calls(operation="package-files")][-2:] == [None, ["2"]]
+
+
+async def test_a_job_token_that_cannot_list_packages_reads_the_file_back(gl_spec: OpenApiSpec,
+                                                                         tmp_path: Path) -> None:
+    """On a GitLab before 15.11 the job token may not list package files: a resumed upload downloads the file
+    instead and adopts it when its SHA-256 matches (one package file)."""
+    (tmp_path / "project").mkdir()
+    with FakeGitLab(gl_spec, job_token_lists=False) as old:
+        envs = Envs(old, tmp_path / "project")
+        old.inject("lost", "PUT")
+        op = artifact(tmp_path)
+        assert (await deliver(op, fresh(envs(JOB)))).kind == "retry"
+        resumed = await deliver(op, envs(JOB), {})
+    assert resumed.kind == "delivered" and resumed.url == old.api_url + LOG_URL, resumed.message
+    assert [(r.operation, r.status) for r in old.calls()] == [
+        ("package-put", -1), ("package-list", 401), ("package-get", 200)]
+    assert len(old.package_files()) == 1 and old.violations == []
 
 
 async def test_without_a_token_an_artifact_is_staged_for_the_jobs_artifacts(fake: FakeGitLab, envs: Envs,
@@ -539,11 +600,16 @@ def test_thirty_percent_faults_change_nothing_on_the_mr(make_world: Callable[[fl
 
 def test_kill_9_halfway_changes_nothing_on_the_mr(make_world: Callable[[float, int], World],
                                                   scenario_dirs: Callable[[], Path]) -> None:
-    """A daemon killed mid-delivery finishes the job's writes once its session is back, and only once."""
+    """A daemon killed right after GitLab stored a package file, before it could journal that, finishes the job's
+    writes once its session is back, and only once: one package file per artifact, as in the fault-free run."""
     _clean, _killed, world = assert_kill_9_changes_nothing(make_world, scenario_dirs, rate=FAULTS, seed=SEED_KILL,
                                                            plan=PLAN)
     faults_really_happened(world)
     assert [r.status for r in world.gitlab.calls("POST", "/notes$")].count(201) <= 1
+    (held,) = world.gitlab.held  # the kill landed in the window: the file stored, its answer never received
+    name = held.path.rsplit("/", 1)[1]
+    assert [f["file_name"] for f in world.gitlab.package_files()].count(name) == 1
+    assert [r.status for r in world.gitlab.calls("PUT", "/" + name + "$")].count(201) == 0  # never PUT again
 
 
 # --- the example pipeline ---------------------------------------------------------------------------
