@@ -15,6 +15,7 @@ from .artifact_methods import ARTIFACT_METHODS
 from .notify_methods import NOTIFY_METHODS
 from .records import Capabilities, CIContext, DeliverySummary, Wire
 from .spec import MethodSpec, WaitS
+from .shards import MAX_SHARDS, ShardRow
 
 __all__ = [
     "MethodSpec",
@@ -234,6 +235,8 @@ class CreateTestRunParams(Wire):
     provider: str | None = None
     #: join a sharded group: results are merged with the other shards' into one published run
     group: GroupParams | None = None
+    #: a fan-in run (``ci-sidecar merge``): the shards whose outputs it merges, shown in its reports
+    shards: Annotated[list[ShardRow], msgspec.Meta(max_length=MAX_SHARDS)] | None = None
     wait: bool = False
     wait_s: WaitS = 30.0
 

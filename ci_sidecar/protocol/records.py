@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .history import RunDelta
+from .shards import ShardReport
 
 __all__ = [
     "Wire",
@@ -278,6 +279,8 @@ class TestRun(Wire):
     coverage: float | None = None
     #: once finished: what changed against the base run (see :class:`~ci_sidecar.protocol.history.RunDelta`)
     delta: RunDelta | None = None
+    #: a run merged from shards: one row per shard, the slowest, the balance hint (see :mod:`~.shards`)
+    shards: ShardReport | None = None
 
 
 # --- artifacts ----------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def report_data(run: RunSnapshot, env: ProviderEnv, collected: Collected, *, max
         id=run.id, name=run.name, status=run.status, start_time=run.start_time, counts=run.counts,
         delivery=DeliverySummary(pending=0, failed=0), targets=[], comments=[], conclusion=conclusion,
         end_time=run.end_time, duration=duration, external_id=run.external_id, coverage=run.coverage,
-        delta=run.delta,
+        delta=run.delta, shards=run.shards,
     )
     # every attempt when the pass kept them, else the latest result of each test
     latest = collected.all if collected.all is not None else list(collected.latest.values())

@@ -31,6 +31,7 @@ import msgspec
 
 from ci_sidecar.credentials import CredentialRef
 from ci_sidecar.protocol.history import RunDelta
+from ci_sidecar.protocol.shards import ShardReport
 from ci_sidecar.protocol.records import CIContext, Counts, ProviderCaps, TestResult
 
 from .writes import WriteBudget, WriteGate
@@ -90,6 +91,8 @@ class RunSnapshot(msgspec.Struct, kw_only=True):
     coverage: float | None = None
     #: once finished: the run compared with its base in the history (reports show it)
     delta: RunDelta | None = None
+    #: a run merged from shards: its shards section (every report shows it)
+    shards: ShardReport | None = None
 
 
 class PublishRun(msgspec.Struct, tag="publish_run", kw_only=True):

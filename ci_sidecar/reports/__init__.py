@@ -22,6 +22,7 @@ from .model import (
     display_name,
     format_duration,
 )
+from .shards import balance_text, shards_html, shards_markdown, shards_text
 
 __all__ = [
     "FILE_NAMES",
@@ -36,6 +37,7 @@ __all__ = [
     "ReportFormat",
     "SlowestTests",
     "badge_svg",
+    "balance_text",
     "code_fence",
     "cut_markdown",
     "display_name",
@@ -54,6 +56,9 @@ __all__ = [
     "render_markdown",
     "run_badge_message",
     "sha256_file",
+    "shards_html",
+    "shards_markdown",
+    "shards_text",
     "shields_endpoint_json",
     "status_color",
     "text_width",

@@ -1,8 +1,9 @@
 """The one degrade ladder every provider uses to fit a Markdown report into its size limit (UTF-8 bytes).
 
 Steps, stopping at the first that fits: everything; without the passed list; traces trimmed; traces dropped
-(messages stay); finally a cut at a clean boundary — at a line end, never inside a UTF-8 character, with an
-open code fence and open ``<details>`` closed — followed by a link to the full report.
+(messages stay) and a merged run's shards table kept to its 10 most telling rows; finally a cut at a clean
+boundary — at a line end, never inside a UTF-8 character, with an open code fence and open ``<details>``
+closed — followed by a link to the full report.
 :func:`cut_markdown` is the last step on its own, for bodies that are not reports (a user's PR comment).
 """
 
@@ -21,6 +22,8 @@ __all__ = ["Fitted", "TRIMMED_TRACE_LINES", "cut_markdown", "fit_markdown"]
 
 #: Lines kept per trace at the "trim traces" step (half from the top, half from the bottom).
 TRIMMED_TRACE_LINES = 20
+#: Shards listed one per row from the "no traces" step on (the missing, running and slowest ones).
+COMPACT_SHARD_ROWS = 10
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
@@ -52,7 +55,8 @@ def fit_markdown(data: ReportData, budget: int) -> Fitted:
     steps = (
         ("no-passed", {"include_passed": False}, "Passed tests omitted to fit"),
         ("trimmed-traces", {"include_passed": False, "trace_lines": TRIMMED_TRACE_LINES}, "Traces trimmed to fit"),
-        ("no-traces", {"include_passed": False, "trace_lines": 0}, "Traces omitted to fit"),
+        ("no-traces", {"include_passed": False, "trace_lines": 0, "shard_rows": COMPACT_SHARD_ROWS},
+         "Traces omitted to fit"),
     )
     text = full
     for step, options, what in steps:

@@ -17,6 +17,7 @@ from ci_sidecar.protocol.records import CIContext, TestResult
 
 from .delta import delta_html
 from .model import HistogramBucket, ReportData, bucket_label, display_name, format_coverage, format_duration
+from .shards import shards_html
 
 __all__ = ["histogram_svg", "render_html", "write_html"]
 
@@ -163,6 +164,8 @@ def write_html(data: ReportData, fp: TextIO, *, max_rows: int | None = None) -> 
         cards += (("Coverage", format_coverage(run.coverage)),)
     fp.write('<section class="cards">' + "".join(
         f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in cards) + "</section>\n")
+    if run.shards is not None:
+        fp.write(f'<section id="shards">{shards_html(run.shards)}</section>\n')
     if run.delta is not None:
         fp.write(delta_html(run.delta))
     if data.failures:

@@ -24,6 +24,7 @@ from .model import (
     format_coverage,
     format_duration,
 )
+from .shards import MAX_SHARD_ROWS, shards_markdown
 
 __all__ = ["code_fence", "md_escape", "render_markdown"]
 
@@ -179,6 +180,7 @@ def render_markdown(
     trace_lines: int | None = None,
     note: str | None = None,
     max_passed: int = MAX_PASSED_LISTED,
+    shard_rows: int | None = MAX_SHARD_ROWS,
 ) -> str:
     """Render a run as GitHub-flavoured Markdown.
 
@@ -188,6 +190,7 @@ def render_markdown(
         trace_lines: ``None`` keeps traces whole, ``0`` drops them (messages stay), ``n`` keeps ``n`` lines each.
         note: an already-escaped Markdown line shown at the end (the degrade ladder says what it left out).
         max_passed: cap on listed passed names.
+        shard_rows: shards listed one per row at most in a merged run's shards section (the rest summed up).
 
     Returns:
         The Markdown text, ending with a newline.
@@ -197,6 +200,8 @@ def render_markdown(
     if context:
         parts.append(context)
     parts.append(_counts_table(data))
+    if data.run.shards is not None:
+        parts.append(shards_markdown(data.run.shards, md_escape, max_rows=shard_rows))
     if data.run.delta is not None:
         parts.append(delta_markdown(data.run.delta, md_escape))
     if data.failures:

@@ -271,6 +271,43 @@ type SetBuildStatusResult struct {
 	Ref      *string       `json:"ref,omitempty"`
 }
 
+// ShardBalance is the split that would equalise the shard times next run: tests per shard (`sizes`) and the time each shard
+// would take (`predicted`, seconds), both in shard order, against the slowest shard's time now (`slowest_s`).
+//
+// `source`: `history` (`known` of the `tests` took their duration from the last `runs` recorded runs of
+// the same name; the others from this run) or `this_run` (the history had none of them).
+type ShardBalance struct {
+	Source    string    `json:"source"`
+	Tests     int       `json:"tests"`
+	Sizes     []int     `json:"sizes"`
+	Predicted []float64 `json:"predicted"`
+	SlowestS  *float64  `json:"slowest_s,omitempty"`
+	Known     *int      `json:"known,omitempty"`
+	Runs      *int      `json:"runs,omitempty"`
+}
+
+// ShardReport is a merged run's shards: `rows` in shard order, the `slowest` finished shard's number, `missing` shard
+// numbers (never counted as passed), and the `balance` hint once the run is finished.
+type ShardReport struct {
+	Rows    []ShardRow    `json:"rows"`
+	Slowest *int          `json:"slowest,omitempty"`
+	Missing []int         `json:"missing,omitempty"`
+	Balance *ShardBalance `json:"balance,omitempty"`
+}
+
+// ShardRow is one shard: its state (`missing`: never reported, or not finished when the group concluded), where it ran,
+// how long it took (seconds), and its tests (`failed` counts errors too).
+type ShardRow struct {
+	Shard    int      `json:"shard"`
+	Status   string   `json:"status"`
+	Machine  *string  `json:"machine,omitempty"`
+	Duration *float64 `json:"duration,omitempty"`
+	Total    *int     `json:"total,omitempty"`
+	Passed   *int     `json:"passed,omitempty"`
+	Failed   *int     `json:"failed,omitempty"`
+	Skipped  *int     `json:"skipped,omitempty"`
+}
+
 // SleepResult is a wire type of the protocol.
 type SleepResult struct {
 	Slept float64 `json:"slept"`
@@ -451,6 +488,7 @@ type CreateTestRunParams struct {
 	ExternalID *string      `json:"external_id,omitempty"`
 	Provider   *string      `json:"provider,omitempty"`
 	Group      *GroupParams `json:"group,omitempty"`
+	Shards     []ShardRow   `json:"shards,omitempty"`
 	Wait       *bool        `json:"wait,omitempty"`
 	WaitS      *float64     `json:"wait_s,omitempty"`
 }
@@ -866,6 +904,9 @@ var wireTypes = map[string]reflect.Type{
 	"ScmContext":                reflect.TypeOf(ScmContext{}),
 	"ServerInfo":                reflect.TypeOf(ServerInfo{}),
 	"SetBuildStatusResult":      reflect.TypeOf(SetBuildStatusResult{}),
+	"ShardBalance":              reflect.TypeOf(ShardBalance{}),
+	"ShardReport":               reflect.TypeOf(ShardReport{}),
+	"ShardRow":                  reflect.TypeOf(ShardRow{}),
 	"SleepResult":               reflect.TypeOf(SleepResult{}),
 	"Source":                    reflect.TypeOf(Source{}),
 	"StatusResult":              reflect.TypeOf(StatusResult{}),

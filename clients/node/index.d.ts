@@ -169,6 +169,7 @@ export interface CreateTestRunParams {
   external_id?: string | null;
   provider?: string | null;
   group?: GroupParams | null;
+  shards?: Array<ShardRow> | null;
   wait?: boolean;
   wait_s?: number;
 }
@@ -449,6 +450,43 @@ export interface SetBuildStatusResult {
   ref?: string | null;
 }
 
+/** The split that would equalise the shard times next run: tests per shard (``sizes``) and the time each shard
+ *     would take (``predicted``, seconds), both in shard order, against the slowest shard's time now (``slowest_s``).
+ * 
+ *     ``source``: ``history`` (``known`` of the ``tests`` took their duration from the last ``runs`` recorded runs of
+ *     the same name; the others from this run) or ``this_run`` (the history had none of them). */
+export interface ShardBalance {
+  source: "history" | "this_run";
+  tests: number;
+  sizes: Array<number>;
+  predicted: Array<number>;
+  slowest_s?: number | null;
+  known?: number;
+  runs?: number;
+}
+
+/** A merged run's shards: ``rows`` in shard order, the ``slowest`` finished shard's number, ``missing`` shard
+ *     numbers (never counted as passed), and the ``balance`` hint once the run is finished. */
+export interface ShardReport {
+  rows: Array<ShardRow>;
+  slowest?: number | null;
+  missing?: Array<number>;
+  balance?: ShardBalance | null;
+}
+
+/** One shard: its state (``missing``: never reported, or not finished when the group concluded), where it ran,
+ *     how long it took (seconds), and its tests (``failed`` counts errors too). */
+export interface ShardRow {
+  shard: number;
+  status: "finished" | "missing" | "running";
+  machine?: string | null;
+  duration?: number | null;
+  total?: number;
+  passed?: number;
+  failed?: number;
+  skipped?: number;
+}
+
 export interface SleepParams {
   seconds?: number;
   workDoneToken?: number | string | null;
@@ -557,6 +595,7 @@ export interface TestRun {
   output_dir?: string | null;
   coverage?: number | null;
   delta?: RunDelta | null;
+  shards?: ShardReport | null;
 }
 
 export interface TestRunIdParams {
@@ -713,6 +752,7 @@ export interface Methods {
       external_id?: string | null;
       provider?: string | null;
       group?: GroupParams | null;
+      shards?: Array<ShardRow> | null;
       wait?: boolean;
       wait_s?: number;
     };

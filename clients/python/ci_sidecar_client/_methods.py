@@ -4,7 +4,7 @@
 
 from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
-__all__ = ['Methods', 'AddPrCommentParams', 'AddPrCommentResult', 'Artifact', 'ArtifactNameParams', 'ArtifactRunParams', 'ArtifactUrlResult', 'BaseRun', 'CIContext', 'CancelParams', 'Capabilities', 'ChannelResult', 'ClientInfo', 'CloseArtifactStreamParams', 'CommentRef', 'CompleteTestRunParams', 'Counts', 'CreateTestRunParams', 'DeliveryState', 'DeliverySummary', 'DeltaCounts', 'ErrorInfo', 'FlakyTest', 'GroupParams', 'IngestError', 'IngestJunitParams', 'IngestJunitResult', 'InitializeParams', 'InitializeResult', 'InstanceStatus', 'ListTestRunsParams', 'ListTestRunsResult', 'NoParams', 'OpenArtifactStreamParams', 'OpenArtifactStreamResult', 'OutboxStatus', 'ProviderCaps', 'ProviderStatus', 'PurgeArtifactsResult', 'RaiseParams', 'ReadTestResultsParams', 'ReadTestResultsResult', 'RenderBadgeParams', 'RenderBadgeResult', 'RenderReportParams', 'RenderReportResult', 'ReportResultsParams', 'ReportResultsResult', 'RunDelta', 'ScmContext', 'SendNotificationsParams', 'ServerInfo', 'SetBuildStatusParams', 'SetBuildStatusResult', 'SleepParams', 'SleepResult', 'Source', 'StatusResult', 'Summary', 'Target', 'TestResult', 'TestRun', 'TestRunIdParams', 'Tier', 'Undelivered', 'UpdateArtifactMetadataParams', 'UpdateTestRunParams', 'UploadArtifactParams', 'UploadArtifactsParams', 'UploadInfo', 'UploadItem', 'UploadItemResult', 'WriteArtifactStreamParams', 'WriteArtifactStreamResult']
+__all__ = ['Methods', 'AddPrCommentParams', 'AddPrCommentResult', 'Artifact', 'ArtifactNameParams', 'ArtifactRunParams', 'ArtifactUrlResult', 'BaseRun', 'CIContext', 'CancelParams', 'Capabilities', 'ChannelResult', 'ClientInfo', 'CloseArtifactStreamParams', 'CommentRef', 'CompleteTestRunParams', 'Counts', 'CreateTestRunParams', 'DeliveryState', 'DeliverySummary', 'DeltaCounts', 'ErrorInfo', 'FlakyTest', 'GroupParams', 'IngestError', 'IngestJunitParams', 'IngestJunitResult', 'InitializeParams', 'InitializeResult', 'InstanceStatus', 'ListTestRunsParams', 'ListTestRunsResult', 'NoParams', 'OpenArtifactStreamParams', 'OpenArtifactStreamResult', 'OutboxStatus', 'ProviderCaps', 'ProviderStatus', 'PurgeArtifactsResult', 'RaiseParams', 'ReadTestResultsParams', 'ReadTestResultsResult', 'RenderBadgeParams', 'RenderBadgeResult', 'RenderReportParams', 'RenderReportResult', 'ReportResultsParams', 'ReportResultsResult', 'RunDelta', 'ScmContext', 'SendNotificationsParams', 'ServerInfo', 'SetBuildStatusParams', 'SetBuildStatusResult', 'ShardBalance', 'ShardReport', 'ShardRow', 'SleepParams', 'SleepResult', 'Source', 'StatusResult', 'Summary', 'Target', 'TestResult', 'TestRun', 'TestRunIdParams', 'Tier', 'Undelivered', 'UpdateArtifactMetadataParams', 'UpdateTestRunParams', 'UploadArtifactParams', 'UploadArtifactsParams', 'UploadInfo', 'UploadItem', 'UploadItemResult', 'WriteArtifactStreamParams', 'WriteArtifactStreamResult']
 
 
 def _present(params: Dict[str, Any]) -> Dict[str, Any]:
@@ -208,6 +208,7 @@ class CreateTestRunParams(_CreateTestRunParamsRequired, total=False):
     external_id: Optional[str]
     provider: Optional[str]
     group: Optional['GroupParams']
+    shards: Optional[List['ShardRow']]
     wait: bool
     wait_s: float
 
@@ -529,6 +530,52 @@ class SetBuildStatusResult(_SetBuildStatusResultRequired, total=False):
     ref: Optional[str]
 
 
+class _ShardBalanceRequired(TypedDict):
+    source: Literal["history", "this_run"]
+    tests: int
+    sizes: List[int]
+    predicted: List[float]
+
+
+class ShardBalance(_ShardBalanceRequired, total=False):
+    """The split that would equalise the shard times next run: tests per shard (``sizes``) and the time each shard
+    would take (``predicted``, seconds), both in shard order, against the slowest shard's time now (``slowest_s``).
+
+    ``source``: ``history`` (``known`` of the ``tests`` took their duration from the last ``runs`` recorded runs of
+    the same name; the others from this run) or ``this_run`` (the history had none of them)."""
+    slowest_s: Optional[float]
+    known: int
+    runs: int
+
+
+class _ShardReportRequired(TypedDict):
+    rows: List['ShardRow']
+
+
+class ShardReport(_ShardReportRequired, total=False):
+    """A merged run's shards: ``rows`` in shard order, the ``slowest`` finished shard's number, ``missing`` shard
+    numbers (never counted as passed), and the ``balance`` hint once the run is finished."""
+    slowest: Optional[int]
+    missing: List[int]
+    balance: Optional['ShardBalance']
+
+
+class _ShardRowRequired(TypedDict):
+    shard: int
+    status: Literal["finished", "missing", "running"]
+
+
+class ShardRow(_ShardRowRequired, total=False):
+    """One shard: its state (``missing``: never reported, or not finished when the group concluded), where it ran,
+    how long it took (seconds), and its tests (``failed`` counts errors too)."""
+    machine: Optional[str]
+    duration: Optional[float]
+    total: int
+    passed: int
+    failed: int
+    skipped: int
+
+
 class SleepParams(TypedDict, total=False):
     seconds: float
     workDoneToken: Union[int, str, None]
@@ -639,6 +686,7 @@ class TestRun(_TestRunRequired, total=False):
     output_dir: Optional[str]
     coverage: Optional[float]
     delta: Optional['RunDelta']
+    shards: Optional['ShardReport']
 
 
 class TestRunIdParams(TypedDict):
@@ -792,11 +840,11 @@ class Methods:
         Arguments left as None are not sent (the daemon's default applies)."""
         return self.request('complete_test_run', _present({'test_run_id': test_run_id, 'conclusion': conclusion, 'coverage': coverage, 'wait': wait, 'wait_s': wait_s}))
 
-    def create_test_run(self, *, name: str, commit_sha: Optional[str] = None, head_sha: Optional[str] = None, branch: Optional[str] = None, pr_number: Optional[int] = None, build_id: Optional[str] = None, details_url: Optional[str] = None, external_id: Optional[str] = None, provider: Optional[str] = None, group: Optional['GroupParams'] = None, wait: Optional[bool] = None, wait_s: Optional[float] = None) -> 'TestRun':
+    def create_test_run(self, *, name: str, commit_sha: Optional[str] = None, head_sha: Optional[str] = None, branch: Optional[str] = None, pr_number: Optional[int] = None, build_id: Optional[str] = None, details_url: Optional[str] = None, external_id: Optional[str] = None, provider: Optional[str] = None, group: Optional['GroupParams'] = None, shards: Optional[List['ShardRow']] = None, wait: Optional[bool] = None, wait_s: Optional[float] = None) -> 'TestRun':
         """``create_test_run``: Create a test run (idempotent on external_id); published to the run's providers.
 
         Arguments left as None are not sent (the daemon's default applies)."""
-        return self.request('create_test_run', _present({'name': name, 'commit_sha': commit_sha, 'head_sha': head_sha, 'branch': branch, 'pr_number': pr_number, 'build_id': build_id, 'details_url': details_url, 'external_id': external_id, 'provider': provider, 'group': group, 'wait': wait, 'wait_s': wait_s}))
+        return self.request('create_test_run', _present({'name': name, 'commit_sha': commit_sha, 'head_sha': head_sha, 'branch': branch, 'pr_number': pr_number, 'build_id': build_id, 'details_url': details_url, 'external_id': external_id, 'provider': provider, 'group': group, 'shards': shards, 'wait': wait, 'wait_s': wait_s}))
 
     def get_artifact_by_name(self, *, test_run_id: str, name: str) -> Optional['Artifact']:
         """``get_artifact_by_name``: One artifact by name, or null."""
