@@ -24,11 +24,11 @@ from ci_sidecar.exec_cmd import _flush_timeout, _open_sidecar, _summary
 from ci_sidecar.exec_delivery import say as _say
 from ci_sidecar.exec_signals import SignalGate
 from ci_sidecar.protocol.records import Counts
-from ci_sidecar.service.groups.model import ShardDoc
-from ci_sidecar.service.groups.report import balance_hint
+from ci_sidecar.protocol.shards import ShardReport
+from ci_sidecar.reports.shards import shards_text
 from ci_sidecar_client import ConnectionLost, DaemonNotFound, RpcError
 
-__all__ = ["add_merge_command", "run_merge", "find_inputs"]
+__all__ = ["add_merge_command", "run_merge", "find_inputs", "shard_rows"]
 
 _BATCH = 1000
 
@@ -84,26 +84,20 @@ def _wall(iso: Any) -> float | None:
         return None
 
 
-def shard_lines(runs: list[tuple[Path, dict[str, Any]]]) -> list[str]:
-    """One line per shard output (its duration and counts), the slowest shard, and a balance hint."""
-    docs: dict[int, ShardDoc] = {}
-    lines = []
-    for n, (path, run) in enumerate(runs):
+def shard_rows(runs: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per shard output (numbered in input order): its state, duration and counts, for the merged run's
+    shards section (the daemon adds the slowest shard and the balance hint)."""
+    rows = []
+    for n, (_path, run) in enumerate(runs):
         counts = msgspec.convert(run.get("counts") or {}, Counts)
         start, end = _wall(run.get("start_time")), _wall(run.get("end_time"))
-        docs[n] = ShardDoc(shard=n, run_id=str(run.get("id", "")), name=str(run.get("name", "")),
-                           status=str(run.get("status", "")), counts=counts, start_wall=start or 0.0,
-                           end_wall=end if start is not None else None, updated_wall=0.0)
-        took = f"{end - start:.1f} s" if start is not None and end is not None else "?"
-        lines.append(f"shard {n}: {took}, {counts.total} tests, {counts.failed + counts.errors} failed ({path})")
-    timed = [(d.end_wall - d.start_wall, n) for n, d in docs.items() if d.end_wall is not None]
-    if len(timed) > 1:
-        longest = max(timed)
-        lines.append(f"slowest shard: {longest[1]} ({longest[0]:.1f} s)")
-    hint = balance_hint(docs)
-    if hint:
-        lines.append(f"balance: {hint}")
-    return lines
+        row: dict[str, Any] = {"shard": n, "status": "finished" if run.get("status") == "finished" else "running",
+                               "total": counts.total, "passed": counts.passed,
+                               "failed": counts.failed + counts.errors, "skipped": counts.skipped}
+        if start is not None and end is not None:
+            row["duration"] = round(max(0.0, end - start), 3)
+        rows.append(row)
+    return rows
 
 
 def run_merge(args: argparse.Namespace) -> int:
@@ -128,7 +122,10 @@ def run_merge(args: argparse.Namespace) -> int:
             _say(f"no ci-sidecar daemon could be started or reached: {exc}")
             return 2
         try:
-            run_id = client.request("create_test_run", {"name": name})["id"]
+            create: dict[str, Any] = {"name": name}
+            if runs:
+                create["shards"] = shard_rows(runs)
+            run_id = client.request("create_test_run", create)["id"]
             for _, items in loaded:
                 for i in range(0, len(items), _BATCH):
                     client.request("report_results", {"test_run_id": run_id, "results": items[i:i + _BATCH]})
@@ -138,8 +135,10 @@ def run_merge(args: argparse.Namespace) -> int:
                     _say(f"JUnit problem in {err['file']}: {err['message']}")
             done = client.request("complete_test_run", {"test_run_id": run_id, "wait": True, "wait_s": flush_s})
             _say(f"merged {len(results)} results.json and {len(junit)} JUnit file(s)")
-            for line in shard_lines(runs):
-                _say(line)
+            if done.get("shards"):
+                # its first lines are the shards' rows, in input order: each names its output
+                for n, line in enumerate(shards_text(msgspec.convert(done["shards"], ShardReport))):
+                    _say(f"{line} ({runs[n][0]})" if n < len(runs) else line)
             _summary(done)
         except RpcError as exc:
             _say(f"merge failed: {exc.message}")

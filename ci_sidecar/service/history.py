@@ -229,6 +229,44 @@ class RunHistory:
         delta.previous_conclusion = previous.conclusion if previous is not None else None
         return delta
 
+    async def forget(self, run_id: str) -> None:
+        """Remove a recorded run (a group's merged run another daemon recorded as its final publisher)."""
+        if not self.settings.enabled:
+            return
+        async with self._lock:
+            try:
+                await trio.to_thread.run_sync(self._forget, run_id)
+            except Exception as exc:
+                log.warning("cannot remove run %s from the history at %s: %s", run_id, self.path, exc)
+
+    def _forget(self, run_id: str) -> None:
+        store = HistoryStore(self.path)
+        try:
+            store.delete_run(run_id)
+        finally:
+            store.close()
+
+    async def durations(self, name: str, repository: str | None, exclude: str) -> tuple[dict[int, float], int]:
+        """Each test's mean duration over the last recorded runs of ``name`` (see
+        :meth:`~ci_sidecar.state.history.HistoryStore.durations`); nothing (logged) when the history is off or
+        cannot be read."""
+        if not self.settings.enabled or not self.path.exists():
+            return {}, 0
+
+        def read() -> tuple[dict[int, float], int]:
+            store = HistoryStore(self.path, readonly=True)
+            try:
+                return store.durations(name, repository, exclude=exclude)
+            finally:
+                store.close()
+
+        async with self._lock:
+            try:
+                return await trio.to_thread.run_sync(read)
+            except Exception as exc:
+                log.warning("cannot read test durations from the history at %s: %s", self.path, exc)
+                return {}, 0
+
     async def aclose(self) -> None:
         """Wait for a run being recorded (nothing stays open between runs)."""
         async with self._lock:

@@ -13,6 +13,7 @@ import msgspec
 from ci_sidecar.delivery.outbox import OutboxDone, OutboxFailed, OutboxImage, OutboxPut, OutboxRemote
 from ci_sidecar.protocol.history import RunDelta
 from ci_sidecar.protocol.records import CIContext, CommentRef, Counts, ErrorInfo, Target
+from ci_sidecar.protocol.shards import ShardReport
 
 from .tally import Tally
 
@@ -38,6 +39,8 @@ class GroupMeta(msgspec.Struct, kw_only=True):
     deadline_s: float = 3600.0
     #: the merged run: how many entries of the group's log its records hold
     applied: int = 0
+    #: the merged run: recorded in this daemon's history (by its final publication)
+    recorded: bool = False
 
 
 class RunMeta(msgspec.Struct, kw_only=True):
@@ -78,6 +81,8 @@ class RunMeta(msgspec.Struct, kw_only=True):
     #: channel → what was sent to it (each run notifies each channel once)
     notified: dict[str, NotifiedChannel] = {}
     group: GroupMeta | None = None
+    #: a run merged from shards (a group's merged run, a ``merge`` fan-in): its shards section
+    shards: ShardReport | None = None
 
 
 class RunSaved(msgspec.Struct, tag="run_saved"):

@@ -197,6 +197,21 @@ class HistoryStore:
                     break
         return out
 
+    def durations(self, name: str, repository: str | None, *, exclude: str | None = None,
+                  runs: int = 5) -> tuple[dict[int, float], int]:
+        """(signed test key → mean duration, runs read) over the last ``runs`` recorded runs of ``name`` (of
+        ``repository`` when known) on any branch, ``exclude`` aside: how long each test takes lately."""
+        sql = ("SELECT pk FROM runs WHERE name = ? AND run_id IS NOT ?" + (" AND repository IS ?" if repository else "")
+               + " ORDER BY pk DESC LIMIT ?")
+        args: tuple[Any, ...] = (name, exclude) + ((repository,) if repository else ()) + (runs,)
+        pks = [pk for (pk,) in self._db.execute(sql, args)]
+        if not pks:
+            return {}, 0
+        marks = ",".join("?" * len(pks))
+        rows = self._db.execute(f"SELECT test, avg(duration) FROM results WHERE run IN ({marks}) "
+                                "AND duration IS NOT NULL GROUP BY test", pks)
+        return dict(rows), len(pks)
+
     def count_runs(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM runs").fetchone()[0])
 
@@ -241,6 +256,21 @@ class HistoryStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a recorded run and its tests' results (the tests' recent outcomes keep it); False: not there."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            old = db.execute("SELECT pk FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if old is not None:
+                db.execute("DELETE FROM results WHERE run = ?", old)
+                db.execute("DELETE FROM runs WHERE pk = ?", old)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return old is not None
 
     def retain(self, *, max_runs: int, max_age_s: float, now: float | None = None) -> int:
         """Delete the runs beyond the newest ``max_runs`` or older than ``max_age_s``; the number deleted."""

@@ -8,6 +8,8 @@ suite-time budget), and ``bench/bench_shards.py`` runs the full size.
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -34,6 +36,14 @@ def store(moto: Moto) -> Iterator[tuple[FaultProxy, str]]:  # noqa: F811
     """A fresh bucket behind the fault proxy (which makes moto's conditional PUTs atomic, as S3's are)."""
     with FaultProxy(moto.url) as proxy:
         yield proxy, moto.bucket()
+
+
+def _runs_in(db: Path) -> list[tuple[str, int]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT run_id, total FROM runs").fetchall()
+    finally:
+        con.close()
 
 
 def final(moto: Moto, bucket: str, key: str, timeout: float = 60) -> dict:  # noqa: F811
@@ -64,6 +74,16 @@ def test_shards_under_faults_and_kill_9_publish_one_exact_run(gh_spec: OpenApiSp
             assert len(world.rest.annotations(check["id"])) == failures  # no duplicates
             assert notes == {(f"tests/test_shard{s}.py", 10 + i) for s in range(total) for i in range(per_shard)
                              if i % 20 == 7}
+            per_fail = len([i for i in range(per_shard) if i % 20 == 7])
+            summary = check["output"]["summary"]  # the shards section, one row per shard with its counts
+            for n in range(total):
+                assert re.search(rf"^\| {n} \| finished \| [^|]+ \| {per_shard} \| {per_shard - per_fail} \| "
+                                 rf"{per_fail} \| 0 \| runner", summary, re.M), summary
+            assert "Slowest shard: " in summary and "Balance: split by test duration" in summary
+            # the merged run is in the history once (by its final publisher's daemon), the shards' runs never
+            recorded = [row for db in short_tmp.rglob("history.sqlite3")
+                        for row in _runs_in(db)]
+            assert recorded == [(group_run_id(key), total * per_shard)], recorded
             comments = world.rest.comments(PR)
             assert len(comments) == 1 and "| 3 | finished |" in comments[0]["body"], comments
             assert doc["conclusion"] == "failure" and doc["missing"] == []
@@ -87,7 +107,8 @@ def test_shards_under_faults_and_kill_9_publish_one_exact_run(gh_spec: OpenApiSp
     assert merged.returncode == 1, merged.stderr  # the merged run failed, as the group did
     assert f"run 'unit tests': failure: {title}" in merged.stderr, merged.stderr
     assert f"merged {total} results.json" in merged.stderr
-    assert "shard 3: " in merged.stderr and "slowest shard: " in merged.stderr  # one line per shard output
+    assert "shard 3: finished" in merged.stderr and "slowest shard: " in merged.stderr  # one line per shard output
+    assert "balance: split by test duration" in merged.stderr
 
 
 def test_a_shard_that_never_comes_back_is_missing_and_groups_never_mix(moto: Moto,  # noqa: F811

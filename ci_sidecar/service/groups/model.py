@@ -68,6 +68,8 @@ class GroupDoc(msgspec.Struct, kw_only=True):
     shards: dict[str, ShardDoc] = {}
     published_wall: float | None = None
     final: bool = False
+    #: the lease holder that made the final publication (its daemon keeps the merged run in its history)
+    final_by: str | None = None
     conclusion: str | None = None
     missing: list[int] = []
 

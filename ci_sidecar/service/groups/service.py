@@ -54,6 +54,7 @@ from .model import (
     group_run_id,
     slug,
 )
+from .balance import group_report
 from .report import comment_body
 
 __all__ = ["GroupService", "LEASE_S", "SEGMENT_RECORDS"]
@@ -168,6 +169,7 @@ class GroupService:
                 continue
             if outcome == "final":
                 g.final = True
+                await self._keep_record_if_final_by_us(g)
                 return
             meta = g.run.meta.group
             assert meta is not None
@@ -316,7 +318,7 @@ class GroupService:
         doc.shards = {str(n): s for n, s in shards.items()}
         doc.published_wall = time.time()
         if final and delivered:
-            doc.final, doc.conclusion = True, state.meta.conclusion
+            doc.final, doc.conclusion, doc.final_by = True, state.meta.conclusion, g.holder
             doc.missing = sorted(expected - finished)
         try:
             await g.store.put(f"{g.folder}/{GROUP_FILE}", encode(doc), if_match=etag)
@@ -325,6 +327,23 @@ class GroupService:
         g.published_state = encode(doc.shards.get(str(g.run.meta.group.shard))) if str(  # type: ignore[union-attr]
             g.run.meta.group.shard) in doc.shards else b""  # type: ignore[union-attr]
         return "final" if doc.final else "published"
+
+    async def _keep_record_if_final_by_us(self, g: _Group) -> None:
+        """The merged run stays in this daemon's history only when this daemon made the final publication: one
+        whose final publication failed and passed to another shard forgets its record (the other recorded it)."""
+        state = self.runs.runs.get(group_run_id(g.run.meta.group.key))  # type: ignore[union-attr]
+        if state is None or state.meta.group is None or not state.meta.group.recorded or self.runs.history is None:
+            return
+        try:
+            read = await self._read_group(g)
+        except S3Failed:
+            return  # kept: a record too many is better than none
+        if read is not None and read[0].final_by not in (None, g.holder):
+            await self.runs.history.forget(state.meta.id)
+            state.meta.group.recorded = False
+            state.meta.delta = None
+            self.runs._save(state)
+            await self.runs.store.commit()
 
     async def _deliver(self, g: _Group, doc: GroupDoc, etag: str, entries: list[str]) -> tuple[bool, str | None]:
         """Wait for the publication, renewing the lease while delivery retries. (delivered, etag of group.json);
@@ -394,6 +413,7 @@ class GroupService:
             self.runs.store.append(ResultsAdded(run_id, items))
             meta.group.applied += 1
         meta.last_write = time.time()
+        meta.shards = group_report(doc, shards, final)
         expected = set(range(doc.total)) if doc.total else set(shards)
         missing = sorted(n for n in expected if n not in shards or shards[n].status != "finished")
         if final:
@@ -404,6 +424,8 @@ class GroupService:
             meta.conclusion = "failure" if failed else ("neutral" if counts.total == 0 else "success")
             if missing:
                 meta.note = f"missing shard(s) at the deadline: {', '.join(str(n) for n in missing)}"
+            await self.runs.record_merged(state, meta.conclusion)  # before publishing: its reports show the delta
+            meta.group.recorded = True
         else:  # a final publication that failed left it concluded here, not on the provider
             meta.status, meta.end_time, meta.conclusion, meta.note = "running", None, None, None
         self.runs._save(state)
@@ -419,5 +441,5 @@ class GroupService:
                 outbox.adopt_remote(provider, f"run:{state.meta.id}", known)
         entries = self.runs._publish(state, g.ctx, final=final)
         if final and (state.meta.pr_number or g.ctx.ci.pr_number) and g.ctx.config.comment_mode != "off":
-            entries.append(self.runs.group_comment(g.ctx, state, comment_body(state, doc, shards, self.runs.counts(state))))
+            entries.append(self.runs.group_comment(g.ctx, state, comment_body(state, self.runs.counts(state))))
         return entries

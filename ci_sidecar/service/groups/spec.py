@@ -6,12 +6,13 @@ from typing import Any
 
 from ci_sidecar.protocol import errors as E
 from ci_sidecar.protocol.methods import CreateTestRunParams
+from ci_sidecar.protocol.shards import ShardReport
 
 from ..model import GroupMeta
 from ..session_context import SessionContext
 from .defaults import default_key, default_shard, default_total
 
-__all__ = ["shard_group", "merged_group_run", "DEFAULT_DEADLINE_S"]
+__all__ = ["shard_group", "merged_group_run", "fan_in_shards", "DEFAULT_DEADLINE_S"]
 
 #: how long a group waits for missing shards, counted from its first shard's start
 DEFAULT_DEADLINE_S = 3600.0
@@ -39,3 +40,18 @@ def merged_group_run(state: Any) -> bool:
     """The merged run of a group, which only the group's lease holder concludes (never a local timeout)."""
     group = state.meta.group
     return group is not None and group.role == "group"
+
+
+def fan_in_shards(p: CreateTestRunParams) -> ShardReport | None:
+    """The shards section of a fan-in run (``ci-sidecar merge``), from the rows its client gives; -32602 for a
+    shard's own run (its group lists the shards) or a shard number given twice."""
+    if p.shards is None:
+        return None
+    if p.group is not None:
+        raise E.InvalidParams("$.shards", "a shard of a group cannot list shards: its group's merged run lists them")
+    seen: set[int] = set()
+    for i, row in enumerate(p.shards):
+        if row.shard in seen:
+            raise E.InvalidParams(f"$.shards[{i}].shard", f"shard {row.shard} is listed twice")
+        seen.add(row.shard)
+    return ShardReport(rows=sorted(p.shards, key=lambda r: r.shard))

@@ -199,7 +199,7 @@ class RunCore:
             delivery=self.outbox.summary(run_id=m.id), targets=targets, comments=list(m.comments),
             conclusion=m.conclusion, end_time=m.end_time, duration=duration,  # type: ignore[arg-type]
             external_id=m.external_id, note=m.note, output_dir=m.output_dir, coverage=m.coverage,
-            delta=m.delta,
+            delta=m.delta, shards=m.shards,
         )
 
     def snapshot(self, state: RunState) -> RunSnapshot:
@@ -210,7 +210,7 @@ class RunCore:
             commit_sha=m.commit_sha, head_sha=m.head_sha, branch=m.branch, pr_number=m.pr_number,
             build_id=m.build_id, details_url=m.details_url, repository=m.repository,
             output_dir=m.output_dir, results_end=m.results_count, coverage=m.coverage,
-            delta=m.delta,
+            delta=m.delta, shards=m.shards,
         )
 
     # --- publishing -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+import trio
 
 from ci_sidecar.protocol import errors as E
 from ci_sidecar.protocol.methods import (
@@ -24,9 +25,10 @@ from ci_sidecar.protocol.methods import (
 )
 from ci_sidecar.protocol.history import RunDelta
 from ci_sidecar.protocol.records import TestResult, TestRun
-from ci_sidecar.state.history import HistoryRun
+from ci_sidecar.state.history import HistoryRun, to_signed
 
-from ..groups.spec import merged_group_run, shard_group
+from ..groups.balance import concluded
+from ..groups.spec import fan_in_shards, merged_group_run, shard_group
 from ..history import decode_brief
 from ..model import ResultsAdded, RunDeleted, RunMeta
 from ..session_context import SessionContext
@@ -52,6 +54,7 @@ class RunService(RunWrites, RunReads):
     async def create(self, ctx: SessionContext, p: CreateTestRunParams) -> TestRun:
         provider = p.provider or ctx.ci_provider
         group = shard_group(ctx, p) if p.group is not None else None
+        shards = fan_in_shards(p)
         external_id = p.external_id or (f"group:{group.key}:{group.shard}" if group else None)
         if external_id and external_id in self.by_external:
             state = self.runs.get(self.by_external[external_id])
@@ -69,7 +72,7 @@ class RunService(RunWrites, RunReads):
             branch=p.branch or ci.branch, pr_number=p.pr_number or ci.pr_number,
             build_id=p.build_id or ci.build_id, details_url=p.details_url or ci.build_url,
             repository=ci.repository, ci_provider=provider, scm_provider=ctx.scm_provider,
-            output_dir=str(Path(ctx.output_root) / run_id), ci=ci,
+            output_dir=str(Path(ctx.output_root) / run_id), ci=ci, shards=shards,
         )
         # a shard is published as part of its group's merged run, not on its own: its own output stays local
         meta.targets = ctx.targets_for("local" if group else provider)
@@ -177,7 +180,10 @@ class RunService(RunWrites, RunReads):
                       wait_s: float, note: str | None = None) -> TestRun:
         meta = state.meta
         now = time.time()
-        if self.history is not None:
+        if meta.shards is not None:
+            await self.conclude_shards(state)
+        # a shard's own run is part of its group's merged run: the merged run is recorded, not each shard
+        if self.history is not None and not (meta.group is not None and meta.group.role == "shard"):
             meta.delta = await self._record_history(state, conclusion, now)
         meta.status = "finished"
         meta.conclusion = conclusion
@@ -199,6 +205,28 @@ class RunService(RunWrites, RunReads):
             self.group_changed(state)
         await self._wait(ids, wait, wait_s)
         return self.view(state)
+
+    async def conclude_shards(self, state: RunState) -> None:
+        """A merged run's shards section at its completion: the slowest shard, the missing ones, and the balance
+        hint over its tests' durations (the history's recent ones where it has them, else this run's)."""
+        meta = state.meta
+        assert meta.shards is not None
+        past: tuple[dict[int, float], int] = ({}, 0)
+        if self.history is not None:
+            past = await self.history.durations(meta.name, meta.repository, exclude=meta.id)
+        await self.store.records(meta.id).commit(fsync=False)
+
+        def measured() -> dict[int, float | None]:
+            return {to_signed(test_key(b)): b.duration for b in map(decode_brief, self.iter_stored_raw(state))}
+
+        meta.shards = concluded(meta.shards, await trio.to_thread.run_sync(measured), *past)
+
+    async def record_merged(self, state: RunState, conclusion: str) -> None:
+        """The final publication of a group's merged run: its shards section concluded and the run recorded in
+        the history (again: the same run id replaces its earlier record), with its delta."""
+        await self.conclude_shards(state)
+        if self.history is not None:
+            state.meta.delta = await self._record_history(state, conclusion, time.time())
 
     async def _record_history(self, state: RunState, conclusion: str, now: float) -> RunDelta | None:
         """Record the finishing run in the history (before it is published, so every report of it carries
