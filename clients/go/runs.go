@@ -51,7 +51,8 @@ type TestRun struct {
 	Delivery   DeliverySummary `json:"delivery"`
 	Targets    []Target        `json:"targets"`
 	Comments   []CommentRef    `json:"comments"`
-	Delta      *RunDelta       `json:"delta,omitempty"` // the run compared with its base, once finished (docs/history.md)
+	Delta      *RunDelta       `json:"delta,omitempty"`  // the run compared with its base, once finished (docs/history.md)
+	Shards     *ShardReport    `json:"shards,omitempty"` // a run merged from shards: its rows, slowest shard and balance hint (docs/shards.md)
 	Raw        json.RawMessage `json:"-"`
 }
 
