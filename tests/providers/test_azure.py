@@ -292,6 +292,22 @@ async def test_an_artifact_is_an_attachment_of_the_test_run_once(fake: FakeAzure
     assert found is not None and found.url == attachment["url"]
 
 
+async def test_a_failed_attachment_lookup_answers_no_url_and_logs_why(fake: FakeAzure, envs: Envs, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Azure fails while an artifact's URL is looked up: no URL (not an error), one log line without the token."""
+    op = artifact(tmp_path)
+    provider = AzureProvider()
+    await deliver(run_op(envs, final=False), envs(), provider=provider)
+    assert (await deliver(op, envs(), provider=provider)).kind == "delivered"
+    fake.inject("503", "GET", "/attachments$")
+    with caplog.at_level("INFO", logger="ci_sidecar.providers.azure"):
+        found = await provider.lookup_artifact(op, envs(), {})
+    await provider.aclose()
+    assert found is None
+    (line,) = [r.getMessage() for r in caplog.records if "attachment lookup" in r.getMessage()]
+    assert line.startswith("azure: attachment lookup of logs/out.txt failed: ") and TOKEN not in caplog.text
+
+
 async def test_an_artifact_past_100_mb_is_refused_with_the_limit(fake: FakeAzure, envs: Envs,
                                                                  tmp_path: Path) -> None:
     """Past 100 MB nothing is sent: the answer names the limit and the object store."""

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from ci_sidecar.protocol.records import CIContext, ProviderCaps, Tier
 
-from .._deliver import deliver_with
+from .._deliver import deliver_with, lookup_or_none
 from .._gated import api_session
 from .._http import ApiSession, HttpError
 from ..base import (
@@ -141,16 +141,16 @@ class AzureProvider:
             return None
 
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
-        """``get_artifact_url``: the test run's attachment holding this content, when listed."""
+        """``get_artifact_url``: the test run's attachment holding this content, when listed (a failed request
+        there means no URL known, logged)."""
         if not env.token or no_target(env, "the attachment"):
             return None
         api = self._session(env)
-        try:
-            run_id = await self._run_id(env, api, op.run_id)
-            found = await find_attachment(api, env, run_id, op) if run_id is not None else None
-        except HttpError as err:
-            log.info("azure: attachment lookup of %s failed: %s", op.name, api.redact(err.outcome.message))
-            return None
+        return await lookup_or_none("azure", "attachment lookup", op.name, api, self._find_attachment(op, env, api))
+
+    async def _find_attachment(self, op: UploadArtifact, env: ProviderEnv, api: ApiSession) -> Outcome | None:
+        run_id = await self._run_id(env, api, op.run_id)
+        found = await find_attachment(api, env, run_id, op) if run_id is not None else None
         if found is None or not isinstance(found.get("url"), str):
             return None
         return Outcome.delivered(url=found["url"], tier="test run attachment",
