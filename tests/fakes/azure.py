@@ -13,7 +13,12 @@ is a required query parameter of every operation there. Azure's behaviour where 
   (sent back as ``continuationToken``: the REST docs give every list that parameter, the description declares it
   on none of the operations used here, so the fake takes it off before validating);
 * results are added ≤ 1,000 per request (more answers 400), a run counts its results (``totalTests``,
-  ``passedTests``, ``unanalyzedTests`` for failures) and has a ``webAccessUrl``;
+  ``passedTests``, ``unanalyzedTests`` for failures, each by the result's own outcome) and has a ``webAccessUrl``;
+* reruns: a result with ``resultGroupType`` other than ``none`` holds its attempts as ``subResults``
+  (``TestSubResult``, each given an id), either when added or by ``PATCH …/results`` (Results_Update: each item
+  names an existing result of the run by ``id`` and replaces the fields it gives, ``subResults`` whole);
+  sub-results on a result that is no group answer 400. Lists carry the sub-results only with
+  ``detailsToInclude=subResults``, as Azure's;
 * attachments: base64 ``stream``, ≤ 100 MB decoded; answered ``{id, url}``;
 * a comment over 150,000 characters answers 400 with Azure's message;
 * errors as ``{"$id": "1", "message", "typeName", "typeKey", "errorCode", "eventId"}``; rate limits as 429
@@ -45,6 +50,7 @@ SIGN_IN_PAGE = (b"<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign
 _OPS = {
     "Runs_Create": "run-create", "Runs_List": "run-list", "Runs_Get Test Run By Id": "run-get",
     "Runs_Update": "run-update", "Results_Add": "results-add", "Results_List": "results-list",
+    "Results_Update": "results-update",
     "Attachments_Create Test Run Attachment": "attachment-create",
     "Attachments_Get Test Run Attachments": "attachment-list",
     "Statuses_Create": "commit-status-create", "Statuses_List": "commit-status-list",
@@ -93,11 +99,11 @@ class FakeAzure(FakeServer):
 
     def runs(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [copy.deepcopy(r) for r in self.project.runs.values()]
+            return [copy.deepcopy(self._counted(r)) for r in self.project.runs.values()]
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
         with self.lock:
-            return [dict(r) for r in self.project.results.get(run_id, [])]
+            return [copy.deepcopy(r) for r in self.project.results.get(run_id, [])]
 
     def attachments(self, run_id: int) -> list[dict[str, Any]]:
         with self.lock:
@@ -126,9 +132,9 @@ class FakeAzure(FakeServer):
         with self.lock:
             p = self.project
             runs = {}
-            for run in p.runs.values():
-                results = sorted((r["automatedTestName"], r["outcome"], r.get("errorMessage"), r.get("comment"))
-                                 for r in p.results.get(run["id"], []))
+            for run in map(self._counted, p.runs.values()):
+                results = sorted((r["automatedTestName"], r["outcome"], r.get("errorMessage") or None, r.get("comment"),
+                                  r.get("resultGroupType"), _attempts(r)) for r in p.results.get(run["id"], []))
                 runs[run["name"]] = {
                     "state": run["state"], "totalTests": run["totalTests"], "passedTests": run["passedTests"],
                     "unanalyzedTests": run["unanalyzedTests"], "results": results,
@@ -214,7 +220,15 @@ class FakeAzure(FakeServer):
     # --- test runs -----------------------------------------------------------------------------------
 
     def _run(self, p: dict[str, str]) -> dict[str, Any] | None:
-        return self.project.runs.get(int(p["runId"]))
+        run = self.project.runs.get(int(p["runId"]))
+        return None if run is None else self._counted(run)
+
+    def _counted(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The run with its totals as its results' outcomes say now (an update may change an outcome)."""
+        outcomes = [str(r.get("outcome") or "") for r in self.project.results.get(run["id"], [])]
+        run.update(totalTests=len(outcomes), passedTests=outcomes.count("Passed"),
+                   unanalyzedTests=sum(o in ("Failed", "Error", "Aborted", "Timeout") for o in outcomes))
+        return run
 
     def _missing_run(self, p: dict[str, str]) -> Reply:
         return self.error(404, f"Test run {p['runId']} not found.", "TestObjectNotFoundException")
@@ -236,7 +250,7 @@ class FakeAzure(FakeServer):
         return Reply(200, run)
 
     def _run_list(self, rec: Recorded, p: dict[str, str]) -> Reply:
-        runs = list(self.project.runs.values())
+        runs = [self._counted(r) for r in self.project.runs.values()]
         build_uri = (rec.query.get("buildUri") or [None])[0]
         if build_uri:
             build = build_uri.rsplit("/", 1)[-1]
@@ -266,25 +280,65 @@ class FakeAzure(FakeServer):
         run["revision"] += 1
         return Reply(200, run)
 
-    def _results_add(self, rec: Recorded, p: dict[str, str]) -> Reply:
+    def _results_batch(self, rec: Recorded, p: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]] | Reply:
+        """The run and the results a Results_Add or Results_Update carries (≤ 1,000), or the error."""
         run = self._run(p)
         if run is None:
             return self._missing_run(p)
         items = list(rec.body or [])
         if len(items) > RESULTS_PER_POST:
             return self.error(400, f"The number of test results in one request cannot exceed {RESULTS_PER_POST}.")
+        return run, items
+
+    def _results_add(self, rec: Recorded, p: dict[str, str]) -> Reply:
+        batch = self._results_batch(rec, p)
+        if isinstance(batch, Reply):
+            return batch
+        run, items = batch
         if run["state"] in ("Completed", "Aborted"):
             return self.error(400, f"Test run {run['id']} is completed: results cannot be added.")
+        if (bad := self._bad_groups(items)) is not None:
+            return bad
         made = []
         for item in items:
             result = {**item, "id": next(self._ids), "testRun": {"id": str(run["id"])}}
+            self._number_sub_results(result)
             self.project.results[run["id"]].append(result)
-            outcome = str(item.get("outcome") or "")
-            run["totalTests"] += 1
-            run["passedTests"] += outcome == "Passed"
-            run["unanalyzedTests"] += outcome in ("Failed", "Error", "Aborted", "Timeout")
-            made.append({"id": result["id"], "project": {}, "testRun": result["testRun"], "url": ""})
+            made.append(_made(result))
         # on the wire Results_Add answers a {count, value} list, not the bare array the description declares
+        return Reply(200, {"count": len(made), "value": made})
+
+    def _bad_groups(self, items: list[dict[str, Any]]) -> Reply | None:
+        """Sub-results belong to a result group (``resultGroupType`` other than ``none``)."""
+        for item in items:
+            if item.get("subResults") and item.get("resultGroupType") in (None, "none"):
+                return self.error(400, "Sub results can only be added to a result whose resultGroupType is not None.")
+        return None
+
+    def _number_sub_results(self, result: dict[str, Any]) -> None:
+        for sub in result.get("subResults") or []:
+            sub.update(id=next(self._ids), parentId=result["id"],
+                       testResult={"id": str(result["id"]), "testRun": result["testRun"]})
+
+    def _results_update(self, rec: Recorded, p: dict[str, str]) -> Reply:
+        batch = self._results_batch(rec, p)
+        if isinstance(batch, Reply):
+            return batch
+        run, items = batch
+        by_id = {r["id"]: r for r in self.project.results[run["id"]]}
+        missing = [item.get("id") for item in items if item.get("id") not in by_id]
+        if missing:
+            return self.error(404, f"Test results {missing} not found in run {run['id']}.",
+                              "TestObjectNotFoundException")
+        if (bad := self._bad_groups([{**by_id[item["id"]], **item} for item in items])) is not None:
+            return bad
+        made = []
+        for item in items:
+            result = by_id[item["id"]]
+            result.update(item)
+            if "subResults" in item:
+                self._number_sub_results(result)
+            made.append(_made(result))
         return Reply(200, {"count": len(made), "value": made})
 
     def _results_list(self, rec: Recorded, p: dict[str, str]) -> Reply:
@@ -293,6 +347,8 @@ class FakeAzure(FakeServer):
             return self._missing_run(p)
         skip, top = _int(rec, "$skip", 0), min(_int(rec, "$top", 1000), 10_000)
         page = self.project.results[run["id"]][skip:skip + top]
+        if "subResults" not in (rec.query.get("detailsToInclude") or [""])[0].split(","):
+            page = [{k: v for k, v in r.items() if k != "subResults"} for r in page]
         return Reply(200, {"count": len(page), "value": page})
 
     def _attachment_create(self, rec: Recorded, p: dict[str, str]) -> Reply:
@@ -457,6 +513,17 @@ def _latest(statuses: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
         ctx = s.get("context") or {}
         shown[f"{ctx.get('genre')}/{ctx.get('name')}"] = (s.get("state"), s.get("description"))
     return dict(sorted(shown.items()))
+
+
+def _made(result: dict[str, Any]) -> dict[str, Any]:
+    """A result as Results_Add and Results_Update answer it."""
+    return {"id": result["id"], "project": {}, "testRun": result["testRun"], "url": ""}
+
+
+def _attempts(result: dict[str, Any]) -> tuple[tuple[Any, ...], ...]:
+    """A rerun's attempts as the Tests tab lists them."""
+    return tuple((s.get("sequenceId"), s.get("displayName"), s.get("outcome"), s.get("durationInMs"),
+                  s.get("errorMessage")) for s in result.get("subResults") or [])
 
 
 def _prop(thread: dict[str, Any]) -> Any:

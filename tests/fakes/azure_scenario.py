@@ -4,14 +4,16 @@ tab (the test run, its results and attachments), on the commit and the pull requ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._server import Recorded
 from .azure import PROJECT, FakeAzure
+from .scenario import Plan
 from .spec import OpenApiSpec, load_spec, spec_path
 
-__all__ = ["World", "View", "REPO", "SOURCE", "MERGE", "PR", "TOKEN", "TEST_SPEC", "GIT_SPEC"]
+__all__ = ["World", "View", "RerunPlan", "REPO", "SOURCE", "MERGE", "PR", "TOKEN", "TEST_SPEC", "GIT_SPEC"]
 
 TEST_SPEC = "azure-devops/test_7.1_test.json"
 GIT_SPEC = "azure-devops/git_7.1_git.json"
@@ -20,6 +22,30 @@ SOURCE = "d7" * 20  # SYSTEM_PULLREQUEST_SOURCECOMMITID
 MERGE = "e8" * 20  # BUILD_SOURCEVERSION of a PR build (the merge commit)
 PR = 42
 TOKEN = "azure-scenario-access-token-never-shown"
+
+
+@dataclass(frozen=True)
+class RerunPlan(Plan):
+    """The scenario's job with ``flaky`` of its failing tests passing on a second attempt: those failing in the
+    first half are rerun in the second half (their failure was sent long before), the others right away (in the
+    same batch)."""
+
+    flaky: int = 30
+
+    def flaky_tests(self) -> list[int]:
+        """Indexes of the failing tests that pass on attempt 2, spread over the run."""
+        failing = sorted(self.failing())
+        return failing[:: max(1, len(failing) // self.flaky)][: self.flaky]
+
+    def batches(self) -> list[list[dict[str, Any]]]:
+        batches = super().batches()
+        half = len(batches) // 2
+        for n, i in enumerate(self.flaky_tests()):
+            first = batches[i // self.batch][i % self.batch]
+            rerun = {**{k: v for k, v in first.items() if k not in ("message", "details")}, "status": "passed",
+                     "attempt": 2}
+            batches[half + n % half if i // self.batch < half else i // self.batch].append(rerun)
+        return batches
 
 
 class View(dict):  # type: ignore[type-arg]

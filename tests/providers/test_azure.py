@@ -1,7 +1,7 @@
 """The Azure DevOps provider against the spec-validating fake Azure DevOps: test runs (results in batches of
-≤ 1,000, exactly once across lost answers and restarts, completion, webAccessUrl), attachments, commit and PR
-statuses, sticky PR threads, credentials (Bearer, PAT, none, a 203 sign-in page), TF400733 rate limits, the
-read-back and ``doctor --check``."""
+≤ 1,000, exactly once across lost answers and restarts, a rerun test as one result with its attempts, completion,
+webAccessUrl), attachments, commit and PR statuses, sticky PR threads, credentials (Bearer, PAT, none, a 203
+sign-in page), TF400733 rate limits, the read-back and ``doctor --check``."""
 
 from __future__ import annotations
 
@@ -139,7 +139,8 @@ async def test_lost_answers_duplicate_nothing(fake: FakeAzure, envs: Envs) -> No
     assert first.kind == "retry" and first.remote == {"creating": True}
     fake.inject("lost", "POST", "/results$")
     second = await deliver(run_op(envs, final=True), envs(), first.remote)
-    assert second.kind == "retry" and second.remote["inflight"] == {"start": 0, "n": 1000}  # type: ignore[index]
+    assert second.kind == "retry"
+    assert second.remote["inflight"] == {"start": 0, "end": 1000, "at": 0, "n": 1000}  # type: ignore[index]
     third = await deliver(run_op(envs, final=True), envs(), second.remote)
     assert third.kind == "delivered", third.message
     (run,) = fake.runs()
@@ -147,13 +148,86 @@ async def test_lost_answers_duplicate_nothing(fake: FakeAzure, envs: Envs) -> No
     assert len(fake.calls("POST", "/test/runs$")) == 1 and len(fake.calls("POST", "/results$")) == 2
 
 
-async def test_a_rerun_is_a_result_of_its_own(fake: FakeAzure, envs: Envs) -> None:
-    """A flaky test (failed, then passed on attempt 2) shows both attempts, the second marked as the rerun."""
-    envs.results += [TestResult(name="flaky", status="failed", attempt=1, message="timeout"),
-                     TestResult(name="flaky", status="passed", attempt=2)]
+def attempt(name: str, n: int, status: str, message: str | None = None) -> TestResult:
+    return TestResult(name=name, classname="pkg.Mod", file="t.py", status=status, attempt=n, duration=0.5,
+                      message=message, details=f"Traceback: {message}" if message else None)
+
+
+def the_tests_tab(fake: FakeAzure) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The run and its results by test name, as the build's Tests tab lists them (sub-results included)."""
+    (run,) = fake.runs()
+    return run, {r["testCaseTitle"]: r for r in fake.results(run["id"])}
+
+
+def sub_results(result: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [(s["sequenceId"], s["displayName"], s["outcome"], s["durationInMs"], s.get("errorMessage"))
+            for s in result.get("subResults") or []]
+
+
+async def test_a_flaky_test_is_one_passed_result_with_both_attempts_as_reruns(fake: FakeAzure, envs: Envs) -> None:
+    """A test that failed, then passed on attempt 2 is one result, Passed, grouped as a rerun with both attempts as
+    sub-results; the Tests tab counts it once and not as a failure."""
+    envs.results += [attempt("flaky", 1, "failed", "timeout"), attempt("steady", 1, "failed", "boom"),
+                     attempt("flaky", 2, "passed")]
     assert (await deliver(run_op(envs, final=True), envs())).kind == "delivered"
+    run, results = the_tests_tab(fake)
+    assert (run["totalTests"], run["passedTests"], run["unanalyzedTests"]) == (2, 1, 1)
+    flaky = results["flaky"]
+    assert (flaky["outcome"], flaky["resultGroupType"], flaky["durationInMs"]) == ("Passed", "rerun", 1000)
+    assert sub_results(flaky) == [(1, "attempt 1", "Failed", 500, "timeout"), (2, "attempt 2", "Passed", 500, None)]
+    assert not flaky["errorMessage"] and "subResults" not in results["steady"]
+    (post,) = fake.calls("POST", "/results$")
+    assert len(post.body) == 2 and not fake.calls("PATCH", "/results$")
+
+
+async def test_a_rerun_after_its_failure_was_sent_updates_that_result_once(fake: FakeAzure, envs: Envs) -> None:
+    """An attempt arriving after its test's failure was added updates that result by id (PATCH, no new result),
+    through lost answers and a restarted daemon: every test once, the sent count right, reruns grouped."""
+    envs.results += [attempt("flaky", 1, "failed", "timeout"), attempt("twice", 1, "failed", "boom 1"),
+                     attempt("ok", 1, "passed")]
+    first = await deliver(run_op(envs, final=False), envs())
+    assert first.remote["reruns"] and first.remote["posted"] == 3  # type: ignore[index]
+    envs.results += [attempt("flaky", 2, "passed"), attempt("twice", 2, "failed", "boom 2"),
+                     attempt("new", 1, "failed")]
+    fake.inject("lost", "PATCH", "/results$")
+    lost_patch = await deliver(run_op(envs, final=False), envs(), first.remote)
+    assert lost_patch.kind == "retry" and lost_patch.remote["results_sent"] == 3  # type: ignore[index]
+    fake.inject("lost", "POST", "/results$")
+    lost_post = await deliver(run_op(envs, final=False), envs(), lost_patch.remote)
+    assert lost_post.kind == "retry" and lost_post.remote["inflight"]["n"] == 1  # type: ignore[index]
+    second = await deliver(run_op(envs, final=False), envs(), lost_post.remote)
+    assert second.kind == "delivered" and second.remote["results_sent"] == 6  # type: ignore[index]
+    envs.results += [attempt("twice", 3, "passed")]
+    done = await deliver(run_op(envs, final=True), envs(), second.remote)  # a restarted daemon
+    assert done.kind == "delivered" and done.remote["posted"] == 4  # type: ignore[index]
+    run, results = the_tests_tab(fake)
+    assert (run["totalTests"], run["passedTests"], run["unanalyzedTests"]) == (4, 3, 1)
+    assert sorted(results) == ["flaky", "new", "ok", "twice"]
+    assert sub_results(results["flaky"]) == [(1, "attempt 1", "Failed", 500, "timeout"),
+                                             (2, "attempt 2", "Passed", 500, None)]
+    assert sub_results(results["twice"]) == [(1, "attempt 1", "Failed", 500, "boom 1"),
+                                             (2, "attempt 2", "Failed", 500, "boom 2"),
+                                             (3, "attempt 3", "Passed", 500, None)]
+    assert results["twice"]["outcome"] == "Passed" and results["new"]["outcome"] == "Failed"
+    patches = fake.calls("PATCH", "/results$")
+    # once lost, once again; the lost POST after it landed and is only counted; then the third attempt
+    assert [sorted(i["id"] for i in c.body) for c in patches] == [sorted([results["flaky"]["id"],
+                                                                          results["twice"]["id"]])] * 2 + \
+        [[results["twice"]["id"]]]
+    assert len(fake.calls("POST", "/results$")) == 2
+    assert list(done.remote["reruns"].values()) == [results["new"]["id"]]  # type: ignore[index]  # still failing
+
+
+async def test_a_repeat_of_a_test_sent_as_passed_is_a_result_of_its_own(fake: FakeAzure, envs: Envs) -> None:
+    """A later attempt of a test already added as passed (nothing to rerun) is added as its own result, its comment
+    saying which attempt it is; nothing is updated."""
+    envs.results += [attempt("repeat", 1, "passed")]
+    first = await deliver(run_op(envs, final=False), envs())
+    envs.results += [attempt("repeat", 2, "passed")]
+    assert (await deliver(run_op(envs, final=True), envs(), first.remote)).kind == "delivered"
     results = fake.results(fake.runs()[0]["id"])
-    assert [(r["outcome"], r.get("comment")) for r in results] == [("Failed", None), ("Passed", "attempt 2 (rerun)")]
+    assert [(r["outcome"], r.get("comment")) for r in results] == [("Passed", None), ("Passed", "attempt 2 (rerun)")]
+    assert not fake.calls("PATCH", "/results$")
 
 
 async def test_a_cancelled_run_is_aborted_and_read_back(fake: FakeAzure, envs: Envs) -> None:

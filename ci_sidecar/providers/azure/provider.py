@@ -29,7 +29,8 @@ from ._api import rest_config, rest_layer
 from .attachments import find_attachment, upload_attachment
 from .settings import AzureSettings
 from .statuses import run_status, set_status
-from .testruns import complete_run, ensure_run, find_run, read_test_run, send_results
+from .results import send_results
+from .testruns import complete_run, ensure_run, find_run, read_test_run
 from .threads import post_thread
 
 __all__ = ["AzureProvider", "NO_TOKEN"]

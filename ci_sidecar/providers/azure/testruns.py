@@ -1,34 +1,21 @@
-"""A run as an Azure DevOps test run: created once, its results added in batches of ≤ 1,000 as they stream in,
+"""A run as an Azure DevOps test run: created once, its results added as they stream in (:mod:`.results`),
 completed at the end; the build's **Tests** tab shows it and ``webAccessUrl`` is its details URL.
 
-Exactly once, across retries, lost answers and restarts: ``remote`` keeps the run's id and how many results were
-sent. A create whose answer was lost is found again among the build's runs by the marker in its ``comment``
-(the ci-sidecar run id); a batch whose answer was lost is looked for (the last result it would have added) before
-it is sent again. Each attempt of a test (a rerun) is a result of its own, the later ones saying which attempt
-they are, as Azure lists reruns.
+Exactly once, across retries, lost answers and restarts: ``remote`` keeps the run's id. A create whose answer was
+lost is found again among the build's runs by the marker in its ``comment`` (the ci-sidecar run id).
 """
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from typing import Any
-
-import msgspec
-
-from ci_sidecar.protocol.records import TestResult
 
 from .._http import ApiSession, HttpError
 from .._render import clip_chars, iso_utc, utc_stamp
 from ..base import ProviderEnv, PublishRun
-from ._api import RESULTS_PER_POST, TEXT_CHARS, V, project_path, values
+from ._api import V, project_path, values
 from .settings import AzureSettings
 
-__all__ = ["ensure_run", "send_results", "complete_run", "find_run", "read_test_run", "run_marker", "as_result",
-           "OUTCOMES"]
-
-#: our statuses → Azure's ``outcome``
-OUTCOMES = {"passed": "Passed", "failed": "Failed", "error": "Error", "skipped": "NotExecuted"}
-_decode = msgspec.msgpack.Decoder(TestResult).decode
+__all__ = ["ensure_run", "complete_run", "find_run", "read_test_run", "run_marker"]
 
 
 def run_marker(run_id: str) -> str:
@@ -87,74 +74,6 @@ async def ensure_run(op: PublishRun, env: ProviderEnv, state: dict[str, Any], ap
     state.pop("creating", None)
     state.update(run_id=made["id"], web_url=made.get("webAccessUrl"))
     return int(made["id"])
-
-
-def as_result(result: TestResult) -> dict[str, Any]:
-    """One attempt of a test as Azure's ``TestCaseResult``."""
-    storage = result.file or result.suite or result.classname
-    item: dict[str, Any] = {
-        "testCaseTitle": clip_chars(result.name, 256),
-        "automatedTestName": clip_chars(f"{result.classname}.{result.name}" if result.classname else result.name,
-                                        512),
-        "outcome": OUTCOMES[result.status], "state": "Completed",
-        "durationInMs": round((result.duration or 0.0) * 1000, 3),
-    }
-    if storage:
-        item["automatedTestStorage"] = clip_chars(storage, 512)
-    if result.message:
-        item["errorMessage"] = clip_chars(result.message, TEXT_CHARS)
-    if result.details:
-        item["stackTrace"] = clip_chars(result.details, TEXT_CHARS)
-    if result.attempt and result.attempt > 1:
-        item["comment"] = f"attempt {result.attempt} (rerun)"
-    return item
-
-
-async def _landed(api: ApiSession, path: str, start: int, n: int) -> bool:
-    """Whether a batch of ``n`` results after the first ``start`` is there (its last result exists)."""
-    resp = await api.request("GET", path, params={**V, "$skip": start + n - 1, "$top": 1})
-    return bool(values(resp))
-
-
-async def send_results(op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession,
-                       run_id: int) -> int:
-    """Add the results not sent yet, ≤ 1,000 per POST; how many were sent in this attempt."""
-    path = f"{project_path(env)}/test/Runs/{run_id}/results"
-    sent = int(state.get("results_sent") or 0)
-    inflight = state.get("inflight")
-    if inflight:
-        if await _landed(api, path, int(inflight["start"]), int(inflight["n"])):
-            sent = state["results_sent"] = int(inflight["start"]) + int(inflight["n"])
-        state.pop("inflight", None)
-    run, before = op.run, sent
-    if env.read_results is None or sent >= run.results_end:
-        return 0
-    batch: list[dict[str, Any]] = []
-
-    async def post() -> None:
-        nonlocal sent
-        state["inflight"] = {"start": sent, "n": len(batch)}
-        try:
-            await api.request("POST", path, params=V, json_body=batch)
-        except HttpError as err:
-            if err.outcome.kind == "deferred" or err.status in (429, 503):
-                state.pop("inflight", None)  # refused before anything was added: nothing to look for next time
-            raise
-        sent = state["results_sent"] = sent + len(batch)
-        state.pop("inflight", None)
-        batch.clear()
-
-    async with aclosing(env.read_results(run.id, sent, run.results_end)) as records:
-        async for raw in records:
-            result = _decode(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
-            if isinstance(result, dict):
-                result = msgspec.convert(result, TestResult)
-            batch.append(as_result(result))
-            if len(batch) == RESULTS_PER_POST:
-                await post()
-    if batch:
-        await post()
-    return sent - before
 
 
 async def complete_run(op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession,
