@@ -86,6 +86,12 @@ async def deliver(op: Any, env: ProviderEnv, remote: dict[str, Any] | None = Non
         await provider.aclose()
 
 
+def fresh(env: ProviderEnv) -> ProviderEnv:
+    """``env`` for a write's first attempt in the daemon that took it (nothing can have reached GitLab)."""
+    env.never_sent = True
+    return env
+
+
 # --- commit statuses ------------------------------------------------------------------------------
 
 
@@ -157,13 +163,34 @@ async def test_a_repeated_transition_answered_400_is_success_not_a_retry(fake: F
 async def test_a_final_status_whose_answer_was_lost_is_read_back_not_doubled(fake: FakeGitLab, envs: Envs) -> None:
     """GitLab adds a second status when a finished one is posted again: the lost final is read back instead."""
     fake.inject("lost", "POST", "/statuses/")
-    env = envs()
-    lost = await deliver(run_op(final=True), env)
+    lost = await deliver(run_op(final=True), fresh(envs()))
     assert lost.kind == "retry"
-    again = await deliver(run_op(final=True), env, lost.remote)
+    again = await deliver(run_op(final=True), envs(), lost.remote)
     assert again.kind == "delivered"
     assert len(fake.calls("POST", "/statuses/")) == 1 and len(fake.calls("GET", "/statuses$")) == 1
     assert [s["status"] for s in fake.statuses(SOURCE)] == ["success"]
+
+
+@pytest.mark.parametrize("op", [run_op(final=True), SetStatus(state="success", context="lint")])
+async def test_a_final_status_stored_before_a_restart_is_read_back_not_doubled(fake: FakeGitLab, envs: Envs,
+                                                                               op: Any) -> None:
+    """GitLab stored a final status, the answer was lost and the daemon restarted with nothing journaled about the
+    attempt: the resumed write finds it on the commit instead of adding a second status."""
+    fake.inject("lost", "POST", "/statuses/")
+    assert (await deliver(op, fresh(envs()))).kind == "retry"
+    resumed = await deliver(op, envs(), {})  # a new daemon: no remote state, the write not known unsent
+    assert resumed.kind == "delivered", resumed.message
+    assert len(fake.calls("POST", "/statuses/")) == 1 and len(fake.statuses(SOURCE)) == 1
+
+
+async def test_a_resumed_final_status_is_not_taken_for_another_jobs(fake: FakeGitLab, envs: Envs) -> None:
+    """The commit's newest status of that name is an earlier job's (same state, other link): a resumed write
+    still posts its own."""
+    earlier = SetStatus(state="success", context="lint", target_url="https://gitlab.example/group/proj/-/jobs/70")
+    assert (await deliver(earlier, fresh(envs()))).kind == "delivered"
+    ours = SetStatus(state="success", context="lint", target_url="https://gitlab.example/group/proj/-/jobs/77")
+    assert (await deliver(ours, envs(), {})).kind == "delivered"
+    assert [s["target_url"] for s in fake.statuses(SOURCE)] == [earlier.target_url, ours.target_url]
 
 
 async def test_texts_stay_within_255_characters(fake: FakeGitLab, envs: Envs) -> None:
@@ -364,12 +391,6 @@ async def test_the_job_token_uploads_packages_with_its_own_header(fake: FakeGitL
     assert out.kind == "delivered", out.message
     (put,) = fake.calls("PUT")
     assert put.headers.get("job-token") == JOB and "private-token" not in put.headers
-
-
-def fresh(env: ProviderEnv) -> ProviderEnv:
-    """``env`` for a write's first attempt in the daemon that took it (nothing can have reached GitLab)."""
-    env.never_sent = True
-    return env
 
 
 LOG_URL = "/projects/7/packages/generic/ci-sidecar/pipeline-321/test-logs_shard-1.log"

@@ -75,38 +75,39 @@ async def _latest(api: ApiSession, project: str, sha: str, name: str, ref: str |
     return found
 
 
+def _same(status: dict[str, Any], body: dict[str, Any]) -> bool:
+    """GitLab's status is the one ``body`` would post (its state, description and link)."""
+    return status.get("status") == body["state"] and all(
+        status.get(key) == body.get(key) for key in ("description", "target_url"))
+
+
 async def _write(api: ApiSession, project: str, sha: str, body: dict[str, Any], state: dict[str, Any],
-                 *, live: bool) -> str:
+                 *, live: bool, resumed: bool) -> str:
     """Send one status (or not, when GitLab already shows it); what happened: ``sent``, ``shown`` or ``kept``.
 
-    ``state`` is the target's remote record: the last state delivered (``sent``) and one whose answer may have
-    been lost (``inflight``).
+    ``state`` is the target's remote record: the last state delivered (``sent``). GitLab adds a second status
+    when a finished one is posted again, so a final state that an earlier attempt may have posted (``resumed``:
+    a retry, or a write a restarted daemon resumes — a kill -9 after GitLab stored it leaves no trace in the
+    journal) is read back first.
     """
     wanted = body["state"]
     sent = state.get("sent")
     if live and sent in ("pending", "running") and (wanted == sent or (sent, wanted) == ("running", "pending")):
         return "kept"  # running → running (or back to pending) is not a transition GitLab makes
-    if state.get("inflight") == wanted and wanted in FINAL_STATES:
+    if resumed and wanted in FINAL_STATES:
         latest = await _latest(api, project, sha, body["name"], body.get("ref"))
-        if latest is not None and latest.get("status") == wanted:
-            state.pop("inflight", None)
+        if latest is not None and _same(latest, body):
             state["sent"] = wanted
             return "shown"
-    state["inflight"] = wanted
     try:
         await api.request("POST", f"{project}/statuses/{quote(sha, safe='')}", json_body=body)
     except HttpError as err:
-        if err.outcome.kind == "deferred":
-            state.pop("inflight", None)
-            raise
         moved = transition_from(err)
         if moved is None or not (moved[1] == wanted or live):
             raise
-        state.pop("inflight", None)
         state["sent"] = moved[1]
         api.log(f"status {body['name']!r} is already {moved[1]} on GitLab: nothing to change")
         return "shown"
-    state.pop("inflight", None)
     state["sent"] = wanted
     return "sent"
 
@@ -128,7 +129,8 @@ async def set_status(op: SetStatus, env: ProviderEnv, state: dict[str, Any], api
     body = _body(env, sha, wanted, op.context, op.description, op.target_url)
     state.update(sha=sha, context=op.context)
     try:
-        action = await _write(api, project, sha, body, state, live=wanted not in FINAL_STATES)
+        action = await _write(api, project, sha, body, state, live=wanted not in FINAL_STATES,
+                              resumed=not env.never_sent)
     except HttpError as err:
         err.outcome.remote = state
         raise
@@ -171,7 +173,7 @@ async def run_status(op: PublishRun, env: ProviderEnv, state: dict[str, Any], ap
     wanted = run_state(op)
     target = http_url(run.details_url) or http_url(env.ci.job_url) or http_url(env.ci.build_url)
     body = _body(env, sha, wanted, run.name, run_description(run, wanted), target, run.coverage)
-    action = await _write(api, project, sha, body, state, live=not op.final)
+    action = await _write(api, project, sha, body, state, live=not op.final, resumed=not env.never_sent)
     state["tier"] = "commit_status"
     if action == "kept":
         return Outcome.delivered(url=body.get("target_url"), remote=state, tier="commit status", action="skipped",
