@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Annotated
 
 import msgspec
 
@@ -28,22 +29,27 @@ GROUP_FILE = "group.json"
 STATE_FILE = "state.json"
 SEGMENT_SUFFIX = ".mp"
 
+#: what another shard's daemon wrote is checked as it is read: a run id becomes part of an object key, so it may
+#: hold no ``/`` or dot segment (an HTTP client folds ``../`` away, which would lead outside the group's folder)
+RunId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Position = Annotated[int, msgspec.Meta(ge=0)]
+
 #: (shard, run id, start, end): one segment, in the order the group's merged records hold them
-LogEntry = tuple[int, str, int, int]
+LogEntry = tuple[Position, RunId, Position, Position]
 
 
 class ShardDoc(msgspec.Struct, kw_only=True):
     """One shard's compact state."""
 
-    shard: int
+    shard: Position
     total: int | None = None
-    run_id: str
+    run_id: RunId
     name: str
     status: str = "running"  # running | finished
     conclusion: str | None = None
     counts: Counts = msgspec.field(default_factory=Counts)
     #: [start, end) of each segment written, in order
-    segments: list[tuple[int, int]] = []
+    segments: list[tuple[Position, Position]] = []
     machine: str = ""
     start_wall: float
     end_wall: float | None = None

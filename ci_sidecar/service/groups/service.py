@@ -71,6 +71,22 @@ _decode_result = msgspec.msgpack.Decoder(TestResult).decode
 _decode_segment = msgspec.msgpack.Decoder(list[bytes]).decode
 
 
+def _decoded(decode: Any, raw: bytes, key: str) -> Any:
+    """``decode(raw)``, or None (logged) when the object is not what a shard writes there: another version's,
+    damaged, or hostile, it must not stop this daemon."""
+    try:
+        return decode(raw)
+    except msgspec.DecodeError as exc:
+        if key not in _unreadable:  # once per object: groups read each other's objects every turn
+            if len(_unreadable) < 10_000:
+                _unreadable.add(key)
+            log.warning("object %s in the store is not readable (%s): left out", key, exc)
+        return None
+
+
+_unreadable: set[str] = set()
+
+
 @dataclass
 class _Group:
     """One shard run of this daemon and what its task knows."""
@@ -167,6 +183,12 @@ class GroupService:
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            except Exception:  # noqa: BLE001 - one group's trouble must not stop the daemon's other work
+                log.exception("group %s: could not sync or publish; again in %.1f s",
+                              g.run.meta.group.key, backoff)  # type: ignore[union-attr]
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             if outcome == "final":
                 g.final = True
                 await self._keep_record_if_final_by_us(g)
@@ -200,7 +222,7 @@ class GroupService:
         meta = g.run.meta
         if g.segments is None:
             got = await g.store.get(self._shard_key(g, STATE_FILE))
-            doc = decode_shard(got[0]) if got is not None else None
+            doc = _decoded(decode_shard, got[0], self._shard_key(g, STATE_FILE)) if got is not None else None
             g.segments = list(doc.segments) if doc is not None and doc.run_id == meta.id else []
         written = g.segments[-1][1] if g.segments else 0
         end = meta.results_count
@@ -248,7 +270,10 @@ class GroupService:
         assert meta is not None
         got = await g.store.get(f"{g.folder}/{GROUP_FILE}")
         if got is not None:
-            return decode_group(got[0]), got[1]
+            doc = _decoded(decode_group, got[0], f"{g.folder}/{GROUP_FILE}")
+            if doc is None:  # nothing to merge into: wait (logged) until someone repairs or removes it
+                raise S3Failed(Outcome.retry(f"{g.folder}/{GROUP_FILE} is not a group object"))
+            return doc, got[1]
         now = time.time()
         doc = GroupDoc(key=meta.key, created_wall=now, deadline_wall=now + meta.deadline_s, total=meta.total)
         try:
@@ -265,8 +290,9 @@ class GroupService:
             if name != STATE_FILE or not number.isdigit():
                 continue
             got = await g.store.get(key)
-            if got is not None:
-                shards[int(number)] = decode_shard(got[0])
+            doc = _decoded(decode_shard, got[0], key) if got is not None else None
+            if doc is not None:  # an unreadable state counts as a shard not heard from
+                shards[int(number)] = doc
         return shards
 
     async def _publish(self, g: _Group) -> str:
@@ -404,9 +430,11 @@ class GroupService:
             if got is None:
                 # a logged segment is never deleted; a store that lost one is asked again later
                 raise S3Failed(Outcome.retry(f"segment {key} named in the group's log is not in the store"))
-            items = _decode_segment(got[0])
-            for raw in items:
-                result = _decode_result(raw)
+            items = _decoded(_decode_segment, got[0], key)
+            results = [_decoded(_decode_result, raw, key) for raw in items or ()]
+            if items is None or None in results:
+                raise S3Failed(Outcome.retry(f"segment {key} named in the group's log does not decode"))
+            for result in results:
                 state.tally.add(result, test_key(result))
             self.runs.store.writer(run_id).append_many(items)
             meta.results_count += len(items)
