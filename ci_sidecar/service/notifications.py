@@ -27,7 +27,7 @@ from ci_sidecar.protocol import errors as E
 from ci_sidecar.protocol.notify_methods import ChannelResult, SendNotificationsParams
 from ci_sidecar.protocol.records import DeliveryState, ErrorInfo
 from ci_sidecar.providers.base import PostComment, SendNotification, SetStatus, SmtpSettings
-from ci_sidecar.providers.notify.secrets import pack
+from ci_sidecar.providers.notify.secrets import pack, url_secrets
 from ci_sidecar.reports.notify import (
     NotifyContext,
     code_host_message,
@@ -113,6 +113,8 @@ def channel_credential(name: str, channel: ChannelConfig, envs: list[Mapping[str
     for part in (url, key, password):
         if part:
             register_secret(part[0])
+    for piece in url_secrets(url[0]) if url else ():
+        register_secret(piece)
     register_secret(secret)
     return Credential(provider=PROVIDER, base_url=bound, source=f"{name}:{source}", fingerprint=fingerprint(secret),
                       secret=Secret(secret))

@@ -29,7 +29,7 @@ from ci_sidecar.protocol.records import ProviderCaps, Tier
 from .._http import HttpLayer, Response, classify_exception, classify_response
 from .._http.model import HttpConfig
 from ..base import Operation, Outcome, ProviderEnv, SendNotification
-from .secrets import unpack
+from .secrets import unpack, url_secrets
 from .smtp import send_email
 
 __all__ = ["NotifyProvider", "sign"]
@@ -67,7 +67,8 @@ class NotifyProvider:
             outcome = await trio.to_thread.run_sync(send_email, op, secrets.get("password"), f"<{key}@ci-sidecar>")
         else:
             outcome = await self._post(op, secrets, key, env)
-        return _redacted(outcome, secrets.values())
+        url = secrets.get("url")
+        return _redacted(outcome, [*secrets.values(), *(url_secrets(url) if url else ())])
 
     async def _post(self, op: SendNotification, secrets: dict[str, str], key: str, env: ProviderEnv) -> Outcome:
         url = secrets.get("url")
