@@ -23,7 +23,7 @@ import msgspec
 from ci_sidecar.exec_cmd import _flush_timeout, _open_sidecar, _summary
 from ci_sidecar.exec_delivery import say as _say
 from ci_sidecar.exec_signals import SignalGate
-from ci_sidecar.protocol.records import Counts
+from ci_sidecar.protocol.records import Counts, TestResult
 from ci_sidecar.protocol.shards import ShardReport
 from ci_sidecar.reports.shards import shards_text
 from ci_sidecar_client import ConnectionLost, DaemonNotFound, RpcError
@@ -31,6 +31,11 @@ from ci_sidecar_client import ConnectionLost, DaemonNotFound, RpcError
 __all__ = ["add_merge_command", "run_merge", "find_inputs", "shard_rows"]
 
 _BATCH = 1000
+#: bytes of results per report_results (well under the daemon's 16 MiB message limit)
+_BATCH_BYTES = 4 * 1024 * 1024
+#: one result bigger than this cannot travel in one message at all
+_MAX_RESULT_BYTES = 12 * 1024 * 1024
+_encode = msgspec.json.Encoder().encode
 
 
 def add_merge_command(sub: argparse._SubParsersAction) -> None:
@@ -44,37 +49,93 @@ def add_merge_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_merge)
 
 
-def find_inputs(inputs: list[str]) -> tuple[list[Path], list[Path]]:
+def _glob_base(pattern: str) -> Path:
+    """The folder a glob cannot leave: its leading parts without a wildcard."""
+    parts = Path(pattern).parts
+    literal: list[str] = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        literal.append(part)
+    return Path(*literal) if literal else Path(".")
+
+
+def find_inputs(inputs: list[str], outside: list[str] | None = None) -> tuple[list[Path], list[Path]]:
     """(results.json files, JUnit files) named by the arguments, each once, in a stable order. In a folder, XML
-    files in or under a folder holding a results.json are that run's own reports, not inputs."""
+    files in or under a folder holding a results.json are that run's own reports, not inputs. A file that is a
+    link leading out of its argument's folder (a downloaded shard output can hold anything) is not an input:
+    its path goes to ``outside``."""
     results: dict[Path, None] = {}
     junit: dict[Path, None] = {}
+
+    def inside(found: Path, base: Path) -> Path | None:
+        real = found.resolve()
+        if real == base or base in real.parents:
+            return real
+        if outside is not None:
+            outside.append(str(found))
+        return None
+
     for arg in inputs:
         if Path(arg).is_dir():
-            found = sorted(p.resolve() for p in Path(arg).rglob("results.json"))
+            base = Path(arg).resolve()
+            found = sorted(f for f in (inside(p, base) for p in Path(arg).rglob("results.json")) if f)
             owned = {p.parent for p in found}
             results.update(dict.fromkeys(found))
-            junit.update(dict.fromkeys(x.resolve() for x in sorted(Path(arg).rglob("*.xml"))
-                                       if not owned.intersection(x.resolve().parents)))
+            xml = (inside(x, base) for x in sorted(Path(arg).rglob("*.xml")))
+            junit.update(dict.fromkeys(x for x in xml if x and not owned.intersection(x.parents)))
             continue
-        for f in (Path(p).resolve() for p in sorted(glob.glob(arg, recursive=True))):
-            if f.is_file() and f.name == "results.json":
-                results[f] = None
-            elif f.is_file() and f.suffix == ".xml":
-                junit[f] = None
+        base = _glob_base(arg).resolve()
+        for match in sorted(glob.glob(arg, recursive=True)):
+            if not (Path(match).name == "results.json" or Path(match).suffix == ".xml"):
+                continue
+            f = inside(Path(match), base)
+            if f is not None and f.is_file():
+                (results if f.name == "results.json" else junit)[f] = None
     return list(results), list(junit)
 
 
 def _results_of(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """(run, results) of one results.json; a sharded group's merged run (``group-…``) counts nothing: its
-    shards' own outputs hold its results."""
-    doc = json.loads(path.read_text())
+    """(run, results) of one results.json, checked as the daemon would check them (a ValueError naming the file
+    and the place otherwise, before anything is sent); a sharded group's merged run (``group-…``) counts nothing:
+    its shards' own outputs hold its results."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ValueError(f"{path}: not a ci-sidecar results.json (no results array)")
     run = doc.get("run") or {}
+    if not isinstance(run, dict):
+        raise ValueError(f"{path}: not a ci-sidecar results.json (its run is not an object)")
+    for where, value, kind in (("run.counts", run.get("counts") or {}, Counts),
+                               ("results", doc["results"], list[TestResult])):
+        try:
+            msgspec.convert(value, kind)
+        except msgspec.ValidationError as exc:
+            reason, _, at = str(exc).partition(" - at `$")
+            raise ValueError(f"{path}: {where}{at.rstrip('`')}: {reason}") from None
+    for n, item in enumerate(doc["results"]):
+        if len(_encode(item)) > _MAX_RESULT_BYTES:
+            raise ValueError(f"{path}: result {n} ({item.get('name')!r}) is over {_MAX_RESULT_BYTES >> 20} MiB, "
+                             "more than one message to the daemon may carry")
     if str(run.get("id", "")).startswith("group-"):
         return None
     return run, doc["results"]
+
+
+def _batches(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``items`` cut into report_results batches of at most ``_BATCH`` results and about ``_BATCH_BYTES``."""
+    out: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for item in items:
+        n = len(_encode(item))
+        if out[-1] and (len(out[-1]) >= _BATCH or size + n > _BATCH_BYTES):
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += n
+    return [b for b in out if b]
 
 
 def _wall(iso: Any) -> float | None:
@@ -101,8 +162,11 @@ def shard_rows(runs: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    outside: list[str] = []
     try:
-        results, junit = find_inputs(args.inputs)
+        results, junit = find_inputs(args.inputs, outside)
+        for path in outside:
+            _say(f"skipped {path}: a link leading out of the folder it was found in")
         read = {p: _results_of(p) for p in results}
         loaded = [got for got in read.values() if got is not None]
         results = [p for p, got in read.items() if got is not None]
@@ -127,8 +191,8 @@ def run_merge(args: argparse.Namespace) -> int:
                 create["shards"] = shard_rows(runs)
             run_id = client.request("create_test_run", create)["id"]
             for _, items in loaded:
-                for i in range(0, len(items), _BATCH):
-                    client.request("report_results", {"test_run_id": run_id, "results": items[i:i + _BATCH]})
+                for batch in _batches(items):
+                    client.request("report_results", {"test_run_id": run_id, "results": batch})
             for path in junit:
                 got = client.request("ingest_junit", {"test_run_id": run_id, "path": str(path)})
                 for err in got["errors"]:
@@ -142,6 +206,9 @@ def run_merge(args: argparse.Namespace) -> int:
             _summary(done)
         except RpcError as exc:
             _say(f"merge failed: {exc.message}")
+            return 2
+        except ConnectionLost as exc:
+            _say(f"merge failed: the daemon went away: {exc}")
             return 2
         finally:
             client.close(timeout=max(2.0, flush_s))
