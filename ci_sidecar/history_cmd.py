@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,11 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(f"ci-sidecar history: no run history at {db} (the daemon records every finished run there)",
               file=sys.stderr)
         return 1
-    found = history_rows(db, args.test, max(1, args.limit), args.branch)
+    try:
+        found = history_rows(db, args.test, max(1, args.limit), args.branch)
+    except (sqlite3.Error, OSError) as exc:  # damaged, not a database, unreadable, locked past the busy timeout
+        print(f"ci-sidecar history: cannot read the run history at {db}: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(found, indent=2))
     else:
