@@ -86,6 +86,8 @@ class HistoryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retention_runs: PositiveInt = 1000
     #: runs older than this are deleted
     retention_days: PositiveFloat = 90.0
+    #: how long recording a run waits for another process's write (after a wait in vain, later runs barely wait)
+    lock_wait_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 10.0
 
 
 class ChannelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

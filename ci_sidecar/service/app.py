@@ -99,7 +99,8 @@ class CoreService:
         self.runs.on_finished = self.notifications.on_finished
         h = daemon_config.history
         self.runs.history = RunHistory(self.instance.root, HistorySettings(
-            enabled=h.enabled, window=h.flaky_window, max_runs=h.retention_runs, max_age_s=h.retention_days * 86400))
+            enabled=h.enabled, window=h.flaky_window, max_runs=h.retention_runs, max_age_s=h.retention_days * 86400,
+            lock_wait_s=h.lock_wait_s))
         self.groups = GroupService(self.runs)
         self._sessions: dict[str, ClientSession] = {}
         self._background: trio.CancelScope | None = None  # the outbox and maintenance tasks

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,12 @@ class HistorySettings:
     window: int = 20
     max_runs: int = 1000
     max_age_s: float = 90 * 86400.0
+    #: how long recording a run waits for another process's write to the history
+    lock_wait_s: float = 10.0
+
+
+#: once a wait was in vain, how long the next runs wait for the history (until one is recorded again)
+CONTENDED_WAIT_S = 0.5
 
 
 def label(suite: str | None, classname: str | None, name: str) -> str:
@@ -176,6 +183,9 @@ class RunHistory:
         self.path = Path(root) / HISTORY_FILE
         self.settings = settings
         self._lock = trio.Lock()  # one writer at a time
+        #: the last run found the history locked by another process: the next ones barely wait for it (runs
+        #: queued behind the lock would otherwise each wait the whole ``lock_wait_s`` to complete)
+        self._contended = False
 
     def _open(self) -> None:
         HistoryStore(self.path).close()  # creates or migrates the schema
@@ -197,6 +207,15 @@ class RunHistory:
         async with self._lock:
             try:
                 return await trio.to_thread.run_sync(self._record, run, results)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    log.exception("could not record run %s in the history at %s (its reports show no comparison)",
+                                  run.run_id, self.path)
+                    return None
+                log.warning("could not record run %s in the history at %s: another process holds it locked (%s); "
+                            "the run has no comparison, and the next runs wait at most %.1f s for it until one is "
+                            "recorded", run.run_id, self.path, exc, CONTENDED_WAIT_S)
+                return None
             except Exception:
                 log.exception("could not record run %s in the history at %s (its reports show no comparison)",
                               run.run_id, self.path)
@@ -204,11 +223,15 @@ class RunHistory:
 
     def _record(self, run: HistoryRun, results: Callable[[], Iterable[TestResult | Brief]]) -> RunDelta:
         tests = collect_outcomes(results())
-        store = HistoryStore(self.path)
+        wait = CONTENDED_WAIT_S if self._contended else self.settings.lock_wait_s
+        self._contended = True  # until this run is recorded
+        store = HistoryStore(self.path, busy_timeout_s=wait)
         try:
-            return self._record_in(store, run, tests)
+            delta = self._record_in(store, run, tests)
         finally:
             store.close()
+        self._contended = False
+        return delta
 
     def _record_in(self, store: HistoryStore, run: HistoryRun, tests: list[TestOutcome]) -> RunDelta:
         base, kind = None, "none"
