@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from ci_sidecar_client import RpcError
 from helpers import DaemonProcess, scrubbed_env
 
 
@@ -56,3 +59,18 @@ def test_a_cursor_survives_kill_9(tmp_path: Path) -> None:
         assert [f"test_{i}" for i in range(50)] == seen + more
     finally:
         daemon.stop()
+
+
+
+def test_a_bogus_cursor_or_limit_is_refused_not_moved(daemon: DaemonProcess) -> None:
+    """A cursor past the run's end (another run's), negative or not a number, and a limit out of 1..5000 answer
+    -32602 naming the field; a reader is never silently sent back to an earlier position."""
+    c = daemon.client()
+    run_id = c.request("create_test_run", {"name": "r"})["id"]
+    c.request("report_results", {"test_run_id": run_id, "results": _results(0, 10)})
+    for params, path in (({"cursor": 11}, "$.cursor"), ({"cursor": -1}, "$.cursor"), ({"cursor": "10"}, "$.cursor"),
+                         ({"limit": 0}, "$.limit"), ({"limit": 10**9}, "$.limit")):
+        with pytest.raises(RpcError) as refused:
+            c.request("read_test_results", {"test_run_id": run_id, **params})
+        assert (refused.value.code, refused.value.data["path"]) == (-32602, path), params
+    assert c.request("read_test_results", {"test_run_id": run_id, "cursor": 10})["cursor"] == 10

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import trio
 
+from ci_sidecar.protocol import errors as E
 from ci_sidecar.protocol.records import TestResult, TestRun
 from ci_sidecar.providers.base import ProviderEnv, ReadsRuns
 
@@ -77,6 +78,9 @@ class RunReads(RunCore):
         never comes out again at a later position."""
         state = self._require(run_id)
         total = state.meta.results_count
+        if cursor > total:  # positions only grow: this cursor came from another run (or was made up)
+            raise E.InvalidParams("$.cursor", f"cursor {cursor} is past the {total} position(s) of run {run_id}: "
+                                              "a cursor comes from an earlier read of the same run")
         start = min(max(cursor, 0), total)
         end = min(total, start + limit)
         results = [_decode_result(raw) async for raw in self.read_results(run_id, start, end)] if end > start else []
