@@ -63,9 +63,11 @@ def add_exec_command(sub: argparse._SubParsersAction) -> None:
 
 def _shard(text: str) -> dict[str, int]:
     """``I/N`` → the run's ``group`` (shard numbers count from 0 on the wire)."""
+    from ci_sidecar.protocol.methods import MAX_SHARDS
+
     i, _, n = text.partition("/")
-    if not (i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)):
-        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, got {text!r}")
+    if not (i.isascii() and n.isascii() and i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n) <= MAX_SHARDS):
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N <= {MAX_SHARDS}, got {text!r}")
     return {"shard": int(i) - 1, "total": int(n)}
 
 
@@ -185,7 +187,10 @@ def _run_exec(args: argparse.Namespace, cmd: list[str], gate: SignalGate, flush_
             create: dict[str, Any] = {"name": args.name or shlex.join(cmd)}
             if getattr(args, "shard", None):  # (the demo builds its own arguments)
                 create["group"] = args.shard
-            run = client.request("create_test_run", create)
+            try:
+                run = client.request("create_test_run", create)
+            except RpcError as exc:  # reached, but it would not create this run (a group without a store...)
+                return _run_alone(cmd, f"the ci-sidecar daemon refused the run: {_reason(exc)}", args, gate)
             run_id = run["id"]
         except (DaemonNotFound, ConnectionLost, RpcError, OSError) as exc:
             return _run_alone(cmd, f"no ci-sidecar daemon could be started or reached: {_reason(exc)}", args, gate)

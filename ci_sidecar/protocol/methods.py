@@ -206,15 +206,19 @@ from .records import (  # noqa: E402  (kept next to the methods that use them)
 )
 
 
+#: the most shards one group may have
+MAX_SHARDS = 10000
+
+
 class GroupParams(Wire):
     """The logical run a shard belongs to (one check run/status/comment per group, merged through the store)."""
 
     #: names the logical run; default: from the CI (workflow run + job without the matrix part, ...)
     key: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
     #: this shard's number, 0-based; default: from the CI (CIRCLE_NODE_INDEX, CI_NODE_INDEX - 1, ...)
-    shard: Annotated[int, msgspec.Meta(ge=0, le=9999)] | None = None
+    shard: Annotated[int, msgspec.Meta(ge=0, le=MAX_SHARDS - 1)] | None = None
     #: how many shards the group has; the final publish waits for all of them (or the deadline)
-    total: Annotated[int, msgspec.Meta(ge=1, le=10000)] | None = None
+    total: Annotated[int, msgspec.Meta(ge=1, le=MAX_SHARDS)] | None = None
     #: seconds from the group's start after which missing shards are reported missing and the group concludes
     deadline_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] | None = None
 

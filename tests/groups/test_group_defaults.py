@@ -44,6 +44,6 @@ def test_group_folders_and_run_ids_never_collide_across_keys() -> None:
 def test_exec_shard_is_one_based_and_checked() -> None:
     """`--shard 3/8` is the third of eight (shard 2 on the wire); nonsense is refused."""
     assert _shard("3/8") == {"shard": 2, "total": 8}
-    for bad in ("0/8", "9/8", "3", "a/b", "-1/2"):
+    for bad in ("0/8", "9/8", "3", "a/b", "-1/2", "1/10001", "\u0661/\u0662", " 1/2", "1/2/3"):
         with pytest.raises(argparse.ArgumentTypeError):
             _shard(bad)
