@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tests" / "artifacts"))
 sys.path.insert(0, str(ROOT / "clients" / "python"))
 
 from ci_sidecar.service.groups.model import slug  # noqa: E402
+from ci_sidecar.service.groups.spec import scoped_key  # noqa: E402
 from fakes.github_scenario import World  # noqa: E402
 from fakes.shards import RUN, Shards, connect, run_group, shard_results, wait_final  # noqa: E402
 from fakes.spec import load_spec, spec_path  # noqa: E402
@@ -83,7 +84,7 @@ def sharded(spec: Any, moto: Moto, shards_n: int, per_shard: int, rate: float, s
             run_group(shards, key, shards_n, per_shard, seed=seed)
             last = max(shards.finished.values())
             latency = completed_at(world) - last
-            wait_final(moto.client(), bucket, f"groups/{slug(key)}", 120, poll=0.05)
+            wait_final(moto.client(), bucket, f"groups/{slug(scoped_key('octo/repo', key))}", 120, poll=0.05)
         except BaseException:
             print(shards.logs())
             raise

@@ -76,14 +76,14 @@ class Shards:
         return "\n".join(f"--- {n}\n{d.log()[-4000:]}" for n, d in self.daemons.items())
 
 
-def connect(daemon: DaemonProcess, job_env: dict[str, str]) -> Client:
+def connect(daemon: DaemonProcess, job_env: dict[str, str], cwd: str | None = None) -> Client:
     """A session whose environment is the job's. Shards run in threads, so this never touches ``os.environ``
     (the scenario harness's ``connect`` swaps it for the time of ``initialize``, which races across threads)."""
     env = {k: v for k, v in os.environ.items() if k not in CI_NAMES and not k.startswith(CI_PREFIXES)} | job_env
     c = Client.connect(str(daemon.path), initialize=False)
     daemon.clients.append(c)
     c.initialize_result = c.request("initialize", {"protocolVersion": 1, "clientInfo": {"name": "shard-job"},
-                                                   "processId": os.getpid(), "cwd": os.getcwd(), "env": env})
+                                                   "processId": os.getpid(), "cwd": cwd or os.getcwd(), "env": env})
     c.notify("initialized", {})
     return c
 

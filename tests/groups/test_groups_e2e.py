@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ci_sidecar.service.groups.model import group_run_id, slug
+from ci_sidecar.service.groups.spec import scoped_key
 from fakes.github_scenario import HEAD, PR, World
 from fakes.shards import Shards, run_group, wait_final
 from fakes.spec import OpenApiSpec, require_spec
@@ -46,8 +47,8 @@ def _runs_in(db: Path) -> list[tuple[str, int]]:
         con.close()
 
 
-def final(moto: Moto, bucket: str, key: str, timeout: float = 60) -> dict:  # noqa: F811
-    return wait_final(moto.client(), bucket, f"groups/{slug(key)}", timeout)
+def final(moto: Moto, bucket: str, key: str, timeout: float = 60, repository: str | None = None) -> dict:  # noqa: F811
+    return wait_final(moto.client(), bucket, f"groups/{slug(scoped_key(repository, key))}", timeout)
 
 
 def test_shards_under_faults_and_kill_9_publish_one_exact_run(gh_spec: OpenApiSpec, moto: Moto,  # noqa: F811
@@ -62,7 +63,7 @@ def test_shards_under_faults_and_kill_9_publish_one_exact_run(gh_spec: OpenApiSp
         key = "wf-4242:test"
         try:
             run_group(shards, key, total, per_shard, kill=(1, 2))
-            doc = final(moto, bucket, key, 90)
+            doc = final(moto, bucket, key, 90, repository="octo/repo")  # the World's jobs are in octo/repo
             checks = world.rest.check_runs()
             assert len(checks) == 1, checks
             check = checks[0]
@@ -83,7 +84,7 @@ def test_shards_under_faults_and_kill_9_publish_one_exact_run(gh_spec: OpenApiSp
             # the merged run is in the history once (by its final publisher's daemon), the shards' runs never
             recorded = [row for db in short_tmp.rglob("history.sqlite3")
                         for row in _runs_in(db)]
-            assert recorded == [(group_run_id(key), total * per_shard)], recorded
+            assert recorded == [(group_run_id(scoped_key("octo/repo", key)), total * per_shard)], recorded
             comments = world.rest.comments(PR)
             assert len(comments) == 1 and "| 3 | finished |" in comments[0]["body"], comments
             assert doc["conclusion"] == "failure" and doc["missing"] == []

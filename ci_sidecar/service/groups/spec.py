@@ -12,17 +12,24 @@ from ..model import GroupMeta
 from ..session_context import SessionContext
 from .defaults import default_key, default_shard, default_total
 
-__all__ = ["shard_group", "merged_group_run", "fan_in_shards", "DEFAULT_DEADLINE_S"]
+__all__ = ["shard_group", "merged_group_run", "fan_in_shards", "scoped_key", "DEFAULT_DEADLINE_S"]
 
 #: how long a group waits for missing shards, counted from its first shard's start
 DEFAULT_DEADLINE_S = 3600.0
+
+
+def scoped_key(repository: str | None, key: str) -> str:
+    """The name a client's group key has within its repository: two repositories sharing a bucket (or a daemon)
+    that pick the same key (``unit``) never share a group. The CI's own keys name their repository or a
+    pipeline id unique across repositories already."""
+    return f"{repository}:{key}" if repository else key
 
 
 def shard_group(ctx: SessionContext, p: CreateTestRunParams) -> GroupMeta:
     """The group of a new shard run; -32602 naming the field when neither the client nor the CI says."""
     g = p.group
     assert g is not None
-    key = g.key or default_key(ctx.env, p.name)
+    key = scoped_key(ctx.ci.repository, g.key) if g.key else default_key(ctx.env, p.name)
     if key is None:
         raise E.InvalidParams("$.group.key", "no group key given and none found in the CI's variables "
                                              "(GITHUB_RUN_ID, CIRCLE_WORKFLOW_ID, CI_PIPELINE_ID, BUILDKITE_BUILD_ID)")
