@@ -7,7 +7,9 @@ thread) that records every request, and answers in three steps a subclass fills 
    the official spec via :meth:`FakeServer.check_spec`); an answer here ends the request;
 2. a fault, when one is queued (:meth:`FakeServer.inject`) or rolled (``fault_rate`` with seeded, optionally
    per-resource dice): 429 and 5xx answers, a connection reset before the change, or a **lost answer** —
-   the change is made and the response is never sent, which is what makes a retry duplicate things;
+   the change is made and the response is never sent, which is what makes a retry duplicate things; a queued
+   ``held`` fault makes the change and holds the answer back (``held`` lists those requests) until
+   :meth:`FakeServer.release_held`, so a test can kill its client between the two;
 3. :meth:`FakeServer.respond` — the real thing, under the fake's lock.
 
 Spec violations are collected in ``violations`` (the test fails on any it did not announce with
@@ -170,6 +172,9 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._active = 0  # requests being read or answered
         self._last_activity = time.monotonic()
+        #: requests whose change was made and whose answer is held back (a queued ``held`` fault)
+        self.held: list[Recorded] = []
+        self._released = threading.Event()
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -187,6 +192,7 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         assert self._server is not None and self._thread is not None
+        self.release_held()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
@@ -210,6 +216,10 @@ class FakeServer:
         """Queue a fault for the next matching requests."""
         with self.lock:
             self.faults.append(Fault(kind, method, path, times, retry_after))
+
+    def release_held(self) -> None:
+        """Let held answers go (dropped: the client that waited for them is usually dead by now)."""
+        self._released.set()
 
     def expect_violations(self, n: int = 1) -> None:
         """This test sends ``n`` spec-invalid requests on purpose."""
@@ -322,12 +332,16 @@ class FakeServer:
         if reply is None:
             with self.lock:
                 fault = self.next_fault(rec)
-            if fault is not None and fault.kind != "lost":
+            if fault is not None and fault.kind not in ("lost", "held"):
                 reply = self.fault_reply(fault, rec)
             else:
                 with self.lock:
                     reply = self.respond(rec)
                 if fault is not None:  # "lost": the change is made, the answer never arrives
+                    if fault.kind == "held":  # ... until the test has killed the client that waits for it
+                        with self.lock:
+                            self.held.append(rec)
+                        self._released.wait(60)
                     raise Drop
         reply.headers = {**headers, **reply.headers}
         return reply

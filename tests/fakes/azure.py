@@ -18,7 +18,8 @@ is a required query parameter of every operation there. Azure's behaviour where 
   (``TestSubResult``, each given an id), either when added or by ``PATCH …/results`` (Results_Update: each item
   names an existing result of the run by ``id`` and replaces the fields it gives, ``subResults`` whole);
   sub-results on a result that is no group answer 400. Lists carry the sub-results only with
-  ``detailsToInclude=subResults``, as Azure's;
+  ``detailsToInclude=subResults``, as Azure's, and pages are cut to ``$top``'s documented maximum (1,000, or 200
+  with details);
 * attachments: base64 ``stream``, ≤ 100 MB decoded; answered ``{id, url}``;
 * a comment over 150,000 characters answers 400 with Azure's message;
 * errors as ``{"$id": "1", "message", "typeName", "typeKey", "errorCode", "eventId"}``; rate limits as 429
@@ -345,9 +346,11 @@ class FakeAzure(FakeServer):
         run = self._run(p)
         if run is None:
             return self._missing_run(p)
-        skip, top = _int(rec, "$skip", 0), min(_int(rec, "$top", 1000), 10_000)
+        details = [d for d in (rec.query.get("detailsToInclude") or [""])[0].split(",") if d and d != "none"]
+        # "$top: Maximum is 1000 when detailsToInclude is None and 200 otherwise" (a longer page is cut short)
+        skip, top = _int(rec, "$skip", 0), min(_int(rec, "$top", 1000), 200 if details else 1000)
         page = self.project.results[run["id"]][skip:skip + top]
-        if "subResults" not in (rec.query.get("detailsToInclude") or [""])[0].split(","):
+        if "subResults" not in details:
             page = [{k: v for k, v in r.items() if k != "subResults"} for r in page]
         return Reply(200, {"count": len(page), "value": page})
 

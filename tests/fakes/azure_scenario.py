@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._server import Recorded
+from ._server import Fault, Recorded
 from .azure import PROJECT, FakeAzure
 from .scenario import Plan
 from .spec import OpenApiSpec, load_spec, spec_path
@@ -76,6 +76,7 @@ class World:
         test_spec = spec or _load(TEST_SPEC)
         self.azure = FakeAzure(test_spec, git_spec or _load(GIT_SPEC), tokens=(TOKEN,), repository=REPO,
                                pull_requests=(PR,), fault_rate=fault_rate, seed=seed, per_resource_faults=True)
+        self._kill_on_hold = False
 
     def __enter__(self) -> World:
         self.azure.__enter__()
@@ -126,10 +127,21 @@ class World:
     def violations(self) -> list[str]:
         return self.azure.violations
 
+    def hold_for_kill(self) -> None:
+        """The job will be killed when Azure has added its first results and holds their answer back: the
+        window between Azure making the change and the daemon journaling it (and the test run it created in the
+        same attempt), where a daemon that does not look first adds them again."""
+        self._kill_on_hold = True
+        with self.azure.lock:
+            self.azure.faults.insert(0, Fault("held", "POST", "/results$"))
+
     def remote_started(self) -> bool:
+        if self._kill_on_hold:
+            return bool(self.azure.held)
         return bool(self.azure.runs() or self.azure.commit_statuses(SOURCE))
 
     def wait_idle(self) -> None:
+        self.azure.release_held()
         self.azure.wait_idle()
 
     def check_capabilities(self, roles: dict[str, Any]) -> None:

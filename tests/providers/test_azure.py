@@ -218,6 +218,43 @@ async def test_a_rerun_after_its_failure_was_sent_updates_that_result_once(fake:
     assert list(done.remote["reruns"].values()) == [results["new"]["id"]]  # type: ignore[index]  # still failing
 
 
+async def test_a_write_resumed_after_kill_9_adopts_what_the_lost_attempt_added(fake: FakeAzure, envs: Envs) -> None:
+    """The journal never heard of an attempt that created the test run or added results (a daemon killed -9
+    mid-attempt): the resumed write finds them on Azure — whole chunks, a shorter last one, their reruns — and
+    sends only the rest: every test once, a flaky one with both attempts."""
+    envs.results += [attempt(f"ok_{i}", 1, "passed") for i in range(600)]
+    envs.results += [attempt(f"bad_{i}", 1, "failed", f"boom {i}") for i in range(100)]
+    journaled = (await deliver(run_op(envs, final=False), envs())).remote
+    envs.results += [attempt(f"bad_{i}", 2, "passed") for i in range(10)]
+    envs.results += [attempt(f"more_{i}", 1, "passed") for i in range(1500)]
+    envs.results += [attempt("fl", 1, "failed", "timeout"), attempt("fl", 2, "passed")]
+    lost = await deliver(run_op(envs, final=False), envs(), journaled)  # its outcome never reaches the journal
+    assert lost.kind == "delivered" and [len(c.body) for c in fake.calls("POST", "/results$")] == [700, 990, 511]
+    envs.results += [attempt(f"late_{i}", 1, "passed") for i in range(100)] + [attempt("bad_10", 2, "passed")]
+    done = await deliver(run_op(envs, final=True), envs(), journaled)
+    assert done.kind == "delivered" and done.remote["results_sent"] == len(envs.results)  # type: ignore[index]
+    run, results = the_tests_tab(fake)
+    assert len(fake.results(run["id"])) == len(results) == 600 + 100 + 1500 + 1 + 100
+    assert (run["passedTests"], run["unanalyzedTests"]) == (600 + 11 + 1500 + 1 + 100, 89)
+    assert [s[2] for s in sub_results(results["fl"])] == ["Failed", "Passed"]
+    assert [s[2] for s in sub_results(results["bad_10"])] == ["Failed", "Passed"]
+    assert [len(c.body) for c in fake.calls("POST", "/results$")][3:] == [100]
+    again = await deliver(run_op(envs, final=True), envs(), {})  # the journal lost even the test run's id
+    assert again.kind == "delivered", again.message
+    assert len(fake.runs()) == 1 and len(fake.calls("POST", "/results$")) == 4
+    assert again.remote["reruns"] == done.remote["reruns"]  # type: ignore[index]
+
+
+async def test_a_write_this_daemon_began_reads_nothing_back(fake: FakeAzure, envs: Envs) -> None:
+    """The first attempt of a write the daemon itself recorded looks for nothing: create, add, complete."""
+    add_results(envs, 10, failed=1)
+    env = envs()
+    env.never_sent = True
+    assert (await deliver(run_op(envs, final=True), env)).kind == "delivered"
+    assert [(c.method, c.operation) for c in fake.calls() if "/test/" in c.path] == [
+        ("POST", "run-create"), ("POST", "results-add"), ("PATCH", "run-update")]
+
+
 async def test_a_repeat_of_a_test_sent_as_passed_is_a_result_of_its_own(fake: FakeAzure, envs: Envs) -> None:
     """A later attempt of a test already added as passed (nothing to rerun) is added as its own result, its comment
     saying which attempt it is; nothing is updated."""

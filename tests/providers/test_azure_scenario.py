@@ -73,7 +73,8 @@ def test_thirty_percent_faults_change_nothing_a_person_sees(make_world: Callable
 
 def test_kill_9_halfway_resumes_and_duplicates_nothing(make_world: Callable[[float, int], World],
                                                        scenario_dirs: Callable[[], Path]) -> None:
-    """A daemon killed mid-delivery finishes the build's writes once its session is back, and only once."""
+    """A daemon killed after Azure added its first results (and the test run) but before it recorded them finishes
+    the build's writes once its session is back, and only once."""
     _clean, killed, _world = assert_kill_9_changes_nothing(make_world, scenario_dirs, rate=0.3, seed=SEED_KILL,
                                                            plan=PLAN)
     expected_view(killed.view)

@@ -54,6 +54,9 @@ class AzureProvider:
         self._http = rest_layer()
         #: (collection, project, ci-sidecar run id) → the Azure test run id, learned from each run's own write
         self._runs: dict[tuple[str, str, str], int] = {}
+        #: runs whose remembered state this process knows to be whole: it began their writes, or compared the
+        #: test run with the state once (a write resumed from the journal after a restart)
+        self._looked: set[tuple[str, str, str]] = set()
 
     def capabilities(self, env: ProviderEnv) -> ProviderCaps:
         """A token does everything natively (statuses and threads on Azure Repos); without one, inside Azure
@@ -101,10 +104,16 @@ class AzureProvider:
     async def _publish(self, op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> Outcome:
         """Create the test run once, add the results not sent yet, complete it at the end; its status on Azure
         Repos."""
-        run_id = await ensure_run(op, env, state, api)
+        key = self._key(env, op.run.id)
+        if env.never_sent:  # this daemon began the run's writes: its state knows all they did
+            self._looked.add(key)
+        # else a write resumed from the journal: its lost attempt may have made what the state never heard of
+        look = key not in self._looked
+        run_id = await ensure_run(op, env, state, api, look=look)
         state["tier"] = "test_run"
-        self._runs[self._key(env, op.run.id)] = run_id
-        await send_results(op, env, state, api, run_id)
+        self._runs[key] = run_id
+        await send_results(op, env, state, api, run_id, look=look)
+        self._looked.add(key)
         if op.final and not state.get("completed"):
             await complete_run(op, env, state, api, run_id)
         url = state.get("web_url")

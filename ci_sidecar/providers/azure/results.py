@@ -12,7 +12,9 @@ outcome and all sub-results), so sending one again changes nothing.
 Exactly once across retries, lost answers and restarts: ``remote`` keeps how many positions were sent
 (``results_sent``) and how many results the test run has (``posted``); a chunk is sent as its updates, then one
 POST of its new results, and only then counted. A POST whose answer was lost is looked for (the results it would
-have added, read back with their ids) before it is sent again.
+have added, read back with their ids) before it is sent again. A write resumed from the journal (a daemon killed
+mid-attempt leaves no trace of what that attempt sent) first reads the results past ``posted``: the chunks they
+are, test for test and attempt for attempt, are counted as sent instead of being added again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ __all__ = ["send_results", "as_result", "as_sub_result", "test_id", "OUTCOMES"]
 OUTCOMES = {"passed": "Passed", "failed": "Failed", "error": "Error", "skipped": "NotExecuted"}
 #: outcomes a runner reruns: a result added with one of them may get more attempts later
 _RERUNNABLE = ("failed", "error")
+#: results per Results_List page when details (sub-results) are included
+_PAGE = 200
 
 
 def test_id(result: TestResult) -> str:
@@ -106,6 +110,8 @@ class _Chunk:
     def __init__(self, records: list[TestResult], reruns: dict[str, int]) -> None:
         self.new: dict[str, list[TestResult]] = {}
         self.updates: dict[str, list[TestResult]] = {}
+        #: new tests whose result on Azure holds attempts past this chunk (found there after a restart)
+        self.later: set[str] = set()
         for r in records:
             key = test_id(r)
             (self.updates if key in reruns else self.new).setdefault(key, []).append(r)
@@ -113,7 +119,7 @@ class _Chunk:
     def bookkeep(self, reruns: dict[str, int], ids: list[int]) -> None:
         """Remember the new results a later attempt may update; forget the tests whose latest attempt passed."""
         for (key, attempts), rid in zip(self.new.items(), ids, strict=True):
-            if _by_attempt(attempts)[-1].status in _RERUNNABLE:
+            if _by_attempt(attempts)[-1].status in _RERUNNABLE or key in self.later:
                 reruns[key] = int(rid)
         for key, attempts in self.updates.items():
             if _by_attempt(attempts)[-1].status not in _RERUNNABLE:
@@ -138,6 +144,64 @@ async def _update(op: PublishRun, env: ProviderEnv, api: ApiSession, path: str, 
     await api.request("PATCH", path, params=V, json_body=body)
 
 
+def _is(found: dict[str, Any], attempts: list[TestResult]) -> bool:
+    """Whether a result read back is the one ``attempts`` make: the same test, and these attempts among its
+    sub-results (a later update may have added more), or a plain result for one attempt."""
+    made = as_result(attempts)
+    if (found.get("automatedTestName"), found.get("automatedTestStorage")) != (made["automatedTestName"],
+                                                                             made.get("automatedTestStorage")):
+        return False
+    numbers = {a.attempt or 1 for a in attempts}
+    subs = found.get("subResults")
+    return {s.get("sequenceId") for s in subs} >= numbers if subs else len(numbers) == 1
+
+
+def _prefix(records: list[TestResult], found: list[dict[str, Any]], reruns: dict[str, int]) -> int | None:
+    """How many of ``records`` a POST sent whose new results were the first of ``found``: all of them when they
+    make fewer results (a whole chunk, more after it), else the shortest prefix whose new results are all of
+    ``found`` (an attempt it leaves out goes again as an update, which changes nothing: see ``_Chunk.later``)."""
+    whole = _Chunk(records, reruns)
+    if len(whole.new) < len(found):
+        return len(records) if all(map(_is, found, whole.new.values())) else None
+    new: dict[str, list[TestResult]] = {}
+    for n, r in enumerate(records, 1):
+        if (key := test_id(r)) not in reruns:
+            new.setdefault(key, []).append(r)
+        if len(new) == len(found) and all(map(_is, found, new.values())):
+            return n
+    return None
+
+
+async def _unjournaled(op: PublishRun, env: ProviderEnv, api: ApiSession, path: str, sent: int, posted: int,
+                       reruns: dict[str, int]) -> list[tuple[_Chunk, int, list[int]]]:
+    """The chunks from position ``sent`` that an attempt nobody journaled added (its results past ``posted``):
+    each with its end and its results' ids; none when the test run holds nothing past ``posted``."""
+    found: list[dict[str, Any]] = []
+    while True:  # pages of 200: Results_List's most with details included
+        page = values(await api.request("GET", path, params={**V, "$skip": posted + len(found), "$top": _PAGE,
+                                                             "detailsToInclude": "subResults"}))
+        found += page
+        if len(page) < _PAGE:
+            break
+    chunks = []
+    while found and sent < op.run.results_end:
+        end = min(op.run.results_end, sent + RESULTS_PER_POST)
+        records = [r async for r in iter_results(op.run, env, sent, end)]
+        n = _prefix(records, found, reruns)
+        if not n:  # not what these records make: nothing to adopt (the records decide what is sent)
+            break
+        chunk = _Chunk(records[:n], reruns)
+        ids = [int(r["id"]) for r in found[:len(chunk.new)]]
+        # their later attempts go as updates (whole, so what Azure holds already changes nothing)
+        chunk.later = {key for (key, attempts), f in zip(chunk.new.items(), found)
+                       if len(f.get("subResults") or []) > len(_by_attempt(attempts))}
+        chunks.append((chunk, sent + n, ids))
+        reruns = dict(reruns)
+        chunk.bookkeep(reruns, ids)
+        sent, found = sent + n, found[len(chunk.new):]
+    return chunks
+
+
 async def _landed(api: ApiSession, path: str, at: int, n: int) -> list[int] | None:
     """The ids of the ``n`` results after the first ``at`` when they are there (a POST whose answer was lost)."""
     found = values(await api.request("GET", path, params={**V, "$skip": at, "$top": n}))
@@ -149,8 +213,9 @@ async def _chunk(op: PublishRun, env: ProviderEnv, start: int, end: int, reruns:
 
 
 async def send_results(op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession,
-                       run_id: int) -> int:
-    """Send the records not sent yet, chunk by chunk; how many positions were sent in this attempt."""
+                       run_id: int, *, look: bool = False) -> int:
+    """Send the records not sent yet, chunk by chunk; how many positions were sent in this attempt. ``look``: the
+    state may be older than the test run (a write resumed from the journal), so first adopt what is there."""
     path = f"{project_path(env)}/test/Runs/{run_id}/results"
     run = op.run
     sent = int(state.get("results_sent") or 0)
@@ -175,6 +240,9 @@ async def send_results(op: PublishRun, env: ProviderEnv, state: dict[str, Any], 
         if ids is not None and start == sent:  # it landed, after the chunk's updates
             count(await _chunk(op, env, start, end, reruns), end, ids)
         state.pop("inflight", None)
+    if look:
+        for chunk, end, ids in await _unjournaled(op, env, api, path, sent, posted, reruns):
+            count(chunk, end, ids)
     while sent < run.results_end:
         end = min(run.results_end, sent + RESULTS_PER_POST)
         chunk = await _chunk(op, env, sent, end, reruns)

@@ -2,7 +2,8 @@
 completed at the end; the build's **Tests** tab shows it and ``webAccessUrl`` is its details URL.
 
 Exactly once, across retries, lost answers and restarts: ``remote`` keeps the run's id. A create whose answer was
-lost is found again among the build's runs by the marker in its ``comment`` (the ci-sidecar run id).
+lost, or that a write resumed from the journal may have sent (a daemon killed mid-attempt), is looked for first
+among the build's runs by the marker in its ``comment`` (the ci-sidecar run id).
 """
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ async def find_run(api: ApiSession, env: ProviderEnv, run_id: str) -> dict[str, 
     return None
 
 
-async def ensure_run(op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession) -> int:
-    """The Azure id of the run's test run, created (InProgress, automated, on the build) when there is none."""
+async def ensure_run(op: PublishRun, env: ProviderEnv, state: dict[str, Any], api: ApiSession, *,
+                     look: bool = False) -> int:
+    """The Azure id of the run's test run, created (InProgress, automated, on the build) when there is none
+    (``look``: the state may not know of one a lost attempt created)."""
     if state.get("run_id"):
         return int(state["run_id"])
     run = op.run
-    if state.get("creating"):
+    if state.get("creating") or look:  # a create whose answer, or whose daemon, was lost
         found = await find_run(api, env, run.id)
         if found is not None:
             state.pop("creating", None)
