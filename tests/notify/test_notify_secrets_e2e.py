@@ -27,20 +27,23 @@ class EchoingReceiver(FakeServer):
 
 
 def test_a_receiver_echoing_the_token_leaks_it_nowhere(short_tmp: Path, env: dict[str, str]) -> None:
-    """A Slack URL refused with its token quoted, an encoded token refused the same way, and a webhook whose
-    receiver quotes its path on 500s: the answers, the run, the log, the state and the output say why without it."""
+    """A Slack URL refused with its token quoted, an encoded token refused the same way, a webhook whose receiver
+    quotes its path on 500s, and URLs no attempt can reach (port 99999, no host, refused at once): the answers, the
+    run, the log, the state and the output say why without the token."""
     with EchoingReceiver() as hook:
         config = short_tmp / "cis.toml"
         config.write_text("".join(f"""
 [notifications.channels.{name}]
 kind = "{kind}"
 url-env = "URL_{name.upper()}"
-""" for name, kind in (("chat", "slack"), ("encoded", "slack"), ("hook", "webhook"))) + """
+""" for name, kind in (("chat", "slack"), ("encoded", "slack"), ("hook", "webhook"), ("badport", "slack"),
+                           ("nohost", "webhook"))) + """
 [[notifications.rules]]
 when = "always"
 """)
         urls = {"URL_CHAT": f"{hook.url}/refuse/T0/B0/{TOKEN}", "URL_ENCODED": f"{hook.url}/refuse/%5A{TOKEN[1:]}",
-                "URL_HOOK": f"{hook.url}/broken/{TOKEN}"}
+                "URL_HOOK": f"{hook.url}/broken/{TOKEN}", "URL_BADPORT": f"http://127.0.0.1:99999/{TOKEN}",
+                "URL_NOHOST": f"http:///{TOKEN}"}
         d = DaemonProcess.start(short_tmp / "d.sock", {**env, **urls}, extra=["--config", str(config)])
         try:
             c = d.client()
@@ -48,7 +51,10 @@ when = "always"
             answers: list[Any] = [c.request("complete_test_run", {"test_run_id": run["id"]})]
             sent = c.request("send_notifications", {"test_run_id": run["id"], "wait": True, "wait_s": 20})
             answers += [sent, c.request("get_test_run_status", {"test_run_id": run["id"]})]
-            assert {n: sent[n]["state"] for n in sent} == {"chat": "failed", "encoded": "failed", "hook": "delivered"}
+            assert {n: sent[n]["state"] for n in sent} == {"chat": "failed", "encoded": "failed", "hook": "delivered",
+                                                           "badport": "failed", "nohost": "failed"}
+            assert "webhook URL has a port outside 1..65535" in sent["badport"]["error"]["message"]
+            assert "webhook URL has no host" in sent["nohost"]["error"]["message"]  # refused at once, not retried
             assert "invalid_token: ***" in sent["chat"]["error"]["message"]
             assert "invalid_token: ***" in sent["encoded"]["error"]["message"]
             assert "no route for POST ***" in d.log()

@@ -19,6 +19,7 @@ import hmac
 import json
 import time
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -74,6 +75,9 @@ class NotifyProvider:
         url = secrets.get("url")
         if not url or not url.startswith(("https://", "http://")):
             return Outcome.refused(f"channel {op.channel!r} has no webhook URL (its secret is missing or not a URL)")
+        problem = _url_problem(url)
+        if problem is not None:  # no attempt can succeed: say so now instead of retrying (never quoting the URL)
+            return Outcome.refused(f"channel {op.channel!r}'s webhook URL {problem}")
         body = json.dumps(op.body, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", DELIVERY_HEADER: key}
         if op.kind == "webhook" and secrets.get("key"):
@@ -96,6 +100,20 @@ class NotifyProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes a webhook URL unusable (no host, a port outside 1..65535), None when nothing does."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "has a port outside 1..65535 or a malformed host"
+    if not parts.hostname:
+        return "has no host"
+    if port == 0:
+        return "has port 0"
+    return None
 
 
 def _redacted(outcome: Outcome, secrets: Any) -> Outcome:
