@@ -68,18 +68,25 @@ def history_rows(db_path: Path, pattern: str, limit: int, branch: str | None) ->
     return {"tests": tests, "runs": list(runs.values())}
 
 
+def _shown(text: str) -> str:
+    """``text`` safe for a terminal: test names, branches and commits come from the code under test and its
+    clients, and a control character (an escape sequence) in one must not drive the terminal that prints it."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+                   for c in text)
+
+
 def _format(found: dict[str, Any], pattern: str) -> str:
     tests = found["tests"]
     if not tests:
         return f"no test matching {pattern!r} in the history\n"
     single = len(tests) == 1
-    head = tests[0] if single else f"{len(tests)} tests matching {pattern!r}"
+    head = _shown(tests[0]) if single else f"{len(tests)} tests matching {pattern!r}"
     lines = [head, ""]
     for r in found["runs"]:
-        when = (r["end_time"] or "")[:19].replace("T", " ")
-        sha = (r["commit_sha"] or "")[:12]
+        when = _shown((r["end_time"] or "")[:19].replace("T", " "))
+        sha = _shown((r["commit_sha"] or "")[:12])
         what = r["status"] if single else " ".join(f"{n} {k}" for k, n in r["counts"].items() if n)
-        lines.append(f"{when:19}  {r['branch'] or '-':20} {sha:12}  {what:28} {r['duration']:9.3f} s")
+        lines.append(f"{when:19}  {_shown(r['branch'] or '-'):20} {sha:12}  {what:28} {r['duration']:9.3f} s")
     if not found["runs"]:
         lines.append("(no recorded runs)")
     return "\n".join(lines) + "\n"
