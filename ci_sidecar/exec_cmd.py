@@ -21,12 +21,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Awaitable
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from ci_sidecar.exec_signals import Interrupted, SignalGate, exit_status
+import trio
+
+from ci_sidecar.exec_signals import Interrupted, SignalGate, child_exit, exit_status
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
 from ci_sidecar.exec_delivery import report_undelivered, say as _say, wait_for_delivery
@@ -147,22 +150,62 @@ class _WarningRelay:
                 _say(message)
 
 
-def _live_progress(client: Client, run_id: str, stop: threading.Event) -> None:
+async def _live_progress(client: Client, run_id: str) -> None:
     """passed/failed/skipped so far, redrawn on one stderr line while the command runs (terminals only)."""
     last = ""
-    while not stop.wait(0.5):
-        try:
-            c = client.request("get_test_run_status", {"test_run_id": run_id}, timeout=5)["counts"]
-        except Exception:  # noqa: BLE001 - progress is best effort
-            return
-        line = f"{c['passed']} passed, {c['failed'] + c['errors']} failed, {c['skipped']} skipped so far"
-        if line != last:
-            sys.stderr.write("\r\x1b[2K" + line)
+    try:
+        while True:
+            await trio.sleep(0.5)
+            try:
+                # the answer only feeds this line: a cancelled wait may leave the request to finish alone
+                status = await trio.to_thread.run_sync(partial(
+                    client.request, "get_test_run_status", {"test_run_id": run_id}, timeout=5), abandon_on_cancel=True)
+                c = status["counts"]
+            except Exception:  # noqa: BLE001 - progress is best effort
+                return
+            line = f"{c['passed']} passed, {c['failed'] + c['errors']} failed, {c['skipped']} skipped so far"
+            if line != last:
+                sys.stderr.write("\r\x1b[2K" + line)
+                sys.stderr.flush()
+                last = line
+    finally:
+        if last:
+            sys.stderr.write("\r\x1b[2K")
             sys.stderr.flush()
-            last = line
-    if last:
-        sys.stderr.write("\r\x1b[2K")
-        sys.stderr.flush()
+
+
+def _run_command(cmd: list[str], gate: SignalGate, *alongside: Callable[[], Awaitable[None]],
+                 env: dict[str, str] | None = None) -> int:
+    """Run the command and wait for it in a nursery that forwards signals to it and runs the *alongside* tasks
+    (progress line, job-log stream), all cancelled once it has exited; its exit status (127/126 when it
+    cannot be started)."""
+    try:
+        proc = gate.popen(cmd, env=env)
+    except FileNotFoundError:
+        _say(f"command not found: {cmd[0]}")
+        return 127
+    except PermissionError:
+        _say(f"command not executable: {cmd[0]}")
+        return 126
+
+    async def main() -> int:
+        async with trio.open_nursery() as nursery:
+            for task in (partial(gate.forward, proc), *alongside):
+                nursery.start_soon(_best_effort, task)
+            returncode = await child_exit(proc)
+            nursery.cancel_scope.cancel()
+        return returncode
+
+    return exit_status(trio.run(main))
+
+
+async def _best_effort(task: Callable[[], Awaitable[None]]) -> None:
+    """*task*, whose failure is told on stderr and ends only itself: waiting for the command goes on."""
+    try:
+        await task()
+    except Exception as exc:  # noqa: BLE001 - nothing beside the command may cut it loose
+        name = getattr(getattr(task, "func", task), "__qualname__", "a task")
+        _say(f"{name} stopped while the command runs: {_reason(exc)}")
 
 
 def run_exec(args: argparse.Namespace) -> int:
@@ -269,15 +312,7 @@ def _run_alone(cmd: list[str], why: str, args: argparse.Namespace, gate: SignalG
     strict = getattr(args, "strict", False)
     _say(f"{why}; running the command without it (nothing will be reported)"
          + ("; --strict: exec fails even if the command passes" if strict else ""))
-    try:
-        status = exit_status(gate.wait_child(gate.popen(cmd)))  # signals reach it as with a daemon
-    except FileNotFoundError:
-        _say(f"command not found: {cmd[0]}")
-        status = 127
-    except PermissionError:
-        _say(f"command not executable: {cmd[0]}")
-        status = 126
-    return _strict_status(status, args)
+    return _strict_status(_run_command(cmd, gate), args)  # signals reach it as with a daemon
 
 
 def _strict_status(status: int, args: argparse.Namespace) -> int:
@@ -288,23 +323,12 @@ def _exec_with(client: Client, socket_path: str, run_id: str, cmd: list[str], ar
                flush_s: float, gate: SignalGate, relay: _WarningRelay, *, joined: bool,
                printer: JobLogPrinter | None = None) -> int:
     env = dict(os.environ, CI_SIDECAR_SOCKET=socket_path, CI_SIDECAR_RUN_ID=run_id)
-    stop = threading.Event()
-    progress = None
+    alongside: list[Callable[[], Awaitable[None]]] = []
     if sys.stderr.isatty():
-        progress = threading.Thread(target=_live_progress, args=(client, run_id, stop), daemon=True)
-        progress.start()
-    try:
-        status = exit_status(gate.wait_child(gate.popen(cmd, env=env)))
-    except FileNotFoundError:
-        _say(f"command not found: {cmd[0]}")
-        status = 127
-    except PermissionError:
-        _say(f"command not executable: {cmd[0]}")
-        status = 126
-    finally:
-        stop.set()
-        if progress is not None:
-            progress.join(2)
+        alongside.append(partial(_live_progress, client, run_id))
+    if printer is not None:
+        alongside.append(printer.follow)
+    status = _run_command(cmd, gate, *alongside, env=env)
     rejoined: Client | None = None
     try:
         try:

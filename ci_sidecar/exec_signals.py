@@ -1,30 +1,38 @@
 """Signals for ``ci-sidecar exec``: forward SIGINT/SIGTERM/SIGHUP to the command, never die mid-report.
 
-While exec runs, these signals are blocked in every thread it starts and taken synchronously by the
-main thread (``sigtimedwait``), so a signal can neither kill exec before the run is completed nor land
-in a client thread. Processes exec starts get the normal mask back. A signal sent to exec (``kill``,
-a CI runner cancelling the job) is passed to the command; one the terminal sent (Ctrl-C reaches the
-whole foreground process group, the command included) is not sent a second time. A command that is
-still running ``KILL_AFTER_S`` after the first signal is killed.
+While exec runs, these signals are blocked in every thread it starts, so a signal can neither kill exec
+before the run is completed nor land in a client thread; exec takes them itself: while the command runs, a
+task in the command's nursery reads them from a ``signalfd`` (:meth:`SignalGate.forward`), and while exec
+waits at the end, the main thread takes them with ``sigtimedwait``. Processes exec starts get the normal
+mask back. A signal sent to exec (``kill``, a CI runner cancelling the job) is passed to the command; one
+the terminal sent (Ctrl-C reaches the whole foreground process group, the command included) is not sent a
+second time. A command that is still running ``KILL_AFTER_S`` after the first signal is killed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
+import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Callable
 
+import trio
+
 from ci_sidecar.protocol.errors import SidecarError
 
-__all__ = ["SignalGate", "Interrupted", "exit_status"]
+__all__ = ["SignalGate", "Interrupted", "exit_status", "child_exit"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 KILL_AFTER_S = 10.0
 _SI_KERNEL = 0x80  # si_code of a signal the kernel generated (the terminal's Ctrl-C), not kill()
+_SFD_FLAGS = os.O_NONBLOCK | os.O_CLOEXEC  # SFD_NONBLOCK and SFD_CLOEXEC have the same values
+_SIGINFO_SIZE = 128  # sizeof(struct signalfd_siginfo): u32 ssi_signo, i32 ssi_errno, i32 ssi_code, ...
 
 
 class Interrupted(SidecarError):
@@ -84,28 +92,44 @@ class SignalGate:
             return None
         return info.si_signo, info.si_code == _SI_KERNEL
 
-    def wait_child(self, proc: subprocess.Popen) -> int:
-        """Wait for the command, forwarding signals; its return code."""
-        kill_at: float | None = None
-        while proc.poll() is None:
-            if kill_at is not None and time.monotonic() >= kill_at:
-                self._say(f"the command is still running {KILL_AFTER_S:g} s after {self._name()}: killing it")
-                proc.kill()
-                kill_at = float("inf")
-            got = self._next(0.1)
-            if got is None:
-                continue
-            signo, from_terminal = got
-            if self.signum is None:
-                self.signum = signo
-                kill_at = time.monotonic() + KILL_AFTER_S
-                self._say(f"received {self._name()}: stopping the command, then completing the run as cancelled")
-            if not from_terminal:  # the terminal already sent it to the whole process group
+    async def forward(self, proc: subprocess.Popen) -> None:
+        """Forward signals to the command until cancelled (when it has exited); the first one also kills it
+        if it is still running ``KILL_AFTER_S`` later."""
+        async with trio.open_nursery() as nursery:
+            async for signo, from_terminal in self._signals():
+                if self.signum is None:
+                    self.signum = signo
+                    nursery.start_soon(self._kill_later, proc)
+                    self._say(f"received {self._name()}: stopping the command, then completing the run as cancelled")
+                if not from_terminal:  # the terminal already sent it to the whole process group
+                    try:
+                        proc.send_signal(signo)
+                    except ProcessLookupError:
+                        pass
+
+    async def _kill_later(self, proc: subprocess.Popen) -> None:
+        await trio.sleep(KILL_AFTER_S)
+        if proc.poll() is None:
+            self._say(f"the command is still running {KILL_AFTER_S:g} s after {self._name()}: killing it")
+            proc.kill()
+
+    async def _signals(self) -> AsyncIterator[tuple[int, bool]]:
+        """Each signal as it arrives and whether it came from the terminal (read from a ``signalfd``: the
+        signals stay blocked, and unlike a handler it tells who sent them)."""
+        fd = _signalfd(SIGNALS)
+        try:
+            while True:
+                while self._caught:  # arrived while a process was being started (see unblocked())
+                    yield self._caught.pop(0), False
                 try:
-                    proc.send_signal(signo)
-                except ProcessLookupError:
-                    pass
-        return proc.returncode
+                    info = os.read(fd, _SIGINFO_SIZE)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(fd)
+                    continue
+                signo, _errno, code = struct.unpack_from("=Iii", info)
+                yield signo, code == _SI_KERNEL
+        finally:
+            os.close(fd)
 
     def result(self, fut: Future, timeout: float, *, notice_after: float = float("inf"),
                notice: Callable[[], None] | None = None) -> Any:
@@ -128,3 +152,28 @@ class SignalGate:
 
     def _name(self) -> str:
         return signal.Signals(self.signum).name if self.signum else "a signal"
+
+
+def _signalfd(signals: tuple[int, ...]) -> int:
+    """A file descriptor that reads the pending *signals* (Linux ``signalfd(2)``, which the standard library
+    does not wrap); they must be blocked, as they are under :class:`SignalGate`."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    mask = ctypes.create_string_buffer(128)  # sigset_t: 1024 bits in glibc and musl
+    libc.sigemptyset(mask)
+    for sig in signals:
+        libc.sigaddset(mask, int(sig))
+    fd = libc.signalfd(-1, mask, _SFD_FLAGS)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"signalfd: {os.strerror(err)}")
+    return fd
+
+
+async def child_exit(proc: subprocess.Popen) -> int:
+    """Wait for *proc* to exit (its pidfd becomes readable; no thread waits); its return code."""
+    fd = os.pidfd_open(proc.pid)
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        os.close(fd)
+    return proc.wait()

@@ -1,23 +1,23 @@
 """``ci-sidecar exec``'s job-log stream: a run printed on exec's stdout while the command runs, for CIs whose
 log is their test-result channel (TeamCity's service messages; the provider's ``StreamsJobLog`` capability).
 
-A thread reads the run with ``read_test_results`` from a cursor it keeps and prints each page the provider's
-stream renders, so every record is printed exactly once and in order. The cursor is a position in the run's
-stored records, so when the daemon goes away (a restarted service, a kill -9) the thread connects again and
-goes on where it stopped. At the end exec drains what is left, waits for the run's writes, then prints the
-stream's end (artifacts, build status).
+A task in the command's nursery (:meth:`JobLogPrinter.follow`) reads the run with ``read_test_results`` from a
+cursor it keeps and prints each page the provider's stream renders, so every record is printed exactly once
+and in order. The cursor is a position in the run's stored records, so when the daemon goes away (a restarted
+service, a kill -9) the task connects again and goes on where it stopped. Once the command has exited exec
+drains what is left, waits for the run's writes, then prints the stream's end (artifacts, build status).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+import trio
 from ci_sidecar_client import Client, ConnectionLost, DaemonNotFound, RpcError
 
 from ci_sidecar.exec_delivery import say
@@ -50,7 +50,8 @@ def _write(text: str) -> None:
 
 
 class JobLogPrinter:
-    """Prints one run's stream: :meth:`start`, a polling thread, :meth:`drain`, :meth:`finish`."""
+    """Prints one run's stream: :meth:`start`, :meth:`follow` while the command runs, :meth:`drain`,
+    :meth:`finish`."""
 
     def __init__(self, stream: Any, socket_path: str, run_id: str) -> None:
         self.stream = stream
@@ -59,14 +60,10 @@ class JobLogPrinter:
         self.cursor = 0
         self.printed = 0
         self._client: Client | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # one reader at a time: the thread, then drain
-        self._thread = threading.Thread(target=self._poll, name="ci-sidecar-job-log", daemon=True)
 
     def start(self) -> None:
-        """Print the run's beginning and start following it."""
+        """Print the run's beginning."""
         _write(self.stream.begin())
-        self._thread.start()
 
     def _connect(self) -> Client:
         if self._client is None:
@@ -91,45 +88,44 @@ class JobLogPrinter:
         self.cursor = page["cursor"]
         return page
 
-    def _poll(self) -> None:
+    async def follow(self) -> None:
+        """Print the run's results as they arrive, until cancelled (the command has exited). A page being read
+        is finished first (the blocking client runs in a worker thread), so the cursor always matches what
+        was printed."""
         failures = 0
-        while not self._stop.is_set():
-            with self._lock:
-                try:
-                    page = self._page()
-                    failures = 0
-                    more = page["cursor"] < page["total"]
-                except (ConnectionLost, DaemonNotFound, OSError, TimeoutError):
-                    self._drop()
-                    more = False
-                    failures += 1
-                except RpcError as exc:
-                    say(f"the build log stops following the run: {exc.message}")
-                    return
+        while True:
+            try:
+                page = await trio.to_thread.run_sync(self._page)
+                failures = 0
+                more = page["cursor"] < page["total"]
+            except (ConnectionLost, DaemonNotFound, OSError, TimeoutError):
+                await trio.to_thread.run_sync(self._drop)
+                more = False
+                failures += 1
+            except RpcError as exc:
+                say(f"the build log stops following the run: {exc.message}")
+                return
             if not more:
-                self._stop.wait(POLL_S if failures == 0 else _RECONNECT_S[min(failures, len(_RECONNECT_S)) - 1])
+                await trio.sleep(POLL_S if failures == 0 else _RECONNECT_S[min(failures, len(_RECONNECT_S)) - 1])
 
     def drain(self) -> bool:
-        """Stop following and print everything the (completed) run still holds; False when the daemon could
-        not be reached for the rest."""
-        self._stop.set()
-        self._thread.join()
+        """Print everything the (completed) run still holds; False when the daemon could not be reached for the
+        rest."""
         deadline = time.monotonic() + _DRAIN_S
-        with self._lock:
-            while True:
-                try:
-                    page = self._page()
-                    if page["finished"] or (page["cursor"] >= page["total"] and not page["results"]):
-                        return True
-                except (ConnectionLost, DaemonNotFound, OSError, TimeoutError):
-                    self._drop()
-                    if time.monotonic() > deadline:
-                        say("the daemon went away: the build log misses the run's last results")
-                        return False
-                    time.sleep(_RECONNECT_S[-1])
-                except RpcError as exc:
-                    say(f"could not read the run's last results: {exc.message}")
+        while True:
+            try:
+                page = self._page()
+                if page["finished"] or (page["cursor"] >= page["total"] and not page["results"]):
+                    return True
+            except (ConnectionLost, DaemonNotFound, OSError, TimeoutError):
+                self._drop()
+                if time.monotonic() > deadline:
+                    say("the daemon went away: the build log misses the run's last results")
                     return False
+                time.sleep(_RECONNECT_S[-1])
+            except RpcError as exc:
+                say(f"could not read the run's last results: {exc.message}")
+                return False
 
     def finish(self, run: Mapping[str, Any]) -> None:
         """Print the end of the run (after its writes were waited for: staged artifacts are complete)."""
@@ -144,7 +140,8 @@ class JobLogPrinter:
 
 
 def start_job_log(ci: Mapping[str, Any], run: Mapping[str, Any], socket_path: str) -> JobLogPrinter | None:
-    """Start printing *run* when the session's CI provider streams into the job log (``StreamsJobLog``)."""
+    """A printer of *run*, its beginning printed, when the session's CI provider streams into the job log
+    (``StreamsJobLog``); exec runs its :meth:`~JobLogPrinter.follow` alongside the command."""
     from ci_sidecar.providers import Providers
     from ci_sidecar.providers.base import StreamsJobLog
 

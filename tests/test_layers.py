@@ -211,6 +211,18 @@ def test_the_oversized_list_only_holds_oversized_modules() -> None:
     assert [] == [path for path in sorted(OVERSIZED) if counts.get(path, 0) <= MAX_LINES]
 
 
+_THREAD_STARTERS = frozenset({"Thread", "Timer", "ThreadPoolExecutor", "start_new_thread", "_thread"})
+
+
+def test_ci_sidecar_starts_no_threads_of_its_own() -> None:
+    """Concurrency lives in trio nurseries: no module starts a thread (blocking work goes through trio.to_thread)."""
+    starts = [f"{path.relative_to(PACKAGE).as_posix()}:{node.lineno}"
+              for path in sorted(PACKAGE.rglob("*.py")) for node in ast.walk(ast.parse(path.read_text()))
+              if (isinstance(node, ast.Attribute) and node.attr in _THREAD_STARTERS)
+              or (isinstance(node, ast.alias) and node.name in _THREAD_STARTERS)]
+    assert [] == starts
+
+
 def _write_package(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / "pkg" / rel
