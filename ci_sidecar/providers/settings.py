@@ -10,7 +10,8 @@ settings of each write once, at ``initialize``, with :func:`session_settings`:
   tells the provider, never settable through configuration;
 * every field named in ``CREDENTIAL_URLS`` from the bound URL of a second credential of the session
   (GitHub's Actions runtime token → ``actions_results_url``);
-* ``ca_bundle`` from the daemon's configuration, and for an object store the daemon's fixed settings;
+* ``ca_bundle``, ``proxy`` and ``no_proxy`` from the daemon's configuration, and for an object store the
+  daemon's fixed settings;
 * ``session_cwd`` and ``repository_root``: where the session's client runs (its ``initialize`` cwd) and the
   repository that holds it, for providers that turn the client's absolute paths into repository paths.
 
@@ -29,7 +30,7 @@ import msgspec
 from ci_sidecar.protocol.errors import SidecarError
 
 __all__ = ["KnobError", "ProviderSettings", "TABLE_KEYS", "is_provider_key", "provider_table", "settings_class",
-           "session_settings"]
+           "session_settings", "network_settings"]
 
 #: the keys every ``[providers.<name>]`` table has (``ci_sidecar.config.ProviderConfig``), besides the knobs
 TABLE_KEYS = frozenset({"base_url", "token_env", "credential"})
@@ -51,8 +52,11 @@ class ProviderSettings(msgspec.Struct, kw_only=True):
     ca_bundle: str | None = None
     #: seconds per request
     http_timeout: float | None = None
-    #: honour HTTPS_PROXY/NO_PROXY/SSL_CERT_FILE (tests against loopback fakes turn it off)
+    #: honour HTTPS_PROXY/NO_PROXY/SSL_CERT_FILE and the daemon's proxy (tests against loopback fakes turn it off)
     trust_env: bool | None = None
+    #: the daemon's ``proxy`` and ``no_proxy`` settings (its configuration, else HTTPS_PROXY/NO_PROXY)
+    proxy: str | None = None
+    no_proxy: str | None = None
     max_response_bytes: int | None = None
     #: where the full report is published (linked from a summary or comment that had to be shortened)
     full_report_url: str | None = None
@@ -158,6 +162,8 @@ def session_settings(
     env: Mapping[str, str],
     credential_urls: Mapping[str, str | None],
     ca_bundle: str | None = None,
+    proxy: str | None = None,
+    no_proxy: str | None = None,
     fixed: Mapping[str, Any] | None = None,
     cwd: str | None = None,
     repository_root: str | None = None,
@@ -170,6 +176,7 @@ def session_settings(
         env: the session's (trimmed) environment.
         credential_urls: credential kind → the URL the session's credential of that kind is bound to
             (the provider's own name for its token).
+        ca_bundle, proxy, no_proxy: the daemon's settings of those names.
         fixed: settings the daemon fixes and no session can change (the ``[artifact_store]``).
         cwd, repository_root: the session's working directory and the checkout holding it.
         job_log: the session's ``job_log`` setting (its client prints the job-log stream).
@@ -197,6 +204,11 @@ def session_settings(
         out["job_log"] = job_log
     if fixed:
         out.update(fixed)  # the daemon's settings: a session cannot redirect them
-    if ca_bundle:
-        out["ca_bundle"] = ca_bundle
+    out.update(network_settings(ca_bundle=ca_bundle, proxy=proxy, no_proxy=no_proxy))
     return out
+
+
+def network_settings(*, ca_bundle: str | None, proxy: str | None, no_proxy: str | None) -> dict[str, str]:
+    """The daemon's ``ca_bundle``/``proxy``/``no_proxy`` as a write's settings (the HTTP layer reads them)."""
+    return {key: value for key, value in (("ca_bundle", ca_bundle), ("proxy", proxy), ("no_proxy", no_proxy))
+            if value}

@@ -28,6 +28,7 @@ from ci_sidecar.protocol.notify_methods import ChannelResult, SendNotificationsP
 from ci_sidecar.protocol.records import DeliveryState, ErrorInfo
 from ci_sidecar.providers.base import PostComment, SendNotification, SetStatus, SmtpSettings
 from ci_sidecar.providers.notify.secrets import pack, url_secrets
+from ci_sidecar.providers.settings import network_settings
 from ci_sidecar.reports.notify import (
     NotifyContext,
     code_host_message,
@@ -295,7 +296,10 @@ class Notifications:
                                   text=str(message.get("text", "")), html=str(message.get("html", "")), smtp=smtp,
                                   output_dir=meta.output_dir)
             entries = [outbox.put(provider=PROVIDER, target=f"notify:{name}:{meta.id}", op=op, run_id=meta.id,
-                                  session_id=session_id, ci=meta.ci, credential=cred.ref() if cred else None, config={})]
+                                  session_id=session_id, ci=meta.ci, credential=cred.ref() if cred else None,
+                                  config=network_settings(ca_bundle=self.daemon_config.ca_bundle,
+                                                          proxy=self.daemon_config.proxy,
+                                                          no_proxy=self.daemon_config.no_proxy))]
         meta.notified[name] = NotifiedChannel(kind=channel.kind, entries=entries)
         self.runs._save(state)
         return entries, None

@@ -150,7 +150,8 @@ class SessionContext:
         return session_settings(
             provider, section=self.config.providers.get(provider), env=self.env,
             credential_urls={name: cred.base_url for name, cred in self.credentials.items()},
-            ca_bundle=self.config.ca_bundle, fixed=self.fixed_settings.get(provider),
+            ca_bundle=self.config.ca_bundle, proxy=self.config.proxy, no_proxy=self.config.no_proxy,
+            fixed=self.fixed_settings.get(provider),
             cwd=self.cwd, repository_root=self.repository_root, job_log=self.config.job_log)
 
     @functools.cached_property

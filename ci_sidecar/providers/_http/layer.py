@@ -11,7 +11,7 @@ import httpx
 
 from .auth import Auth, Bearer
 from .classify import DEFAULT_RULES, Rules
-from .model import USER_AGENT, HttpConfig, token_fingerprint
+from .model import USER_AGENT, HttpConfig, direct_mounts, token_fingerprint
 from .pacing import DEFAULT_PACING, Pacer, RateLimitState
 from .pagination import LinkHeader, Pagination
 from .session import ApiSession
@@ -47,14 +47,15 @@ class HttpLayer:
         self.rules = rules
         self.pagination: Pagination = pagination or LinkHeader()
         self._pacing = pacing
-        self._clients: dict[tuple[str, bool, str | None, float, float, str | None], httpx.AsyncClient] = {}
+        self._clients: dict[tuple[str, bool, str | None, float, float, str | None, str | None],
+                            httpx.AsyncClient] = {}
         self._pacers: dict[str, Pacer] = {}
         self.rate_limit = RateLimitState()
 
     def client(self, config: HttpConfig) -> httpx.AsyncClient:
         """The pooled client for these settings (created on first use)."""
         key = (config.base_url, config.trust_env, config.ca_bundle, config.timeout, config.connect_timeout,
-               config.proxy)
+               config.proxy, config.no_proxy)
         client = self._clients.get(key)
         if client is None:
             verify: Any = True
@@ -66,6 +67,7 @@ class HttpLayer:
                 trust_env=config.trust_env,
                 verify=verify,
                 proxy=config.proxy,
+                mounts=direct_mounts(config.no_proxy) if config.proxy else None,
                 follow_redirects=False,  # redirects are each request's policy (the session follows them)
             )
             self._clients[key] = client

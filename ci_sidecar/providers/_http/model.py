@@ -4,6 +4,7 @@ and what an auth hook sees of a request."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ from ci_sidecar.protocol.errors import ExchangeError
 
 from ..base import Outcome
 
-__all__ = ["USER_AGENT", "HttpConfig", "Response", "HttpError", "Call", "token_fingerprint", "origin_of",
+__all__ = ["USER_AGENT", "HttpConfig", "direct_mounts", "Response", "HttpError", "Call", "token_fingerprint", "origin_of",
            "parse_link_header", "Requester"]
 
 USER_AGENT = f"ci-sidecar/{__version__}"
@@ -26,8 +27,9 @@ USER_AGENT = f"ci-sidecar/{__version__}"
 class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Connection settings for one provider base URL.
 
-    ``trust_env`` makes httpx honour ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE``; ``ca_bundle`` names an
-    extra PEM bundle for a self-hosted server behind a private CA.
+    ``trust_env`` makes httpx honour ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE``, and lets the daemon's
+    ``proxy``/``no_proxy`` settings apply (off: direct connections, as loopback fakes want); ``ca_bundle``
+    names an extra PEM bundle for a self-hosted server behind a private CA.
     """
 
     base_url: str
@@ -37,13 +39,16 @@ class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
     trust_env: bool = True
     ca_bundle: str | None = None
     max_pages: int = 100
-    #: an HTTP proxy every request goes through (Bitbucket Pipelines' auth proxy); None: none, or the
-    #: environment's when ``trust_env``
+    #: an HTTP proxy every request goes through (the daemon's ``proxy`` setting, Bitbucket Pipelines' auth
+    #: proxy); None: none, or the environment's when ``trust_env``
     proxy: str | None = None
+    #: with ``proxy``: the hosts reached directly, comma-separated as in ``NO_PROXY`` (``*``: all of them)
+    no_proxy: str | None = None
 
     @classmethod
     def from_env_config(cls, base_url: str, config: Mapping[str, Any]) -> HttpConfig:
-        """Read the optional ``http_timeout``/``ca_bundle``/``trust_env``/``max_response_bytes`` settings."""
+        """Read the optional ``http_timeout``/``ca_bundle``/``trust_env``/``max_response_bytes`` settings, and
+        ``proxy``/``no_proxy`` unless ``trust_env`` is off."""
         kw: dict[str, Any] = {"base_url": base_url.rstrip("/")}
         if config.get("http_timeout") is not None:
             kw["timeout"] = float(config["http_timeout"])
@@ -53,7 +58,41 @@ class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
             kw["trust_env"] = bool(config["trust_env"])
         if config.get("max_response_bytes") is not None:
             kw["max_response_bytes"] = int(config["max_response_bytes"])
+        if kw.get("trust_env", True) and config.get("proxy"):
+            kw["proxy"] = str(config["proxy"])
+            kw["no_proxy"] = str(config["no_proxy"]) if config.get("no_proxy") else None
         return cls(**kw)
+
+
+def direct_mounts(no_proxy: str | None) -> dict[str, None]:
+    """httpx mounts that send the ``NO_PROXY``-style hosts of *no_proxy* around the proxy, read the way httpx
+    reads ``NO_PROXY`` (``example.com``: it and its subdomains; ``.example.com``: subdomains; an IP address;
+    ``scheme://host``; ``*``: every host)."""
+    mounts: dict[str, None] = {}
+    for host in (h.strip() for h in (no_proxy or "").split(",")):
+        if not host:
+            continue
+        if host == "*":
+            return {"all://": None}
+        if "://" in host:
+            mounts[host] = None
+        elif host.startswith("."):
+            mounts[f"all://*{host}"] = None
+        elif _is_ip(ip := host.strip("[]")):
+            mounts[f"all://[{ip}]" if ":" in ip else f"all://{ip}"] = None
+        elif host.lower() == "localhost":
+            mounts[f"all://{host}"] = None
+        else:
+            mounts[f"all://*{host}"] = None
+    return mounts
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class Response(msgspec.Struct, kw_only=True):
