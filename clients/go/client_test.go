@@ -12,16 +12,10 @@ import (
 )
 
 func TestClientEnvironmentDrivesCIDetection(t *testing.T) {
-	d := startDaemon(t)
-	ctx := context.Background()
-	t.Setenv("GITHUB_ACTIONS", "true")
+	t.Setenv("GITHUB_ACTIONS", "true") // the client sends its environment at initialize
 	t.Setenv("CI", "true")
 	t.Setenv("GITHUB_REPOSITORY", "octo/widgets")
-	c, err := Connect(ctx, d.path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	_, c := connectDaemon(t)
 	var init struct {
 		CI struct {
 			Provider   string `json:"provider"`
@@ -37,14 +31,9 @@ func TestClientEnvironmentDrivesCIDetection(t *testing.T) {
 }
 
 func TestErrorsAreRPCErrors(t *testing.T) {
-	d := startDaemon(t)
+	_, c := connectDaemon(t)
 	ctx := context.Background()
-	c, err := Connect(ctx, d.path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	err = c.Call(ctx, "sidecar/debug/sleep", map[string]any{"seconds": "x"}, nil)
+	err := c.Call(ctx, "sidecar/debug/sleep", map[string]any{"seconds": "x"}, nil)
 	var rpcErr *RPCError
 	if !errors.As(err, &rpcErr) || rpcErr.Code != CodeInvalidParams {
 		t.Fatalf("want -32602, got %v", err)
@@ -56,13 +45,8 @@ func TestErrorsAreRPCErrors(t *testing.T) {
 }
 
 func TestConcurrentCallsCancelAndProgress(t *testing.T) {
-	d := startDaemon(t)
+	_, c := connectDaemon(t)
 	ctx := context.Background()
-	c, err := Connect(ctx, d.path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
 	var mu sync.Mutex
 	var kinds []string
 	off := c.OnNotification(func(method string, params json.RawMessage) {
@@ -105,7 +89,7 @@ func TestConcurrentCallsCancelAndProgress(t *testing.T) {
 
 	cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
 	defer cancel()
-	err = c.Call(cctx, "sidecar/debug/sleep", map[string]any{"seconds": 30}, nil)
+	err := c.Call(cctx, "sidecar/debug/sleep", map[string]any{"seconds": 30}, nil)
 	var rpcErr *RPCError
 	if !errors.As(err, &rpcErr) || rpcErr.Code != CodeRequestCancelled || !errors.Is(err, context.Canceled) {
 		t.Fatalf("want -32800, got %v", err)
@@ -127,7 +111,7 @@ func TestMissingDaemon(t *testing.T) {
 func TestStdioDaemonDiesMidRequest(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	c, err := Spawn(ctx, &Options{Argv: []string{python(), "-m", "ci_sidecar", "serve", "--stdio", "--debug-methods"},
+	c, err := Spawn(ctx, &Options{Argv: serveArgv("--stdio", "--debug-methods"),
 		Env: scrubbedEnv(t, dir), Stderr: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +134,7 @@ func TestStdioDaemonDiesMidRequest(t *testing.T) {
 func TestStdioCloseExitsZeroAndRunID(t *testing.T) {
 	t.Setenv("CI_SIDECAR_RUN_ID", "run-from-exec")
 	ctx := context.Background()
-	c, err := Spawn(ctx, &Options{Argv: []string{python(), "-m", "ci_sidecar", "serve", "--stdio"}, Env: scrubbedEnv(t, t.TempDir())})
+	c, err := Spawn(ctx, &Options{Argv: serveArgv("--stdio"), Env: scrubbedEnv(t, t.TempDir())})
 	if err != nil {
 		t.Fatal(err)
 	}

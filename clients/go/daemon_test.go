@@ -1,6 +1,7 @@
 package cisidecar
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +24,11 @@ func python() string {
 		return p
 	}
 	return "python3"
+}
+
+// serveArgv is the command line of a daemon under test: `python -m ci_sidecar serve` with args.
+func serveArgv(args ...string) []string {
+	return append([]string{python(), "-m", "ci_sidecar", "serve"}, args...)
 }
 
 // scrubbedEnv is this process's environment without CI/provider variables, with private dirs under dir.
@@ -68,7 +74,8 @@ func startDaemon(t *testing.T) *daemon {
 	if os.Getenv("CI_SIDECAR_OUTPUT_DIR") == "" {
 		t.Setenv("CI_SIDECAR_OUTPUT_DIR", filepath.Join(t.TempDir(), "out"))
 	}
-	cmd := exec.Command(python(), "-m", "ci_sidecar", "serve", "--socket", d.path, "--debug-methods")
+	argv := serveArgv("--socket", d.path, "--debug-methods")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = d.env
 	logf, _ := os.Create(filepath.Join(dir, "daemon.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -105,4 +112,16 @@ func startDaemon(t *testing.T) *daemon {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// connectDaemon starts a daemon (startDaemon) and connects a client to it; both end with the test, the client first.
+func connectDaemon(t *testing.T) (*daemon, *Client) {
+	t.Helper()
+	d := startDaemon(t)
+	c, err := Connect(context.Background(), d.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = c.Close(context.Background()) })
+	return d, c
 }

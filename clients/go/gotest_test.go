@@ -178,13 +178,7 @@ func buildGotestSidecar(t *testing.T) string {
 
 // runDaemon starts a daemon serving the run methods, a client of it and a fresh gotest-sidecar binary.
 func runDaemon(t *testing.T) (*daemon, *Client, string) {
-	d := startDaemon(t)
-	ctx := context.Background()
-	c, err := Connect(ctx, d.path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(ctx) })
+	d, c := connectDaemon(t)
 	for _, m := range []string{"create_test_run", "report_results", "complete_test_run", "get_test_run_status"} {
 		if !c.Serves(m) {
 			t.Skipf("daemon does not serve %s yet", m)

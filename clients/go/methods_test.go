@@ -38,13 +38,7 @@ func jsonFields(t reflect.Type) map[string]bool {
 // Each method rpc.discover lists is a typed method on API taking its params, and each wire type a Go type
 // with every field: a method or field added to the daemon without regenerating (or extending runs.go) fails.
 func TestEveryDiscoveredMethodAndFieldIsTyped(t *testing.T) {
-	d := startDaemon(t)
-	ctx := context.Background()
-	c, err := Connect(ctx, d.path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	_, c := connectDaemon(t)
 	doc := discover(t, c)
 	var missing []string
 	api := reflect.TypeOf(API{})
@@ -90,13 +84,7 @@ func TestEveryDiscoveredMethodAndFieldIsTyped(t *testing.T) {
 
 // methods_gen.go is exactly what cmd/gen-types generates from the daemon's rpc.discover today.
 func TestGeneratedFileIsCurrent(t *testing.T) {
-	d := startDaemon(t)
-	ctx := context.Background()
-	c, err := Connect(ctx, d.path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	_, c := connectDaemon(t)
 	want, err := gentypes.Render(discover(t, c))
 	if err != nil {
 		t.Fatal(err)
@@ -112,13 +100,8 @@ func TestGeneratedFileIsCurrent(t *testing.T) {
 
 // A run created, fed, streamed back by cursor and completed with coverage through the typed methods.
 func TestTypedMethodsDriveARun(t *testing.T) {
-	d := startDaemon(t)
+	_, c := connectDaemon(t)
 	ctx := context.Background()
-	c, err := Connect(ctx, d.path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
 	api := c.API()
 	branch := "main"
 	run, err := api.CreateTestRun(ctx, CreateTestRunParams{Name: "typed", Branch: &branch})
