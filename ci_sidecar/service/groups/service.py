@@ -402,8 +402,10 @@ class GroupService:
         run_id = group_run_id(doc.key)
         state = self.runs.runs.get(run_id)
         shard_meta = g.run.meta
-        if state is not None and state.meta.group is not None and state.meta.group.applied > len(doc.log):
-            self.runs.runs.pop(run_id, None)  # ours went further than the group's log: start again from it
+        if state is not None and not self._consistent(state, doc):
+            # ours went further than the group's log, or a kill -9 left its records and its count of log
+            # entries apart (journaled in separate records): start again from the group's log
+            self.runs.runs.pop(run_id, None)
             self.runs.store.drop_records(run_id)
             state = None
         if state is None:
@@ -421,6 +423,7 @@ class GroupService:
             meta.targets = g.ctx.targets_for(g.provider)
             state = self.runs.runs[run_id] = RunState(meta)
             self.runs.store.writer(run_id)
+            self.runs._save(state)  # journaled before its results: a replay drops results of unknown runs
         meta = state.meta
         assert meta.group is not None
         for entry in doc.log[meta.group.applied:]:
@@ -459,6 +462,14 @@ class GroupService:
         self.runs._save(state)
         await self.runs.store.commit()
         return state
+
+    @staticmethod
+    def _consistent(state: RunState, doc: GroupDoc) -> bool:
+        """Whether the merged run holds exactly the records of the first ``applied`` entries of the group's log."""
+        group = state.meta.group
+        if group is None or group.applied > len(doc.log):
+            return False
+        return state.meta.results_count == sum(end - start for _, _, start, end in doc.log[:group.applied])
 
     def _publication(self, g: _Group, state: RunState, doc: GroupDoc, shards: dict[int, ShardDoc],
                      final: bool) -> list[str]:
