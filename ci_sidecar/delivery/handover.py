@@ -5,10 +5,11 @@ forgets a publication whose turn passed to another daemon."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ci_sidecar.protocol.records import DeliveryState, ErrorInfo
+from ci_sidecar.providers.base import Provider, ResumesUnrecorded
 
 from .entries import Entry, OutboxDone, OutboxRemote
 
@@ -18,6 +19,7 @@ __all__ = ["Handover"]
 class Handover:
     """The outbox's hand-over methods (mixed into :class:`~ci_sidecar.delivery.outbox.Outbox`)."""
 
+    providers: Mapping[str, Provider]
     _remote: dict[tuple[str, str], dict[str, Any]]
     _pending: OrderedDict[str, Entry]
     _retrying: dict[str, str]
@@ -25,8 +27,14 @@ class Handover:
     _append: Callable[[Any], None]
     _finish: Callable[[str, DeliveryState], None]
 
-    def adopt_remote(self, provider: str, target: str, remote: dict[str, Any]) -> None:
-        """Take what another daemon learnt about a target (a sharded group's provider object) as ours."""
+    def adopt_remote(self, provider: str, target: str, remote: dict[str, Any], *, unsure: bool = False) -> None:
+        """Take what another daemon learnt about a target (a sharded group's provider object) as ours.
+        ``unsure``: that daemon died between a write to the provider and its record, so ``remote`` may be behind:
+        the provider is asked to find its object again before creating or appending (when it can:
+        :class:`~ci_sidecar.providers.base.ResumesUnrecorded`)."""
+        impl = self.providers.get(provider) if unsure else None
+        if isinstance(impl, ResumesUnrecorded):
+            remote = impl.unrecorded(dict(remote))
         if self._remote.get((provider, target)) != remote:
             self._remote[(provider, target)] = dict(remote)
             self._append(OutboxRemote(provider=provider, target=target, remote=dict(remote)))

@@ -58,6 +58,7 @@ __all__ = [
     "ReadsRuns",
     "ReportsStatus",
     "DeclaresWriteBudget",
+    "ResumesUnrecorded",
     "WritesJobLog",
     "StreamsJobLog",
     "JobLogStream",
@@ -412,10 +413,23 @@ class DeclaresWriteBudget(Protocol):
         ...
 
 
+@runtime_checkable
+class ResumesUnrecorded(Protocol):
+    """Resumes a target whose ``remote`` may be behind the provider: another writer of the same target (a
+    sharded group's publisher killed mid-publication) may have created its object, or added to it, without
+    recording so. A provider whose creates and appends are idempotent by themselves (a report PUT under a
+    fixed id, annotations with external ids) needs none of this."""
+
+    def unrecorded(self, remote: dict[str, Any]) -> dict[str, Any]:
+        """``remote`` marked so that the next attempt finds the object by its deterministic name or id (and
+        what it already holds) before creating it or appending to it. No request here."""
+        ...
+
+
 #: every optional capability a provider can declare by defining its method
 CAPABILITIES: tuple[type, ...] = (
     ReadsRuns, LooksUpArtifacts, PresignsUrls, ProbesAccess, WritesJobLog, StreamsJobLog, FindsCredentials,
-    ReportsStatus, DeclaresWriteBudget,
+    ReportsStatus, DeclaresWriteBudget, ResumesUnrecorded,
 )
 
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ci_sidecar_client import Client
 from helpers import CI_NAMES, CI_PREFIXES, DaemonProcess, scrubbed_env
 
-__all__ = ["RUN", "Shards", "connect", "shard_results", "run_shard", "run_group", "group_doc", "wait_final"]
+__all__ = ["RUN", "Shards", "Job", "connect", "shard_results", "run_shard", "run_group", "group_doc", "wait_final",
+           "wait_doc", "CreateThenHang"]
 
 RUN = "unit tests"
 
@@ -75,6 +78,15 @@ class Shards:
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{d.log()[-4000:]}" for n, d in self.daemons.items())
 
+    def __enter__(self) -> Shards:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        """Stop every daemon; when the block failed, print their logs first (pytest shows them)."""
+        if kind is not None:
+            print(self.logs())
+        self.stop()
+
 
 def connect(daemon: DaemonProcess, job_env: dict[str, str], cwd: str | None = None) -> Client:
     """A session whose environment is the job's. Shards run in threads, so this never touches ``os.environ``
@@ -88,33 +100,79 @@ def connect(daemon: DaemonProcess, job_env: dict[str, str], cwd: str | None = No
     return c
 
 
+class Job:
+    """One CI job of a shard, step by step: its daemon, its session and its run."""
+
+    def __init__(self, shards: Shards, key: str, shard: int, total: int, results: list[dict[str, Any]], *,
+                 deadline_s: float = 120.0) -> None:
+        self.shards, self.results = shards, results
+        self.name = f"{key}-{shard}"
+        self.group = {"key": key, "shard": shard, "total": total, "deadline_s": deadline_s}
+        self.run_id = ""
+
+    def start(self) -> None:
+        """Start the job's daemon and create (or, after a restart, join again) the shard's run."""
+        self.daemon = self.shards.start(self.name)
+        self.client = connect(self.daemon, self.shards.job_env(self.name))
+        run_id = self.client.request("create_test_run", {"name": RUN, "group": self.group})["id"]
+        assert self.run_id in ("", run_id)  # a restarted job joins its run (journaled by the killed daemon)
+        self.run_id = run_id
+
+    def report(self) -> None:
+        for i in range(0, len(self.results), 100):
+            self.client.request("report_results", {"test_run_id": self.run_id, "results": self.results[i:i + 100]})
+
+    def complete(self) -> None:
+        self.client.request("complete_test_run", {"test_run_id": self.run_id})
+        self.shards.finished[self.name] = time.monotonic()
+
+    def kill(self) -> None:
+        """kill -9 of the job's daemon."""
+        self.daemon.proc.kill()
+        self.daemon.proc.wait()
+        self.daemon.stop()
+
+
+class CreateThenHang:
+    """Wraps a fake's request handling: the first request matching ``method`` and ``path`` (a regex) is made
+    (the object exists), then its answer waits until :attr:`release` is set and is lost. The window between a
+    provider creating an object and its writer recording the id, held open for a kill -9."""
+
+    def __init__(self, fake: Any, method: str, path: str) -> None:
+        self.created, self.release = threading.Event(), threading.Event()
+        self._inner: Callable[[Any], Any] = fake.dispatch
+        self._method, self._path = method, re.compile(path)
+        fake.dispatch = self._dispatch
+
+    def _dispatch(self, rec: Any) -> Any:
+        from ._server import Drop
+
+        reply = self._inner(rec)
+        if rec.method == self._method and self._path.search(rec.path) and not self.created.is_set() \
+                and 200 <= reply.status < 300:
+            self.created.set()
+            self.release.wait(60)
+            raise Drop
+        return reply
+
+
 def run_shard(shards: Shards, key: str, shard: int, total: int, results: list[dict[str, Any]], *,
               kill_halfway: bool = False, delay: float = 0.0, deadline_s: float = 120.0) -> None:
     """One CI job: create the shard's run, report in batches of 100 (killed -9 and restarted halfway when
     asked: the restarted job joins its run again and resends everything), complete."""
     time.sleep(delay)
-    name = f"{key}-{shard}"
-    d = shards.start(name)
-    group = {"key": key, "shard": shard, "total": total, "deadline_s": deadline_s}
-    c = connect(d, shards.job_env(name))
-    run_id = c.request("create_test_run", {"name": RUN, "group": group})["id"]
-    batches = [results[i:i + 100] for i in range(0, len(results), 100)]
-    for n, batch in enumerate(batches):
-        c.request("report_results", {"test_run_id": run_id, "results": batch})
-        if kill_halfway and n == len(batches) // 2:
-            time.sleep(0.3)  # segments and the shard state go out meanwhile
-            d.proc.kill()
-            d.proc.wait()
-            d.stop()
-            d = shards.start(name)
-            c = connect(d, shards.job_env(name))
-            again = c.request("create_test_run", {"name": RUN, "group": group})["id"]
-            assert again == run_id  # the restarted job joins its run (journaled by the killed daemon)
-            for b in batches:
-                c.request("report_results", {"test_run_id": run_id, "results": b})
-            break
-    c.request("complete_test_run", {"test_run_id": run_id})
-    shards.finished[name] = time.monotonic()
+    job = Job(shards, key, shard, total, results, deadline_s=deadline_s)
+    job.start()
+    if kill_halfway:
+        half = (len(results) // 200 + 1) * 100  # the batches up to the middle one
+        job.results = results[:half]
+        job.report()
+        time.sleep(0.3)  # segments and the shard state go out meanwhile
+        job.kill()
+        job.start()
+        job.results = results
+    job.report()
+    job.complete()
 
 
 def run_group(shards: Shards, key: str, total: int, per_shard: int, *, kill: tuple[int, ...] = (),
@@ -148,11 +206,17 @@ def group_doc(s3: Any, bucket: str, folder: str) -> dict[str, Any] | None:
         return None
 
 
-def wait_final(s3: Any, bucket: str, folder: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
+def wait_doc(s3: Any, bucket: str, folder: str, what: Callable[[dict[str, Any]], bool], timeout: float,
+             poll: float = 0.02) -> dict[str, Any]:
+    """``group.json`` once ``what`` holds of it (polled every ``poll`` s; the store has no notifications)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         doc = group_doc(s3, bucket, folder)
-        if doc and doc.get("final"):
+        if doc and what(doc):
             return doc
         time.sleep(poll)
-    raise AssertionError(f"group in {folder} not final after {timeout} s: {group_doc(s3, bucket, folder)}")
+    raise AssertionError(f"group in {folder} not as expected after {timeout} s: {group_doc(s3, bucket, folder)}")
+
+
+def wait_final(s3: Any, bucket: str, folder: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
+    return wait_doc(s3, bucket, folder, lambda doc: bool(doc.get("final")), timeout, poll)

@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,9 @@ from ci_sidecar.service.groups.model import group_run_id, slug
 from ci_sidecar.service.groups.spec import scoped_key
 from fakes.github_scenario import HEAD, PR, World
 from fakes.shards import Shards, run_group, wait_final
-from fakes.spec import OpenApiSpec, require_spec
+from fakes.spec import OpenApiSpec
 from helpers import scrubbed_env
 from s3_fixtures import DUMMY_KEY, REGION, FaultProxy, Moto, moto  # noqa: F401
-
-
-@pytest.fixture(scope="module")
-def gh_spec() -> OpenApiSpec:
-    return require_spec("github/api.github.com.ci-subset.json")
-
-
-@pytest.fixture
-def store(moto: Moto) -> Iterator[tuple[FaultProxy, str]]:  # noqa: F811
-    """A fresh bucket behind the fault proxy (which makes moto's conditional PUTs atomic, as S3's are)."""
-    with FaultProxy(moto.url) as proxy:
-        yield proxy, moto.bucket()
 
 
 def _runs_in(db: Path) -> list[tuple[str, int]]:

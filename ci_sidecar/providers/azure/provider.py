@@ -105,14 +105,17 @@ class AzureProvider:
         """Create the test run once, add the results not sent yet, complete it at the end; its status on Azure
         Repos."""
         key = self._key(env, op.run.id)
-        if env.never_sent:  # this daemon began the run's writes: its state knows all they did
+        # another daemon wrote to the run without recording what (a sharded group's publisher that died)
+        unrecorded = bool(state.get("unrecorded"))
+        if env.never_sent and not unrecorded:  # this daemon began the run's writes: its state knows all they did
             self._looked.add(key)
         # else a write resumed from the journal: its lost attempt may have made what the state never heard of
-        look = key not in self._looked
+        look = unrecorded or key not in self._looked
         run_id = await ensure_run(op, env, state, api, look=look)
         state["tier"] = "test_run"
         self._runs[key] = run_id
         await send_results(op, env, state, api, run_id, look=look)
+        state.pop("unrecorded", None)
         self._looked.add(key)
         if op.final and not state.get("completed"):
             await complete_run(op, env, state, api, run_id)
@@ -149,6 +152,11 @@ class AzureProvider:
             log.info("azure: reading test run %s back failed: %s", remote.get("run_id"),
                      api.redact(err.outcome.message))
             return None
+
+    def unrecorded(self, remote: dict[str, Any]) -> dict[str, Any]:
+        """The next write looks first, as one resumed from the journal does: the test run among the build's runs
+        (its marker comment) before it is created, the results past those known before more are added."""
+        return dict(remote, unrecorded=True)
 
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
         """``get_artifact_url``: the test run's attachment holding this content, when listed (a failed request

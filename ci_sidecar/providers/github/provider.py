@@ -133,6 +133,14 @@ class GitHubProvider:
                 self._read_back.pop(next(iter(self._read_back)))
         return seen
 
+    def unrecorded(self, remote: dict[str, Any]) -> dict[str, Any]:
+        """A check run not known yet is always looked up (name, head SHA and ``external_id``) before it is
+        created; one known has its annotations counted again before more are appended."""
+        state = dict(remote)
+        if state.get("check_run_id") is not None:
+            state["inflight"] = True
+        return state
+
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
         """``get_artifact_url`` when the upload's URL is unknown: the run's REST artifact list, verified by digest
         (:func:`.artifact_lookup.lookup_artifact`); None when not found, not ours, or the API failed."""

@@ -64,9 +64,12 @@ class GroupDoc(msgspec.Struct, kw_only=True):
     created_wall: float
     deadline_wall: float
     total: int | None = None
-    #: the shard daemon publishing now (a random id per daemon and group) and until when its lease holds
+    #: the shard publishing now (its shard run's id) and until when its lease holds (renewed while it publishes)
     lease_holder: str | None = None
     lease_until: float = 0.0
+    #: the providers a publication under way may write to before ``remote`` records it (a claim taken with the
+    #: lease, cleared with the record): found set by the next holder, their objects are looked up before a create
+    publishing: list[str] = []
     #: per provider, what it learnt about the group's object (check run id, annotations sent...)
     remote: dict[str, dict] = {}
     log: list[LogEntry] = []

@@ -5,18 +5,23 @@ Per grouped run, one task in this daemon:
 
 * **sync**: the shard's new per-test records go out as immutable segments (``If-None-Match: *``: a resend after a
   crash loses harmlessly), then the shard's compact state;
-* **publish**: take the group's lease (a conditional write of ``group.json`` naming this daemon, valid for
-  ``LEASE_S``), append the segments no publication merged yet to the group's log, read them into the merged run
-  here, and deliver that run through the outbox; then write what the provider learnt (check run id, annotations
-  sent) back into ``group.json`` and release the lease. A daemon that finds the lease held waits; one that
-  loses a conditional write reads again. The lease is renewed while delivery retries; a daemon that loses it
-  drops its pending publication, so a stale shard never overwrites a newer view.
+* **publish**: take the group's lease (a conditional write of ``group.json`` naming this shard, valid for
+  ``LEASE_S`` and renewed by a heartbeat: :mod:`.lease`), append the segments no publication merged yet to the
+  group's log, read them into the merged run here, and deliver that run through the outbox; then write what the
+  provider learnt (check run id, annotations sent) back into ``group.json`` and release the lease. A daemon that
+  finds the lease held waits (and looks again when it runs out); one that loses a conditional write reads again;
+  one that loses the lease drops its pending publication, so a stale shard never overwrites a newer view. The
+  lease names the shard run, so a restarted daemon takes its own lease back at once.
+* **claims**: the lease's write also lists the providers the publication is about to write to
+  (``publishing``), cleared when it records what they learnt. A lease taken over with that list still set means
+  the last publisher died between a provider write and its record: the new publisher has the provider find its
+  object again (by the merged run's deterministic id) before creating one or appending to it.
 * **final**: the publication that sees every shard finished, or the group's deadline passed, is the final one
   (missing shards are named and make the conclusion ``failure``); it is marked in ``group.json`` and no
   shard publishes after it.
 
-The merged run's id is derived from the key, so every daemon publishes the same provider object (GitHub finds a
-check run created by a publisher that died before recording it by that id).
+The merged run's id is derived from the key, so every daemon publishes the same provider object (a GitHub check
+run's ``external_id``, an Azure test run's marker comment, a Bitbucket report's id).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from ..runs import RunService
 from ..runs.core import RunState, now_iso
 from ..session_context import SessionContext
 from ..tally import test_key
+from .lease import LEASE_S, Lease
 from .model import (
     GROUP_FILE,
     SEGMENT_SUFFIX,
@@ -61,7 +67,6 @@ __all__ = ["GroupService", "LEASE_S", "SEGMENT_RECORDS"]
 
 log = logging.getLogger("ci_sidecar.groups")
 
-LEASE_S = 60.0
 SEGMENT_RECORDS = 2000
 #: how long a publication may keep retrying under a renewed lease before it gives the turn away
 MAX_PUBLISH_S = 600.0
@@ -103,6 +108,8 @@ class _Group:
     segments: list[tuple[int, int]] | None = None  # None: not read back from the store yet
     final: bool = False
     published_state: bytes = b""
+    #: until when another shard's lease holds, as last read (a waiting shard looks again when it runs out)
+    lease_until: float = 0.0
 
 
 class GroupService:
@@ -197,7 +204,10 @@ class GroupService:
             assert meta is not None
             busy = busy + 1 if outcome == "busy" else 0
             if outcome == "busy":
+                # look again soon (the holder may give the lease back), and right when its lease runs out
                 wait = min(1.0, 0.1 * 2 ** busy)
+                if g.lease_until > time.time():
+                    wait = min(wait, g.lease_until - time.time() + 0.05)
             elif outcome == "published" and self._unpublished(g):
                 wait = 0.0
             else:
@@ -302,16 +312,21 @@ class GroupService:
         if read is None:
             return "busy"
         doc, etag = read
+        g.lease_until = 0.0
         self._deadline[g.run.meta.id] = doc.deadline_wall
         if doc.final:
             return "final"
         now = time.time()
         if doc.lease_holder not in (None, g.holder) and doc.lease_until > now:
+            g.lease_until = doc.lease_until
             return "busy"
         mine = doc.shards.get(str(g.run.meta.group.shard))  # type: ignore[union-attr]
         concluded = bool(doc.total) and all(  # every shard finished, yet no final publication (it failed)
             doc.shards.get(str(n)) is not None and doc.shards[str(n)].status == "finished" for n in range(doc.total or 0))
-        if mine is not None and encode(mine) == self._shard_doc_bytes(g) and now < doc.deadline_wall and not concluded:
+        # a lease not given back: its holder died (or was restarted) mid-publication
+        interrupted, before = doc.lease_holder is not None, (doc.lease_holder, doc.lease_until)
+        if (mine is not None and encode(mine) == self._shard_doc_bytes(g) and now < doc.deadline_wall
+                and not concluded and not interrupted):
             g.published_state = encode(mine)
             return "idle"  # what this shard knows is published; the rest is the other shards' turn
         shards = await self._read_shards(g)
@@ -324,31 +339,44 @@ class GroupService:
         finished = {n for n, s in shards.items() if s.status == "finished"}
         expected = set(range(total)) if total else set(shards)
         final = (bool(expected) and expected <= finished) or now >= doc.deadline_wall
-        doc.version += 1
+        # the providers an interrupted publication may have written to without recording what they learnt:
+        # this one finds their objects again before creating or appending (the claim is written with the lease)
+        unsure = set(doc.publishing)
+        doc.publishing = sorted(self._providers(g))
         doc.total = total
-        doc.lease_holder, doc.lease_until = g.holder, now + LEASE_S
+        doc.lease_holder = g.holder
         doc.log = [*doc.log, *added]
+        lease = Lease(g.store, f"{g.folder}/{GROUP_FILE}", doc, etag)
         try:
-            etag = await g.store.put(f"{g.folder}/{GROUP_FILE}", encode(doc), if_match=etag)
+            await lease.write()
         except ConditionFailed:
             return "busy"
-        state = await self._merged_run(g, doc, shards, final)
-        entries = self._publication(g, state, doc, shards, final)
-        delivered, etag = await self._deliver(g, doc, etag, entries)
-        if etag is None:
-            return "busy"  # the lease was lost meanwhile: the publication was dropped
-        for provider in {t.provider for t in state.meta.targets if t.provider != "local"}:
-            doc.remote[provider] = self.runs.outbox.remote(provider, f"run:{state.meta.id}")
-        doc.version += 1
-        doc.lease_holder, doc.lease_until = None, 0.0
-        doc.shards = {str(n): s for n, s in shards.items()}
-        doc.published_wall = time.time()
-        if final and delivered:
-            doc.final, doc.conclusion, doc.final_by = True, state.meta.conclusion, g.holder
-            doc.missing = sorted(expected - finished)
+        if interrupted:
+            log.info("group %s: took the publication over from %s (its lease ran out %.1f s ago)", doc.key,
+                     "this shard's earlier daemon" if before[0] == g.holder else before[0], now - before[1])
+
+        async def publish() -> bool:
+            state = await self._merged_run(g, doc, shards, final)
+            entries = self._publication(g, state, doc, shards, final, unsure)
+            delivered = await self._deliver(doc, entries)
+            for provider in self._providers(g):
+                doc.remote[provider] = self.runs.outbox.remote(provider, f"run:{state.meta.id}")
+            doc.publishing = []
+            doc.shards = {str(n): s for n, s in shards.items()}
+            doc.published_wall = time.time()
+            if final and delivered:
+                doc.final, doc.conclusion, doc.final_by = True, state.meta.conclusion, g.holder
+                doc.missing = sorted(expected - finished)
+            await lease.write(release=True)
+            return True
+
         try:
-            await g.store.put(f"{g.folder}/{GROUP_FILE}", encode(doc), if_match=etag)
+            done = await lease.hold(publish)
         except ConditionFailed:
+            done = None
+        if done is None:  # the lease passed to another shard meanwhile: what we had pending is stale
+            self.runs.outbox.drop_pending(group_run_id(doc.key), "superseded: the group's lease passed to "
+                                                                 "another shard")
             return "busy"
         g.published_state = encode(doc.shards.get(str(g.run.meta.group.shard))) if str(  # type: ignore[union-attr]
             g.run.meta.group.shard) in doc.shards else b""  # type: ignore[union-attr]
@@ -371,31 +399,24 @@ class GroupService:
             self.runs._save(state)
             await self.runs.store.commit()
 
-    async def _deliver(self, g: _Group, doc: GroupDoc, etag: str, entries: list[str]) -> tuple[bool, str | None]:
-        """Wait for the publication, renewing the lease while delivery retries. (delivered, etag of group.json);
-        etag None: the lease was lost and the publication dropped."""
+    def _providers(self, g: _Group) -> set[str]:
+        """The providers the merged run is published to (its targets but the local folder)."""
+        return {t.provider for t in g.ctx.targets_for(g.provider) if t.provider != "local"}
+
+    async def _deliver(self, doc: GroupDoc, entries: list[str]) -> bool:
+        """Wait for the publication (the lease's heartbeat keeps it ours meanwhile): whether it was delivered.
+        One still pending after :data:`MAX_PUBLISH_S` is given up, and the turn passes on."""
         outbox = self.runs.outbox
-        started = time.monotonic()
-        while True:
-            with trio.move_on_after(LEASE_S / 3):
-                for entry in entries:
-                    await outbox.wait(entry, LEASE_S)
-            states = [outbox.state(e).state for e in entries]
-            if "pending" not in states:
-                return all(s == "delivered" for s in states), etag
-            if time.monotonic() - started > MAX_PUBLISH_S:
-                log.warning("group %s: a publication still pending after %.0f s: giving the turn away", doc.key,
-                            MAX_PUBLISH_S)
-                outbox.drop_pending(group_run_id(doc.key), "superseded: publication "
-                                    "given up under the group's lease")
-                return False, etag
-            doc.version += 1
-            doc.lease_until = time.time() + LEASE_S
-            try:
-                etag = await g.store.put(f"{g.folder}/{GROUP_FILE}", encode(doc), if_match=etag)
-            except ConditionFailed:
-                outbox.drop_pending(group_run_id(doc.key), "superseded: the group's lease passed to another shard")
-                return False, None
+        with trio.move_on_after(MAX_PUBLISH_S):
+            for entry in entries:
+                await outbox.wait(entry, MAX_PUBLISH_S)
+        states = [outbox.state(e).state for e in entries]
+        if "pending" in states:
+            log.warning("group %s: a publication still pending after %.0f s: giving the turn away", doc.key,
+                        MAX_PUBLISH_S)
+            outbox.drop_pending(group_run_id(doc.key), "superseded: publication given up under the group's lease")
+            return False
+        return all(s == "delivered" for s in states)
 
     async def _merged_run(self, g: _Group, doc: GroupDoc, shards: dict[int, ShardDoc], final: bool) -> RunState:
         """This daemon's copy of the merged run, holding exactly the records of the group's log."""
@@ -472,11 +493,13 @@ class GroupService:
         return state.meta.results_count == sum(end - start for _, _, start, end in doc.log[:group.applied])
 
     def _publication(self, g: _Group, state: RunState, doc: GroupDoc, shards: dict[int, ShardDoc],
-                     final: bool) -> list[str]:
+                     final: bool, unsure: set[str]) -> list[str]:
         outbox = self.runs.outbox
         for provider in {t.provider for t in state.meta.targets if t.provider != "local"}:
             known = doc.remote.get(provider)
-            if known:
+            if provider in unsure:  # what the group recorded may be behind the provider: look before writing
+                outbox.adopt_remote(provider, f"run:{state.meta.id}", known or {}, unsure=True)
+            elif known:
                 outbox.adopt_remote(provider, f"run:{state.meta.id}", known)
         entries = self.runs._publish(state, g.ctx, final=final)
         if final and (state.meta.pr_number or g.ctx.ci.pr_number) and g.ctx.config.comment_mode != "off":
