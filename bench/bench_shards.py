@@ -2,6 +2,7 @@
 object store requests each shard makes.
 
     python bench/bench_shards.py [--shards 8] [--results 5000] [--faults 0.3] [--seed 1]
+    python bench/bench_shards.py --takeover [--shards 4] [--results 1000]
 
 The issue's scenario (``tests/groups/test_groups_e2e.py`` runs it at 4 × 600): one ``ci-sidecar serve``
 process per shard, all on one bucket of moto's S3 server (through the test suite's proxy, which makes moto's
@@ -14,6 +15,11 @@ own fake GitHub with the same faults, timed from its ``complete_test_run`` to it
 Prints: the sharded group's latency (last shard's ``complete_test_run`` answered → the check run completed),
 the baseline's, their ratio, and the object store requests per shard (segments, shard state, group reads and
 conditional writes). Asserts no goal.
+
+``--takeover``: the shard publishing the group is killed -9 right after GitHub made the check run (its answer
+held back until then, so the id is never recorded). Prints how long the other shards wait before one takes the
+publication over (kill → ``group.json`` names another holder) and until the takeover's publication is recorded,
+against the lease's TTL in the same run, and whether the group still ends with one check run.
 """
 
 from __future__ import annotations
@@ -34,7 +40,18 @@ sys.path.insert(0, str(ROOT / "clients" / "python"))
 from ci_sidecar.service.groups.model import slug  # noqa: E402
 from ci_sidecar.service.groups.spec import scoped_key  # noqa: E402
 from fakes.github_scenario import World  # noqa: E402
-from fakes.shards import RUN, Shards, connect, run_group, shard_results, wait_final  # noqa: E402
+from fakes.shards import (  # noqa: E402
+    RUN,
+    CreateThenHang,
+    Job,
+    Shards,
+    connect,
+    group_doc,
+    run_group,
+    shard_results,
+    wait_doc,
+    wait_final,
+)
 from fakes.spec import load_spec, spec_path  # noqa: E402
 from helpers import DaemonProcess, scrubbed_env  # noqa: E402
 
@@ -95,12 +112,55 @@ def sharded(spec: Any, moto: Moto, shards_n: int, per_shard: int, rate: float, s
         return latency, shards.requests
 
 
+def lease_ttl() -> float:
+    try:
+        from ci_sidecar.service.groups.lease import LEASE_S
+    except ImportError:  # before the lease had a module of its own
+        from ci_sidecar.service.groups.service import LEASE_S  # type: ignore[attr-defined,no-redef]
+    return float(LEASE_S)
+
+
+def takeover(spec: Any, moto: Moto, shards_n: int, per_shard: int) -> tuple[float, float]:
+    """(kill → another shard holds the lease, kill → its publication recorded the check run), in seconds."""
+    with tempfile.TemporaryDirectory(prefix="csb", dir="/tmp") as tmp, FaultProxy(moto.url) as proxy, \
+            World(spec) as world:
+        bucket, key = moto.bucket(), "bench-takeover:test"
+        folder, s3 = f"groups/{slug(key)}", moto.client()
+        hang = CreateThenHang(world.rest, "POST", r"/check-runs$")
+        with Shards(Path(tmp), proxy.url, bucket, world, region=REGION, key=DUMMY_KEY) as shards:
+            jobs = [Job(shards, key, n, shards_n, shard_results(n, per_shard)) for n in range(shards_n)]
+            for job in jobs:
+                job.start()
+                job.report()
+            if not hang.created.wait(60):
+                raise SystemExit("no check run was created")
+            holder = (group_doc(s3, bucket, folder) or {}).get("lease_holder")
+            victim = next(j for j in jobs if j.run_id == holder)
+            victim.kill()
+            killed = time.monotonic()
+            hang.release.set()
+            for job in jobs:
+                if job is not victim:
+                    job.complete()
+            wait_doc(s3, bucket, folder, lambda d: d["lease_holder"] != victim.run_id, 300, poll=0.01)
+            took = time.monotonic() - killed
+            wait_doc(s3, bucket, folder, lambda d: d["remote"].get("github", {}).get("check_run_id"), 300, poll=0.01)
+            recorded = time.monotonic() - killed
+            victim.start()
+            victim.complete()
+            wait_final(s3, bucket, folder, 120, poll=0.05)
+        if len(world.rest.check_runs()) != 1:
+            raise SystemExit(f"expected one check run, got {world.rest.check_runs()}")
+        return took, recorded
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--results", type=int, default=5000, help="results per shard")
     ap.add_argument("--faults", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--takeover", action="store_true", help="kill -9 the publishing shard; time the takeover")
     args = ap.parse_args()
     spec = load_spec(spec_path("github/api.github.com.ci-subset.json"))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -108,6 +168,15 @@ def main() -> None:
     host, port = server.get_host_and_port()
     try:
         moto = Moto(url=f"http://{host}:{port}")
+        if args.takeover:
+            took, recorded = takeover(spec, moto, args.shards, args.results)
+            ttl = lease_ttl()
+            print(f"{args.shards} shards x {args.results} results; the publisher killed -9 after creating the check run")
+            print(f"lease TTL: {ttl:.1f} s")
+            print(f"kill -9 -> another shard holds the lease: {took:.2f} s (ratio to the TTL: {took / ttl:.2f})")
+            print(f"kill -9 -> its publication recorded the check run it found: {recorded:.2f} s")
+            print("check runs at the end: 1")
+            return
         latency, requests = sharded(spec, moto, args.shards, args.results, args.faults, args.seed)
         base = baseline(spec, args.shards * args.results, args.faults, args.seed)
     finally:
