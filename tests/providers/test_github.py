@@ -138,6 +138,25 @@ async def test_lost_create_is_found_by_external_id_not_duplicated(gh: GitHubProv
     assert any("found check run" in m for m in make_env.logs)
 
 
+async def test_a_check_run_another_daemon_made_is_found_under_its_name(gh: GitHubProvider, make_env: EnvBuilder,
+                                                                      fake_github: FakeGitHub) -> None:
+    """A sharded group's publisher taking over from one killed before it recorded its check run finds that check
+    run by its external id although the dead one named it after its own matrix values, and completes it under
+    that name with each annotation once."""
+    make_env.results = failures(30)
+    theirs, mine = (make_env(config={"artifact_matrix": f'{{"shard": "{n}"}}'}) for n in (0, 1))
+    fake_github.inject("lost", "POST", r"/check-runs$")
+    lost = await gh.deliver(PublishRun(run=snapshot(make_env.results)), theirs, {})
+    assert lost.kind == "retry"
+    (made,) = fake_github.check_runs()
+    again = await gh.deliver(PublishRun(run=snapshot(make_env.results, final=True), final=True), mine,
+                             gh.unrecorded({}))
+    assert again.kind == "delivered", again
+    (check,) = fake_github.check_runs()
+    assert check["id"] == made["id"] and check["name"] == made["name"] == "unit tests (0)"
+    assert check["status"] == "completed" and len(fake_github.annotations(check["id"])) == 30
+
+
 async def test_lost_patch_does_not_duplicate_annotations(gh: GitHubProvider, make_env: EnvBuilder,
                                                          fake_github: FakeGitHub) -> None:
     env = make_env()

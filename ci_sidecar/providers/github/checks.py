@@ -158,10 +158,14 @@ def _annotation(result: TestResult, env: ProviderEnv) -> dict[str, Any]:
     return item
 
 
-async def _find_check_run(api: ApiSession, repo: str, sha: str, run: RunSnapshot, name: str) -> dict[str, Any] | None:
-    """The check run this run created earlier (a create whose response was lost), by ``external_id``."""
+async def _find_check_run(api: ApiSession, repo: str, sha: str, run: RunSnapshot,
+                          name: str | None) -> dict[str, Any] | None:
+    """The check run this run created earlier (a create whose response was lost), by ``external_id``; among the
+    commit's check runs of any name when ``name`` is None."""
     path = f"{repo}/commits/{quote(sha, safe='')}/check-runs"
-    params = {"check_name": name, "filter": "all", "per_page": 100}
+    params: dict[str, Any] = {"filter": "all", "per_page": 100}
+    if name is not None:
+        params["check_name"] = name
     async with aclosing(api.paginate(path, params, max_pages=10)) as pages:
         async for page in pages:
             body = page.json() or {}
@@ -180,8 +184,11 @@ async def _check_run(
     name = state.setdefault("check_name", check_name(run.name, env))  # a run keeps the name it was created with
     check_id = state.get("check_run_id")
     if check_id is None:
-        found = await _find_check_run(api, repo, sha, run, name)
+        # made by another writer (a sharded group's publisher that died): it may have named it after its own job
+        any_name = state.pop("any_name", False)
+        found = await _find_check_run(api, repo, sha, run, None if any_name else name)
         if found is not None:
+            name = state["check_name"] = found.get("name") or name  # a check run keeps its name
             check_id = state["check_run_id"] = found["id"]
             state["annotations_sent"] = int((found.get("output") or {}).get("annotations_count") or 0)
             state["html_url"] = found.get("html_url")

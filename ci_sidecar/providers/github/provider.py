@@ -134,11 +134,14 @@ class GitHubProvider:
         return seen
 
     def unrecorded(self, remote: dict[str, Any]) -> dict[str, Any]:
-        """A check run not known yet is always looked up (name, head SHA and ``external_id``) before it is
-        created; one known has its annotations counted again before more are appended."""
+        """A check run not known yet is looked up by head SHA and ``external_id`` before it is created (under any
+        name when its name was not recorded either: its maker may have named it after its own matrix values); one
+        known has its annotations counted again before more are appended."""
         state = dict(remote)
         if state.get("check_run_id") is not None:
             state["inflight"] = True
+        elif "check_name" not in state:
+            state["any_name"] = True
         return state
 
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:
