@@ -47,6 +47,7 @@ from fakes.shards import (  # noqa: E402
     Shards,
     connect,
     group_doc,
+    group_folder,
     run_group,
     shard_results,
     wait_doc,
@@ -124,8 +125,7 @@ def takeover(spec: Any, moto: Moto, shards_n: int, per_shard: int) -> tuple[floa
     """(kill → another shard holds the lease, kill → its publication recorded the check run), in seconds."""
     with tempfile.TemporaryDirectory(prefix="csb", dir="/tmp") as tmp, FaultProxy(moto.url) as proxy, \
             World(spec) as world:
-        bucket, key = moto.bucket(), "bench-takeover:test"
-        folder, s3 = f"groups/{slug(key)}", moto.client()
+        bucket, key, s3 = moto.bucket(), "bench-takeover:test", moto.client()
         hang = CreateThenHang(world.rest, "POST", r"/check-runs$")
         with Shards(Path(tmp), proxy.url, bucket, world, region=REGION, key=DUMMY_KEY) as shards:
             jobs = [Job(shards, key, n, shards_n, shard_results(n, per_shard)) for n in range(shards_n)]
@@ -134,6 +134,7 @@ def takeover(spec: Any, moto: Moto, shards_n: int, per_shard: int) -> tuple[floa
                 job.report()
             if not hang.created.wait(60):
                 raise SystemExit("no check run was created")
+            folder = group_folder(s3, bucket)
             holder = (group_doc(s3, bucket, folder) or {}).get("lease_holder")
             victim = next(j for j in jobs if j.run_id == holder)
             victim.kill()

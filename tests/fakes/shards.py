@@ -20,7 +20,7 @@ from ci_sidecar_client import Client
 from helpers import CI_NAMES, CI_PREFIXES, DaemonProcess, scrubbed_env
 
 __all__ = ["RUN", "Shards", "Job", "connect", "shard_results", "run_shard", "run_group", "group_doc", "wait_final",
-           "wait_doc", "CreateThenHang"]
+           "wait_doc", "group_folder", "CreateThenHang"]
 
 RUN = "unit tests"
 
@@ -204,6 +204,14 @@ def group_doc(s3: Any, bucket: str, folder: str) -> dict[str, Any] | None:
         return json.loads(s3.get_object(Bucket=bucket, Key=f"{folder}/group.json")["Body"].read())
     except Exception:
         return None
+
+
+def group_folder(s3: Any, bucket: str) -> str:
+    """The folder (``groups/<slug>``) of the only group in ``bucket`` (its key as the daemon scoped it)."""
+    found = {k["Key"].rsplit("/", 1)[0] for k in s3.list_objects_v2(Bucket=bucket, Prefix="groups/").get("Contents", [])
+             if k["Key"].endswith("/group.json")}
+    assert len(found) == 1, found
+    return found.pop()
 
 
 def wait_doc(s3: Any, bucket: str, folder: str, what: Callable[[dict[str, Any]], bool], timeout: float,

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from ci_sidecar.service.groups.lease import LEASE_S
-from ci_sidecar.service.groups.model import slug
 from fakes import azure_scenario
 from fakes.github_scenario import PR, World
-from fakes.shards import CreateThenHang, Job, Shards, group_doc, shard_results, wait_doc, wait_final
+from fakes.shards import CreateThenHang, Job, Shards, group_doc, group_folder, shard_results, wait_doc, wait_final
 from fakes.spec import OpenApiSpec
 from s3_fixtures import DUMMY_KEY, REGION, FaultProxy, Moto, moto  # noqa: F401
 
@@ -26,21 +25,24 @@ PER_SHARD = 200
 FAILURES = 2 * len([i for i in range(PER_SHARD) if i % 20 == 7])
 
 
-def kill_the_publisher(moto: Moto, bucket: str, key: str, jobs: list[Job], hang: CreateThenHang) -> Job:  # noqa: F811
+def kill_the_publisher(moto: Moto, bucket: str, jobs: list[Job],  # noqa: F811
+                       hang: CreateThenHang) -> tuple[Job, str]:
     """Both shards report; once the provider made the object, kill -9 the shard holding the lease (the one that
-    asked for it), then let the provider's answer go (lost: nobody is listening)."""
+    asked for it), then let the provider's answer go (lost: nobody is listening). The victim and the group's
+    folder."""
     for job in jobs:
         job.start()
         job.report()
     assert hang.created.wait(30), "the provider's object was never created"
     try:
-        doc = group_doc(moto.client(), bucket, f"groups/{slug(key)}")
+        folder = group_folder(moto.client(), bucket)
+        doc = group_doc(moto.client(), bucket, folder)
         assert doc is not None and doc["publishing"], doc  # the claim went out with the lease, before the create
         victim = next(j for j in jobs if j.run_id == doc["lease_holder"])
         victim.kill()
     finally:
         hang.release.set()
-    return victim
+    return victim, folder
 
 
 def test_a_github_publisher_killed_after_the_create_is_taken_over_within_a_lease(
@@ -50,13 +52,12 @@ def test_a_github_publisher_killed_after_the_create_is_taken_over_within_a_lease
     annotation per failure, one final conclusion."""
     proxy, bucket = store
     key = "wf-5151:test"
-    folder = f"groups/{slug(key)}"
     s3 = moto.client()
     with World(gh_spec) as world:
         hang = CreateThenHang(world.rest, "POST", r"/check-runs$")
         with Shards(short_tmp, proxy.url, bucket, world, region=REGION, key=DUMMY_KEY) as shards:
             jobs = [Job(shards, key, n, 2, shard_results(n, PER_SHARD)) for n in range(2)]
-            victim = kill_the_publisher(moto, bucket, key, jobs, hang)
+            victim, folder = kill_the_publisher(moto, bucket, jobs, hang)
             killed = time.monotonic()
             survivor = next(j for j in jobs if j is not victim)
             survivor.complete()
@@ -91,13 +92,12 @@ def test_an_azure_publisher_killed_after_a_write_takes_its_own_lease_back(
     result once."""
     proxy, bucket = store
     key = "build-77:test"
-    folder = f"groups/{slug(key)}"
     s3 = moto.client()
     with azure_scenario.World() as world:
         hang = CreateThenHang(world.azure, "POST", window)
         with Shards(short_tmp, proxy.url, bucket, world, region=REGION, key=DUMMY_KEY) as shards:
             jobs = [Job(shards, key, n, 2, shard_results(n, PER_SHARD)) for n in range(2)]
-            victim = kill_the_publisher(moto, bucket, key, jobs, hang)
+            victim, folder = kill_the_publisher(moto, bucket, jobs, hang)
             killed = time.monotonic()
             victim.start()
             # the claim taken with the lease is cleared when a publication records what the provider learnt

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
 from ci_sidecar.protocol.records import Counts
 
-__all__ = ["ShardDoc", "GroupDoc", "LogEntry", "slug", "group_run_id", "GROUP_FILE", "STATE_FILE", "SEGMENT_SUFFIX",
-           "encode", "decode_shard", "decode_group"]
+if TYPE_CHECKING:
+    from ..model import GroupMeta
+
+__all__ = ["ShardDoc", "GroupDoc", "LogEntry", "holds_log", "slug", "group_run_id", "GROUP_FILE", "STATE_FILE",
+           "SEGMENT_SUFFIX", "encode", "decode_shard", "decode_group"]
 
 GROUP_FILE = "group.json"
 STATE_FILE = "state.json"
@@ -81,6 +84,14 @@ class GroupDoc(msgspec.Struct, kw_only=True):
     final_by: str | None = None
     conclusion: str | None = None
     missing: list[int] = []
+
+
+def holds_log(group: GroupMeta | None, records: int, log: list[LogEntry]) -> bool:
+    """Whether a merged run (its ``group`` meta and record count) holds exactly the records of the log entries it
+    counts as applied: a kill -9 between journaling results and the count leaves the two apart."""
+    if group is None or group.applied > len(log):
+        return False
+    return records == sum(end - start for _, _, start, end in log[:group.applied])
 
 
 def slug(key: str) -> str:

@@ -12,10 +12,9 @@ Per grouped run, one task in this daemon:
   finds the lease held waits (and looks again when it runs out); one that loses a conditional write reads again;
   one that loses the lease drops its pending publication, so a stale shard never overwrites a newer view. The
   lease names the shard run, so a restarted daemon takes its own lease back at once.
-* **claims**: the lease's write also lists the providers the publication is about to write to
-  (``publishing``), cleared when it records what they learnt. A lease taken over with that list still set means
-  the last publisher died between a provider write and its record: the new publisher has the provider find its
-  object again (by the merged run's deterministic id) before creating one or appending to it.
+* **claims**: the lease's write lists the providers it is about to write to (``publishing``), cleared with the
+  record of what they learnt; a new holder that finds it set has them find their object again (by the merged
+  run's deterministic id) before creating one or appending to it.
 * **final**: the publication that sees every shard finished, or the group's deadline passed, is the final one
   (missing shards are named and make the conclusion ``failure``); it is marked in ``group.json`` and no
   shard publishes after it.
@@ -58,6 +57,7 @@ from .model import (
     decode_shard,
     encode,
     group_run_id,
+    holds_log,
     slug,
 )
 from .balance import group_report
@@ -352,8 +352,8 @@ class GroupService:
         except ConditionFailed:
             return "busy"
         if interrupted:
-            log.info("group %s: took the publication over from %s (its lease ran out %.1f s ago)", doc.key,
-                     "this shard's earlier daemon" if before[0] == g.holder else before[0], now - before[1])
+            log.info("group %s: took over the publication %s left unfinished (its lease until %+.1f s)", doc.key,
+                     "this shard's earlier daemon" if before[0] == g.holder else before[0], before[1] - now)
 
         async def publish() -> bool:
             state = await self._merged_run(g, doc, shards, final)
@@ -423,7 +423,7 @@ class GroupService:
         run_id = group_run_id(doc.key)
         state = self.runs.runs.get(run_id)
         shard_meta = g.run.meta
-        if state is not None and not self._consistent(state, doc):
+        if state is not None and not holds_log(state.meta.group, state.meta.results_count, doc.log):
             # ours went further than the group's log, or a kill -9 left its records and its count of log
             # entries apart (journaled in separate records): start again from the group's log
             self.runs.runs.pop(run_id, None)
@@ -483,14 +483,6 @@ class GroupService:
         self.runs._save(state)
         await self.runs.store.commit()
         return state
-
-    @staticmethod
-    def _consistent(state: RunState, doc: GroupDoc) -> bool:
-        """Whether the merged run holds exactly the records of the first ``applied`` entries of the group's log."""
-        group = state.meta.group
-        if group is None or group.applied > len(doc.log):
-            return False
-        return state.meta.results_count == sum(end - start for _, _, start, end in doc.log[:group.applied])
 
     def _publication(self, g: _Group, state: RunState, doc: GroupDoc, shards: dict[int, ShardDoc],
                      final: bool, unsure: set[str]) -> list[str]:
