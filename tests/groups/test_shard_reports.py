@@ -109,3 +109,23 @@ def test_fan_in_runs_report_shards_and_balance_from_history(daemon: DaemonProces
     with pytest.raises(RpcError) as twice:
         c.request("create_test_run", {"name": "unit", "shards": [rows[0], rows[0]]})
     assert twice.value.code == -32602 and twice.value.data["path"] == "$.shards[1].shard"
+
+
+def test_a_forgotten_merged_run_is_no_longer_the_branchs_last_run(tmp_path: Path) -> None:
+    """A daemon whose final publication passed to another shard's daemon removes its record of the merged run:
+    its history's last run on the branch is the earlier one again, and durations come from that one only."""
+    from ci_sidecar.state.history import HistoryRun, HistoryStore, TestOutcome
+
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    try:
+        for run_id, took in (("earlier", 1.0), ("group-x", 9.0)):
+            store.add_run(HistoryRun(run_id=run_id, name="unit", repository=None, branch="main", target_branch=None,
+                                     pr_number=None, commit_sha=None, build_id=None, conclusion="success",
+                                     finished=0.0, end_time=None, total=1, failed=0),
+                          [TestOutcome(key=7, suite=None, classname="pkg", name="t", status=0, duration=took)], window=20)
+        assert store.latest("unit", None, "main").run_id == "group-x"  # type: ignore[union-attr]
+        assert store.delete_run("group-x") and not store.delete_run("group-x")
+        assert store.latest("unit", None, "main").run_id == "earlier"  # type: ignore[union-attr]
+        assert store.durations("unit", None) == ({7: 1.0}, 1)
+    finally:
+        store.close()
