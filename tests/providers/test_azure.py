@@ -403,6 +403,24 @@ async def test_an_artifact_is_an_attachment_of_the_test_run_once(fake: FakeAzure
     assert found is not None and found.url == attachment["url"]
 
 
+async def test_an_attachment_stored_before_a_restart_is_adopted_not_attached_again(fake: FakeAzure, envs: Envs,
+                                                                                     tmp_path: Path) -> None:
+    """Azure stored an attachment, the answer was lost and the daemon restarted with nothing journaled about the
+    attempt: the resumed upload finds it in the run's attachments (one attachment, its URL); a new upload's first
+    attempt sent only the POST."""
+    op = artifact(tmp_path)
+    await deliver(run_op(envs, final=False), envs())
+    fake.inject("lost", "POST", "/attachments$")
+    first = envs()
+    first.never_sent = True  # the write's first attempt in the daemon that took it
+    assert (await deliver(op, first)).kind == "retry"
+    assert fake.calls("GET", "/attachments$") == []
+    resumed = await deliver(op, envs(), {})  # a new daemon: no remote state, the write not known unsent
+    (attachment,) = fake.attachments(fake.runs()[0]["id"])
+    assert resumed.kind == "delivered" and resumed.url == attachment["url"], resumed.message
+    assert len(fake.calls("POST", "/attachments$")) == 1
+
+
 async def test_a_failed_attachment_lookup_answers_no_url_and_logs_why(fake: FakeAzure, envs: Envs, tmp_path: Path,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     """Azure fails while an artifact's URL is looked up: no URL (not an error), one log line without the token."""

@@ -1,8 +1,11 @@
 """Artifacts as attachments of the run's test run (``POST test/Runs/{id}/attachments``, the content base64 in
 ``stream``, at most 100 MB each), shown with the run in the build's Tests tab.
 
-The attachment's ``comment`` names the artifact and its SHA-256, so a retry after a lost answer finds it in the
-run's attachment list instead of attaching it twice, and ``get_artifact_url`` finds it after a restart. An
+The attachment's ``comment`` names the artifact and its SHA-256, so an attempt that an earlier one may have
+preceded — a retry, or an upload a restarted daemon resumes (a kill -9 after Azure stored the attachment and
+before the outcome was journaled leaves no trace of the attempt) — finds it in the run's attachment list instead
+of attaching it twice, and ``get_artifact_url`` finds it after a restart. The first attempt of a new upload sends
+only the POST. An
 artifact past 100 MB is refused here with the limit (the object store, when one is configured, has its copy). An
 artifact uploaded before its test run exists waits for it (the run's own write creates it).
 """
@@ -14,7 +17,7 @@ from typing import Any
 
 import trio
 
-from .._http import ApiSession, HttpError
+from .._http import ApiSession
 from ..base import Outcome, ProviderEnv, UploadArtifact
 from ._api import ATTACHMENT_BYTES, V, project_path, values
 
@@ -51,7 +54,7 @@ async def upload_attachment(op: UploadArtifact, env: ProviderEnv, state: dict[st
         return Outcome.refused(f"artifact {op.name!r} is {op.size:,} bytes: Azure DevOps test-run attachments are "
                                f"limited to {ATTACHMENT_BYTES:,} bytes (configure the object store for larger "
                                "artifacts)", tier="none")
-    if state.get("inflight") == run_id:
+    if not env.never_sent:  # an earlier attempt, maybe of a daemon since killed, may have attached it
         found = await find_attachment(api, env, run_id, op)
         if found is not None:
             return _delivered(found, run_id)
@@ -59,13 +62,7 @@ async def upload_attachment(op: UploadArtifact, env: ProviderEnv, state: dict[st
         data = await fh.read()
     body = {"stream": base64.b64encode(data).decode(), "fileName": file_name(op), "comment": attachment_comment(op),
             "attachmentType": "GeneralAttachment"}
-    state["inflight"] = run_id
-    try:
-        made = (await api.request("POST", f"{project_path(env)}/test/Runs/{run_id}/attachments", params=V,
-                                  json_body=body)).json() or {}
-    except HttpError as err:
-        if err.outcome.kind == "deferred":
-            state.pop("inflight", None)
-        err.outcome.remote = state
-        raise
+    state.pop("inflight", None)  # a mark of older versions: the lookup above no longer needs it
+    made = (await api.request("POST", f"{project_path(env)}/test/Runs/{run_id}/attachments", params=V,
+                              json_body=body)).json() or {}
     return _delivered(made, run_id)
