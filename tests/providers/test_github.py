@@ -171,6 +171,27 @@ async def test_lost_patch_does_not_duplicate_annotations(gh: GitHubProvider, mak
     assert len(fake_github.annotations(check["id"])) == 70
 
 
+async def test_annotations_stored_before_a_restart_are_counted_not_sent_again(gh: GitHubProvider,
+                                                                             make_env: EnvBuilder,
+                                                                             fake_github: FakeGitHub) -> None:
+    """GitHub stored a PATCH's annotations, the answer was lost and the daemon restarted with only the state from
+    before that attempt: the resumed write reads the check run's annotation count and sends none twice. A write's
+    first attempt reads nothing back."""
+    env = make_env()
+    started = await gh.deliver(PublishRun(run=snapshot([])), env, {})
+    make_env.results = failures(70)
+    fake_github.inject("lost", "PATCH", r"/check-runs/\d+$")
+    first = make_env()
+    first.never_sent = True  # the write's first attempt in the daemon that took it
+    op = PublishRun(run=snapshot(make_env.results, final=True), final=True)
+    assert (await gh.deliver(op, first, started.remote)).kind == "retry"
+    assert fake_github.calls("GET", r"/check-runs/\d+$") == []
+    done = await gh.deliver(op, make_env(), started.remote)  # the journal never heard of the lost attempt
+    assert done.kind == "delivered", done.message
+    (check,) = fake_github.check_runs()
+    assert len(fake_github.annotations(check["id"])) == 70 and check["status"] == "completed"
+
+
 async def test_summary_fits_65535_bytes_and_links_the_full_report(gh: GitHubProvider, make_env: EnvBuilder,
                                                                   fake_github: FakeGitHub) -> None:
     env = make_env()

@@ -194,8 +194,9 @@ async def _check_run(
             state["html_url"] = found.get("html_url")
             state.pop("inflight", None)
             api.log(f"found check run {check_id} created by an earlier attempt")
-    elif state.get("inflight"):
-        # an earlier PATCH may have appended annotations before its response was lost: count them
+    elif state.get("inflight") or not env.never_sent:
+        # an earlier PATCH may have appended annotations before its response was lost — in this daemon, or in one
+        # killed before it could journal the attempt (its state then does not say so): count them
         got = (await api.request("GET", f"{repo}/check-runs/{check_id}")).json() or {}
         state["annotations_sent"] = int((got.get("output") or {}).get("annotations_count") or 0)
         state.pop("inflight", None)
