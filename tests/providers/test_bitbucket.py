@@ -151,15 +151,17 @@ async def test_a_running_run_is_pending_then_passed_and_its_build_status_is_one_
     assert status["url"] == "https://bitbucket.org/team/widgets/pipelines/results/210"
 
 
-async def test_a_lost_annotation_answer_is_posted_again_without_duplicates(fake: FakeBitbucket, envs: Envs) -> None:
-    """An annotation POST is made but its answer lost: the retry sends the same external_ids, Bitbucket updates
-    them, the report holds each failure once."""
+@pytest.mark.parametrize("journaled", [True, False], ids=["retry", "restart"])
+async def test_a_lost_annotation_answer_is_posted_again_without_duplicates(fake: FakeBitbucket, envs: Envs,
+                                                                          journaled: bool) -> None:
+    """An annotation POST is made but its answer lost: the retry, or a restarted daemon that journaled nothing of
+    the attempt, sends the same external_ids, Bitbucket updates them, the report holds each failure once."""
     failures(envs, 150)
     fake.inject("lost", "POST", "/annotations$")
     env = envs()
     out = await deliver(run_op(envs, final=True), env)
     assert out.kind == "retry"
-    again = await deliver(run_op(envs, final=True), env, out.remote)
+    again = await deliver(run_op(envs, final=True), env, out.remote if journaled else {})
     assert again.kind == "delivered", again.message
     posts = fake.calls("POST", "/annotations$")
     assert [p.body[0]["external_id"] for p in posts][:2] == [f"{RID}-0001"] * 2
@@ -327,15 +329,17 @@ async def test_a_sticky_comment_is_found_across_pages_and_edited(fake: FakeBitbu
     assert fake.calls("POST") == []
 
 
-async def test_a_comment_whose_answer_was_lost_is_not_posted_twice(fake: FakeBitbucket, envs: Envs) -> None:
-    """The create's answer is lost; the retry finds it by marker and edits it; a duplicate left behind by
-    someone is deleted."""
+@pytest.mark.parametrize("journaled", [True, False], ids=["retry", "restart"])
+async def test_a_comment_whose_answer_was_lost_is_not_posted_twice(fake: FakeBitbucket, envs: Envs,
+                                                                   journaled: bool) -> None:
+    """The create's answer is lost; the retry (or a restarted daemon that journaled nothing of the attempt) finds
+    it by marker and edits it; a duplicate left behind by someone is deleted."""
     fake.inject("lost", "POST", "/comments$")
     env = envs()
     lost = await deliver(PostComment(body="v1", mode="upsert", key="k"), env)
     assert lost.kind == "retry"
     fake.add_comment(PR, f"{comment_marker('k')}\n\nstray copy", user="ci-bot")
-    again = await deliver(PostComment(body="v2", mode="upsert", key="k"), env, lost.remote)
+    again = await deliver(PostComment(body="v2", mode="upsert", key="k"), env, lost.remote if journaled else {})
     assert again.kind == "delivered", again.message
     assert [c["content"]["raw"] for c in fake.comments(PR)] == [f"{comment_marker('k')}\n\nv2"]
 
@@ -393,13 +397,16 @@ async def test_a_large_artifact_is_streamed_byte_exact_with_a_content_length(fak
     assert not post.chunked and post.headers["content-type"].startswith("multipart/form-data; boundary=")
 
 
-async def test_a_lost_upload_answer_replaces_the_same_file(fake: FakeBitbucket, envs: Envs, tmp_path: Path) -> None:
-    """The upload's answer is lost: the retry uploads under the same name, Bitbucket replaces it: one file."""
+@pytest.mark.parametrize("journaled", [True, False], ids=["retry", "restart"])
+async def test_a_lost_upload_answer_replaces_the_same_file(fake: FakeBitbucket, envs: Envs, tmp_path: Path,
+                                                           journaled: bool) -> None:
+    """The upload's answer is lost: the retry (or a restarted daemon that journaled nothing of the attempt)
+    uploads under the same name, Bitbucket replaces it: one file."""
     fake.inject("lost", "POST", "/downloads$")
     env = envs()
     lost = await deliver(artifact(tmp_path), env)
     assert lost.kind == "retry"
-    again = await deliver(artifact(tmp_path), env, lost.remote)
+    again = await deliver(artifact(tmp_path), env, lost.remote if journaled else {})
     assert again.kind == "delivered" and len(fake.downloads()) == 1
 
 

@@ -141,13 +141,16 @@ async def test_a_running_run_has_no_result_yet_and_annotations_wait_for_the_end(
     assert [b["state"] for b in fake.builds(SHA).values()] == ["FAILED"]
 
 
-async def test_a_lost_annotation_answer_is_replaced_not_doubled(fake: FakeBitbucketDC, envs: Envs) -> None:
-    """An annotation POST whose answer was lost is sent again after deleting its external ids: no duplicates."""
+@pytest.mark.parametrize("journaled", [True, False], ids=["retry", "restart"])
+async def test_a_lost_annotation_answer_is_replaced_not_doubled(fake: FakeBitbucketDC, envs: Envs,
+                                                                journaled: bool) -> None:
+    """An annotation POST whose answer was lost is sent again after deleting its external ids — by the retry, or by
+    a restarted daemon that journaled nothing of the attempt: no duplicates."""
     failures(envs, 120)
     fake.inject("lost", "POST", "/annotations$")
     first = await deliver(run_op(envs, final=True), envs())
     assert first.kind == "retry"
-    second = await deliver(run_op(envs, final=True), envs(), first.remote)
+    second = await deliver(run_op(envs, final=True), envs(), first.remote if journaled else {})
     assert second.kind == "delivered"
     ids = [n["externalId"] for n in fake.annotations(SHA, RID)]
     assert len(ids) == len(set(ids)) == 120
@@ -227,12 +230,15 @@ async def test_a_stale_version_is_read_again_and_the_edit_lands(fake: FakeBitbuc
     assert [c["text"] for c in fake.comments(PR)] == [f"{comment_marker('coverage')}\n\ntwo"]
 
 
-async def test_a_lost_comment_answer_is_not_posted_twice(fake: FakeBitbucketDC, envs: Envs) -> None:
-    """A create whose answer was lost is found by its marker on the retry and edited, not posted again."""
+@pytest.mark.parametrize("journaled", [True, False], ids=["retry", "restart"])
+async def test_a_lost_comment_answer_is_not_posted_twice(fake: FakeBitbucketDC, envs: Envs, journaled: bool) -> None:
+    """A create whose answer was lost is found by its marker on the retry (or by a restarted daemon that journaled
+    nothing of the attempt) and edited, not posted again."""
     fake.inject("lost", "POST", "/comments$")
     first = await deliver(PostComment(mode="upsert", body="hello", key="k"), envs())
     assert first.kind == "retry"
-    second = await deliver(PostComment(mode="upsert", body="hello again", key="k"), envs(), first.remote)
+    second = await deliver(PostComment(mode="upsert", body="hello again", key="k"), envs(),
+                           first.remote if journaled else {})
     assert second.kind == "delivered" and len(fake.comments(PR)) == 1
 
 

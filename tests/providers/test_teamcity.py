@@ -120,6 +120,34 @@ class TestRest:
             assert ["ci-sidecar-r2-done", "ci-sidecar-success"] == fake.tags
             assert [] == fake.violations
 
+    def test_a_log_chunk_stored_before_a_restart_is_not_sent_again(self) -> None:
+        """TeamCity took a log chunk, the answer was lost and the daemon restarted with nothing journaled about the
+        attempt: the new daemon reads the receipt tag and sends only the rest, each test once."""
+        from ci_sidecar.protocol.records import TestResult
+
+        results = [TestResult(name=f"test_{i:04d}", classname="pkg.Case", status="passed") for i in range(1200)]
+
+        async def read(run_id: str, start: int, end: int):  # noqa: ANN202 - an async generator
+            for result in results[start:end]:
+                yield msgspec.msgpack.encode(result)
+
+        run = msgspec.structs.replace(_snapshot(), status="finished", conclusion="success", results_end=1200,
+                                      counts=Counts(total=1200, passed=1200))
+        with FakeTeamCity() as fake:
+            env = self._env(fake)
+            env.read_results = read
+            fake.inject("lost", "POST", "/log$")
+            first = TeamCityProvider()
+            env.never_sent = True  # the write's first attempt in the daemon that took it
+            assert "retry" == trio_run(first.deliver(PublishRun(run=run, final=True), env, {}), first).kind
+            env.never_sent = False
+            resumed = TeamCityProvider()  # a new daemon: no remote state
+            out = trio_run(resumed.deliver(PublishRun(run=run, final=True), env, {}), resumed)
+            assert "delivered" == out.kind, out.message
+            started = [m.attrs.get("name") for m in fake.messages if m.name == "testStarted"]
+            assert sorted(started) == [f"pkg.Case.{r.name}" for r in results]
+            assert [] == fake.violations
+
     def test_a_wrong_token_is_refused_and_never_shown(self) -> None:
         """TeamCity's 401 is a final refusal whose message holds no token."""
         with FakeTeamCity() as fake:
