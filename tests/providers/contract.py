@@ -4,6 +4,7 @@ runs it over the catalog; a new provider's test file may run it over its own lin
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -11,7 +12,7 @@ import msgspec
 from ci_sidecar.config import ArtifactStoreConfig, Config
 from ci_sidecar.protocol.records import CIContext, ProviderCaps
 from ci_sidecar.providers import make_provider
-from ci_sidecar.providers.base import CAPABILITIES, ProviderEnv, capabilities_of
+from ci_sidecar.providers.base import CAPABILITIES, Outcome, PostComment, ProviderEnv, capabilities_of
 from ci_sidecar.providers.catalog import CATALOG, ProviderSpec
 from ci_sidecar.providers.settings import ProviderSettings, session_settings, settings_class
 
@@ -70,3 +71,24 @@ def check_provider(spec: ProviderSpec) -> Any:
 
 def _env(config: dict[str, Any]) -> ProviderEnv:
     return ProviderEnv(ci=CIContext(provider="local", sources={}), config=config)
+
+
+async def check_unkeyed_comment_once(deliver: Callable[[PostComment, ProviderEnv], Awaitable[Outcome]],
+                                     make_env: Callable[[], ProviderEnv], listed: Callable[[], list[dict[str, Any]]],
+                                     id_key: str) -> None:
+    """The host took a comment without a key whose answer is lost (the caller injected that): a restarted daemon
+    resuming the write with no remote state finds it by its write's mark; another write of the same text still
+    posts its own (``listed``: the comments the host shows, ``id_key``: the id's name in ``remote``)."""
+    op = PostComment(body="preview deployed", mode="create")
+
+    def write(key: str, *, first: bool = False) -> ProviderEnv:
+        env = make_env()
+        env.idempotency_key, env.never_sent = key, first
+        return env
+
+    assert (await deliver(op, write("w1", first=True))).kind == "retry"
+    resumed = await deliver(op, write("w1"))
+    assert resumed.kind == "delivered" and resumed.action == "created", resumed.message
+    assert [c["id"] for c in listed()] == [(resumed.remote or {})[id_key]]
+    assert (await deliver(op, write("w2"))).kind == "delivered"
+    assert len(listed()) == 2

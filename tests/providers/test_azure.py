@@ -19,6 +19,7 @@ from ci_sidecar.providers.base import Outcome, PostComment, ProviderEnv, Publish
 from ci_sidecar.providers.base import UploadArtifact
 from fakes.azure import ORG, PROJECT, FakeAzure
 from fakes.spec import OpenApiSpec, require_spec
+from .contract import check_unkeyed_comment_once
 
 SHA = "c4" * 20
 PR = 42
@@ -333,6 +334,14 @@ async def test_a_sticky_comment_is_one_thread_edited_in_place(fake: FakeAzure, e
     assert second.url == (f"{fake.collection_url}{PROJECT.replace(' ', '%20')}/_git/widgets/pullrequest/{PR}"
                           f"?discussionId={thread['id']}")
     assert fake.calls("PATCH", "/comments/1$")
+
+
+async def test_an_unkeyed_comment_stored_before_a_restart_is_not_posted_twice(fake: FakeAzure, envs: Envs) -> None:
+    """A comment without a key: Azure DevOps stored it, the answer was lost and the daemon restarted with nothing journaled
+    about the attempt: the resumed write finds it by its write's hidden mark (one comment); another write of the
+    same text still posts its own."""
+    fake.inject("lost", "POST", "/threads$")
+    await check_unkeyed_comment_once(deliver, envs, lambda: fake.threads(PR), "thread_id")
 
 
 async def test_threads_are_found_across_continuation_pages_and_duplicates_closed(fake: FakeAzure,

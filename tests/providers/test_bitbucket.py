@@ -21,6 +21,7 @@ from ci_sidecar.providers.bitbucket._api import ident
 from ci_sidecar.providers.bitbucket.comments import comment_marker
 from fakes.bitbucket import PUBLIC_HOST, FakeBitbucket
 from fakes.spec import OpenApiSpec, require_spec
+from .contract import check_unkeyed_comment_once
 
 SHA = "9f" * 20
 PR = 14
@@ -342,6 +343,14 @@ async def test_a_comment_whose_answer_was_lost_is_not_posted_twice(fake: FakeBit
     again = await deliver(PostComment(body="v2", mode="upsert", key="k"), env, lost.remote if journaled else {})
     assert again.kind == "delivered", again.message
     assert [c["content"]["raw"] for c in fake.comments(PR)] == [f"{comment_marker('k')}\n\nv2"]
+
+
+async def test_an_unkeyed_comment_stored_before_a_restart_is_not_posted_twice(fake: FakeBitbucket, envs: Envs) -> None:
+    """A comment without a key: Bitbucket stored it, the answer was lost and the daemon restarted with nothing journaled
+    about the attempt: the resumed write finds it by its write's hidden mark (one comment); another write of the
+    same text still posts its own."""
+    fake.inject("lost", "POST", "/comments$")
+    await check_unkeyed_comment_once(deliver, envs, lambda: fake.comments(PR), "comment_id")
 
 
 async def test_a_huge_comment_is_cut_to_32768_characters_with_a_link(fake: FakeBitbucket, envs: Envs) -> None:

@@ -19,6 +19,7 @@ from ci_sidecar.providers.bitbucket import BitbucketProvider
 from ci_sidecar.providers.bitbucket._api import data_center, ident
 from ci_sidecar.providers.bitbucket.comments import comment_marker
 from fakes.bitbucket_dc import FakeBitbucketDC
+from .contract import check_unkeyed_comment_once
 
 SHA = "ab" * 20
 PR = 7
@@ -240,6 +241,14 @@ async def test_a_lost_comment_answer_is_not_posted_twice(fake: FakeBitbucketDC, 
     second = await deliver(PostComment(mode="upsert", body="hello again", key="k"), envs(),
                            first.remote if journaled else {})
     assert second.kind == "delivered" and len(fake.comments(PR)) == 1
+
+
+async def test_an_unkeyed_comment_stored_before_a_restart_is_not_posted_twice(fake: FakeBitbucketDC, envs: Envs) -> None:
+    """A comment without a key: Bitbucket Data Center stored it, the answer was lost and the daemon restarted with nothing journaled
+    about the attempt: the resumed write finds it by its write's hidden mark (one comment); another write of the
+    same text still posts its own."""
+    fake.inject("lost", "POST", "/comments$")
+    await check_unkeyed_comment_once(deliver, envs, lambda: fake.comments(PR), "comment_id")
 
 
 async def test_a_huge_comment_is_cut_to_32768_characters(fake: FakeBitbucketDC, envs: Envs) -> None:

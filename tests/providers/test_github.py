@@ -18,6 +18,7 @@ from ci_sidecar.service.session_context import SessionContext
 from fakes.github import FakeGitHub
 
 from .conftest import HEAD, EnvBuilder
+from .contract import check_unkeyed_comment_once
 
 
 def snapshot(results: list[TestResult], *, final: bool = False, run_id: str = "run-1", name: str = "unit tests",
@@ -290,6 +291,15 @@ async def test_transient_answers_are_retries(gh: GitHubProvider, make_env: EnvBu
     fake_github.inject(kind, "POST", "statuses")
     out = await gh.deliver(SetStatus(state="success", context="ci"), make_env(), {})
     assert out.kind == "retry" and out.status == status and out.retry_after == retry_after, out
+
+
+async def test_an_unkeyed_comment_stored_before_a_restart_is_not_posted_twice(gh: GitHubProvider, make_env: EnvBuilder,
+                                                                 fake_github: FakeGitHub) -> None:
+    """A comment without a key: GitHub stored it, the answer was lost and the daemon restarted with nothing journaled
+    about the attempt: the resumed write finds it by its write's hidden mark (one comment); another write of the
+    same text still posts its own."""
+    fake_github.inject("lost", "POST", "comments$")
+    await check_unkeyed_comment_once(lambda op, env: gh.deliver(op, env, {}), make_env, lambda: fake_github.comments(7), "comment_id")
 
 
 async def test_primary_limit_waits_for_reset(gh: GitHubProvider, make_env: EnvBuilder,

@@ -22,6 +22,7 @@ from fakes.scenario import JobResult, Plan, assert_faults_change_nothing, assert
 from fakes.scenario import scenario
 from fakes.spec import OpenApiSpec, require_spec
 from helpers import DaemonProcess, scrubbed_env
+from .contract import check_unkeyed_comment_once
 
 SOURCE = "5e" * 20  # CI_MERGE_REQUEST_SOURCE_BRANCH_SHA: where statuses go
 COMMIT = "c0" * 20  # CI_COMMIT_SHA (a merged-results pipeline's merge commit)
@@ -324,6 +325,14 @@ async def test_a_created_note_whose_answer_was_lost_is_not_created_twice(fake: F
     again = await deliver(note("body"), env, lost.remote)
     assert lost.kind == "retry" and again.kind == "delivered" and again.action == "skipped"
     assert len(fake.notes(IID)) == 1
+
+
+async def test_an_unkeyed_comment_stored_before_a_restart_is_not_posted_twice(fake: FakeGitLab, envs: Envs) -> None:
+    """A comment without a key: GitLab stored it, the answer was lost and the daemon restarted with nothing journaled
+    about the attempt: the resumed write finds it by its write's hidden mark (one comment); another write of the
+    same text still posts its own."""
+    fake.inject("lost", "POST", "/notes$")
+    await check_unkeyed_comment_once(deliver, envs, lambda: fake.notes(IID), "note_id")
 
 
 async def test_a_note_over_a_million_characters_is_shortened_to_fit(fake: FakeGitLab, envs: Envs) -> None:

@@ -4,6 +4,8 @@ comment (id 1), edited in place.
 A known thread id is edited directly (``PATCH threads/{id}/comments/1``); otherwise the PR's threads are listed
 (``{count, value}``, continuation tokens followed), deleted and closed ones skipped, the newest thread whose
 ``ci-sidecar.key`` property holds the key is edited and older duplicates (a lost answer once made two) are closed.
+A thread without a key holds its write's key there instead (:func:`.._sticky.write_key`), so a retried or resumed
+write finds the thread an earlier attempt created.
 Bodies are kept within 150,000 characters through the Markdown cutter, which links the full report.
 """
 
@@ -16,7 +18,7 @@ from urllib.parse import quote
 from ci_sidecar.reports import cut_markdown
 
 from .._http import ApiSession
-from .._sticky import StickyShape, sticky_outcome
+from .._sticky import StickyShape, sticky_outcome, write_key
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import COMMENT_CHARS, V, collection_url, repo_path, values
 from .settings import AzureSettings
@@ -118,6 +120,8 @@ async def post_thread(op: PostComment, env: ProviderEnv, state: dict[str, Any], 
         return Outcome.refused("azure: no pull request (SYSTEM_PULLREQUEST_PULLREQUESTID) for the comment: "
                                "comments are written in pull request builds only")
     body, truncated = thread_body(op) if op.mode != "delete" else ("", False)
-    threads = _Threads(api, f"{repo}/pullRequests/{int(pr)}/threads", op.key)
+    key = op.key or write_key(env)
+    threads = _Threads(api, f"{repo}/pullRequests/{int(pr)}/threads", key)
     return await sticky_outcome(threads, op, state, body=body, truncated=truncated, pr=int(pr), keyed=op.key is not None,
-                                shape=_SHAPE, log=api.log, url_of=lambda thread: thread_url(env, int(pr), thread["id"]))
+                                shape=_SHAPE, log=api.log, url_of=lambda thread: thread_url(env, int(pr), thread["id"]),
+                                resumed=key is not None and not env.never_sent)

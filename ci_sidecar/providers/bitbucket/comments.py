@@ -18,16 +18,23 @@ from ci_sidecar.reports import cut_markdown
 from .._http import ApiSession
 from .._sticky import StickyShape
 from .._sticky import sticky_outcome as shared_sticky_outcome
+from .._sticky import write_key
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import COMMENT_CHARS, repo_path
 
-__all__ = ["post_comment", "comment_marker", "comment_body", "sticky_outcome"]
+__all__ = ["post_comment", "comment_marker", "marker_of", "comment_body", "sticky_outcome"]
 
 
 def comment_marker(key: str) -> str:
     """The hidden marker line of ``key`` (parentheses and line breaks cannot end it early)."""
     safe = key.replace("(", "[").replace(")", "]").replace("\n", " ").replace("\r", " ")
     return f"[//]: # (ci-sidecar:{safe})"
+
+
+def marker_of(op: PostComment, env: ProviderEnv) -> str | None:
+    """The marker a comment is found again by: its key's, else its write's (None: neither)."""
+    key = op.key or write_key(env)
+    return comment_marker(key) if key else None
 
 
 def comment_body(op: PostComment, marker: str | None) -> tuple[str, bool]:
@@ -96,13 +103,13 @@ async def post_comment(op: PostComment, env: ProviderEnv, state: dict[str, Any],
     if not pr:
         return Outcome.refused("bitbucket: no pull request (BITBUCKET_PR_ID) for the comment: comments are "
                                "written in pull request pipelines only")
-    marker = comment_marker(op.key) if op.key else None
+    marker = marker_of(op, env)
     comments = _Comments(api, f"{repo}/pullrequests/{int(pr)}/comments", marker)
 
     def url_of(comment: dict[str, Any]) -> str | None:
         return ((comment.get("links") or {}).get("html") or {}).get("href")
 
-    return await sticky_outcome(op, state, comments, marker, int(pr), api, url_of)
+    return await sticky_outcome(op, env, state, comments, marker, int(pr), api, url_of)
 
 
 _SHAPE = StickyShape(id_key="comment_id", tier="pull request comment",
@@ -110,9 +117,12 @@ _SHAPE = StickyShape(id_key="comment_id", tier="pull request comment",
                      shortened=f"comment {{key}} shortened to {COMMENT_CHARS:,} characters")
 
 
-async def sticky_outcome(op: PostComment, state: dict[str, Any], comments: Any, marker: str | None, pr: int,
-                         api: ApiSession, url_of: Callable[[dict[str, Any]], str | None]) -> Outcome:
-    """The shared sticky procedure on ``comments`` (either flavour's adapter) with Bitbucket's body and names."""
+async def sticky_outcome(op: PostComment, env: ProviderEnv, state: dict[str, Any], comments: Any,
+                         marker: str | None, pr: int, api: ApiSession,
+                         url_of: Callable[[dict[str, Any]], str | None]) -> Outcome:
+    """The shared sticky procedure on ``comments`` (either flavour's adapter) with Bitbucket's body and names;
+    ``marker`` is the key's, or for a comment without a key its write's."""
     body, truncated = comment_body(op, marker) if op.mode != "delete" else ("", False)
     return await shared_sticky_outcome(comments, op, state, body=body, truncated=truncated, pr=pr,
-                                       keyed=marker is not None, shape=_SHAPE, log=api.log, url_of=url_of)
+                                       keyed=op.key is not None, shape=_SHAPE, log=api.log, url_of=url_of,
+                                       resumed=marker is not None and not env.never_sent)

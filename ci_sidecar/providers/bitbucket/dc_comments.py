@@ -14,7 +14,7 @@ from typing import Any
 
 from .._http import ApiSession, HttpError, JsonStart
 from ..base import Outcome, PostComment, ProviderEnv
-from .comments import comment_marker, sticky_outcome
+from .comments import marker_of, sticky_outcome
 from .dc_api import NO_REPOSITORY, pr_page, repo_rest
 
 __all__ = ["post_comment_dc"]
@@ -120,7 +120,7 @@ async def post_comment_dc(op: PostComment, env: ProviderEnv, state: dict[str, An
         return Outcome.refused(f"bitbucket: {NO_REPOSITORY} for the comment")
     if not pr:
         return Outcome.refused("bitbucket: no pull request (BITBUCKET_PR_ID, or the CI's change id) for the comment")
-    marker = comment_marker(op.key) if op.key else None
+    marker = marker_of(op, env)
     comments = _Comments(api, f"{repo}/pull-requests/{int(pr)}", marker)
-    return await sticky_outcome(op, state, comments, marker, int(pr), api,
+    return await sticky_outcome(op, env, state, comments, marker, int(pr), api,
                                 lambda comment: pr_page(env, int(pr), int(comment["id"])))

@@ -1,4 +1,6 @@
-"""Sticky PR comments: issue comments found again by the hidden marker of their key."""
+"""Sticky PR comments: issue comments found again by the hidden marker of their key. A comment without a key
+carries its write's (:func:`.._sticky.write_key`), so a retried or resumed write finds what an earlier attempt
+posted instead of posting it twice."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from ci_sidecar.reports import cut_markdown
 
 from .._http import ApiSession
 from .._render import comment_marker
+from .._sticky import write_key
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import COMMENT_CHARS, repo_path, surrogate_safe
 
@@ -56,7 +59,8 @@ async def post_comment(op: PostComment, env: ProviderEnv, state: dict[str, Any],
         return Outcome.refused("github: no pull request number for the comment")
     if not env.token:
         return Outcome.refused("github: PR comments need a token")
-    marker = comment_marker(op.key) if op.key else None
+    key = op.key or write_key(env)  # a comment without a key is found again by its write's
+    marker = comment_marker(key) if key else None
     body, truncated = _comment_body(op, marker) if op.mode != "delete" else ("", False)
 
     def done(action: str, comment: dict[str, Any] | None) -> Outcome:
@@ -68,13 +72,15 @@ async def post_comment(op: PostComment, env: ProviderEnv, state: dict[str, Any],
         return Outcome.delivered(action=action, url=comment.get("html_url") if comment else None,
                                  remote=remote, tier="issue comment")
 
-    if marker is None:
+    if op.key is None:
         if op.mode == "delete":
             cid = state.get("comment_id")
             if cid is None:
                 return Outcome.refused("github: deleting a comment needs its key")
             gone = await _delete_comments(api, repo, [{"id": cid}])
             return done("deleted" if gone else "skipped", None)
+        if marker is not None and not env.never_sent and (posted := await _own_comments(api, repo, pr, marker)):
+            return done("created", posted[-1])  # an earlier attempt posted it
         resp = await api.request("POST", f"{repo}/issues/{pr}/comments", json_body={"body": body})
         return done("created", resp.json())
 

@@ -14,7 +14,7 @@ from typing import Any
 from ci_sidecar.reports import cut_markdown
 
 from .._http import ApiSession
-from .._sticky import sticky
+from .._sticky import sticky, write_key
 from .._render import comment_marker
 from ..base import Outcome, PostComment, ProviderEnv
 from ._api import NOTE_CHARS, project_path
@@ -82,12 +82,13 @@ async def post_note(op: PostComment, env: ProviderEnv, state: dict[str, Any], ap
     if not iid:
         return Outcome.refused("gitlab: no merge request (CI_MERGE_REQUEST_IID) for the note: "
                                "notes are written in merge request pipelines only")
-    marker = comment_marker(op.key) if op.key else None
+    key = op.key or write_key(env)  # a note without a key is found again by its write's
+    marker = comment_marker(key) if key else None
     body, truncated = note_body(op, marker) if op.mode != "delete" else ("", False)
     action, note = await sticky(
         _Notes(api, f"{project}/merge_requests/{int(iid)}/notes", marker, author), op.mode, body,
-        keyed=marker is not None, known=state.get("note_id"), same_target=state.get("pr") == iid, key=op.key,
-        log=api.log)
+        keyed=op.key is not None, known=state.get("note_id"), same_target=state.get("pr") == iid, key=op.key,
+        log=api.log, resumed=marker is not None and not env.never_sent)
     if action == "refused":
         return Outcome.refused("gitlab: deleting a note needs its key")
     remote: dict[str, Any] = {"pr": iid, "truncated": truncated}
