@@ -119,7 +119,7 @@ class CoreService:
             return call.session.context  # set by session_started before any of these can run
 
         async def create(call: Call, p: CreateTestRunParams) -> Any:
-            return await runs.create(ctx(call), p)
+            return await runs.create(ctx(call), p, warn=lambda message: call.session.log_nowait(2, message))
 
         async def update(call: Call, p: UpdateTestRunParams) -> Any:
             return await runs.update(ctx(call), p)

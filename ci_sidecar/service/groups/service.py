@@ -37,7 +37,7 @@ import trio
 from ci_sidecar.protocol import errors as E
 from ci_sidecar.protocol.records import TestResult
 from ci_sidecar.providers.base import Outcome
-from ci_sidecar.providers.s3 import S3Failed, S3Provider, S3Secret, S3Settings
+from ci_sidecar.providers.s3 import S3Failed
 from ci_sidecar.providers.s3objects import ConditionFailed, ObjectStore
 
 from ..model import ResultsAdded, RunMeta
@@ -62,6 +62,7 @@ from .model import (
 )
 from .balance import group_report
 from .report import comment_body
+from .reuse import concluded, session_store
 
 __all__ = ["GroupService", "LEASE_S", "SEGMENT_RECORDS"]
 
@@ -121,6 +122,7 @@ class GroupService:
         self._nursery: trio.Nursery | None = None
         runs.group_changed = self.changed
         runs.group_attach = self.attach
+        runs.group_concluded = concluded
         #: per shard run, the group's deadline (wall seconds) once read: a shard that is done wakes for it
         self._deadline: dict[str, float] = {}
         self.requests = 0  # store requests made (benchmarks read it through sidecar/status)
@@ -141,16 +143,11 @@ class GroupService:
         """Start (or take over, after a restart) the task of a grouped shard run."""
         if state.meta.id in self._groups or self._nursery is None or state.meta.group is None:
             return
-        store_name = ctx.store or "s3"
-        settings = S3Settings.from_config(ctx.provider_config(store_name))
-        cred = ctx.credentials.get(store_name)
-        secret = S3Secret.decode(cred.secret.reveal()) if cred is not None else None
-        impl = ctx.providers.get(store_name)
-        if settings is None or secret is None or not isinstance(impl, S3Provider):
+        store = session_store(ctx)
+        if store is None:
             raise E.InvalidParams("$.group", "a sharded group merges through the object store: configure "
                                   "[artifact_store] (bucket, endpoint_url) and the store's credentials "
                                   "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) for the session")
-        store = ObjectStore(impl, settings, secret, ctx.provider_env(store_name))
         folder = store.key("groups", slug(state.meta.group.key))
         group = self._groups[state.meta.id] = _Group(run=state, ctx=ctx, provider=provider, store=store,
                                                      folder=folder, holder=state.meta.id)
@@ -315,6 +312,10 @@ class GroupService:
         g.lease_until = 0.0
         self._deadline[g.run.meta.id] = doc.deadline_wall
         if doc.final:
+            me, logged = (g.run.meta.group.shard, g.run.meta.id), {tuple(e) for e in doc.log}  # type: ignore[union-attr]
+            if any((*me, a, b) not in logged for a, b in g.segments or ()):  # it came after the final publication
+                log.warning("group %s concluded without results of shard %d's run %s (missing at the deadline, "
+                            "or the key was reused): they stay in this run only", doc.key, *me)
             return "final"
         now = time.time()
         if doc.lease_holder not in (None, g.holder) and doc.lease_until > now:

@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -19,7 +19,7 @@ from ci_sidecar.protocol.records import CommentRef, Counts, DeliveryState, Targe
 from ci_sidecar.providers.base import PublishRun, RunSnapshot
 from ci_sidecar.state import RecordStore
 
-from ..model import ResultsAdded, RunDeleted, RunImage, RunMeta, RunSaved, StateImage
+from ..model import GroupMeta, ResultsAdded, RunDeleted, RunImage, RunMeta, RunSaved, StateImage
 from ..history import RunHistory
 from ..session_context import SessionContext
 from ..store import StateStore
@@ -42,6 +42,11 @@ def _parse_iso(value: str) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         raise E.InvalidParams("$.since", f"not an ISO 8601 time: {value!r}") from None
+
+
+async def _never_concluded(ctx: SessionContext, group: GroupMeta) -> str | None:
+    """Without a group service, no group is known to have concluded."""
+    return None
 
 
 class StateHook(Protocol):
@@ -91,6 +96,8 @@ class RunCore:
         self.group_changed: Callable[[RunState], None] = lambda state: None
         #: a grouped shard run was created or joined again (the group service starts its task)
         self.group_attach: Callable[[SessionContext, RunState, str], None] = lambda ctx, state, provider: None
+        #: why a new shard cannot join its group (the group concluded already), or None: it may
+        self.group_concluded: Callable[[SessionContext, GroupMeta], Awaitable[str | None]] = _never_concluded
 
     # --- persistence ------------------------------------------------------------------------
 

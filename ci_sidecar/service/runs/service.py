@@ -51,11 +51,21 @@ class RunService(RunWrites, RunReads):
 
     # --- methods --------------------------------------------------------------------------------
 
-    async def create(self, ctx: SessionContext, p: CreateTestRunParams) -> TestRun:
+    async def create(self, ctx: SessionContext, p: CreateTestRunParams,
+                     warn: Callable[[str], None] | None = None) -> TestRun:
         provider = p.provider or ctx.ci_provider
         group = shard_group(ctx, p) if p.group is not None else None
         shards = fan_in_shards(p)
         external_id = p.external_id or (f"group:{group.key}:{group.shard}" if group else None)
+        note = None
+        if group is not None and external_id not in self.by_external:
+            # a key reused after its group concluded (a later pipeline run): no publication would ever merge this
+            # shard, so it is published as a run of its own, and the client is told why
+            note = await self.group_concluded(ctx, group)
+            if note is not None:
+                group = None
+                if warn is not None:
+                    warn(note)
         if external_id and external_id in self.by_external:
             state = self.runs.get(self.by_external[external_id])
             if state is not None:
@@ -72,7 +82,7 @@ class RunService(RunWrites, RunReads):
             branch=p.branch or ci.branch, pr_number=p.pr_number or ci.pr_number,
             build_id=p.build_id or ci.build_id, details_url=p.details_url or ci.build_url,
             repository=ci.repository, ci_provider=provider, scm_provider=ctx.scm_provider,
-            output_dir=str(Path(ctx.output_root) / run_id), ci=ci, shards=shards,
+            output_dir=str(Path(ctx.output_root) / run_id), ci=ci, shards=shards, note=note,
         )
         # a shard is published as part of its group's merged run, not on its own: its own output stays local
         meta.targets = ctx.targets_for("local" if group else provider)
