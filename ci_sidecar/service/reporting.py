@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -70,6 +71,9 @@ class Reporting:
     def __init__(self, runs: RunService, artifacts_of: Callable[[str], list[Artifact]] | None = None) -> None:
         self.runs = runs
         self._artifacts_of = artifacts_of  # the run's artifacts, listed (and linked) in its reports
+        # badge.svg is written by render_badge and by the run's publication, both in worker threads: one at a
+        # time, so a badge computed before a render_badge call never lands after it
+        self._badge_lock = threading.Lock()
 
     # --- reading a run back -------------------------------------------------------------------
 
@@ -118,7 +122,7 @@ class Reporting:
         written = {}
         for fmt in ALL_FORMATS:
             written[fmt] = self._write_one(data, fmt, out / FILE_NAMES[fmt], None)[0]
-        self._write_badge(state, out, "tests", "flat")
+        self._write_badge(state, out, "tests", "flat", explicit=False)
         return written
 
     @staticmethod
@@ -131,19 +135,33 @@ class Reporting:
         return path, len(payload), shortened
 
     def _write_badge(self, state: RunState | None, out: Path | None, label: str, style: str,
-                     status: str | None = None) -> tuple[str, Path | None]:
-        if status is not None:
-            message, color = status, status
-        else:
-            message, color = run_badge_message(self.runs.view(state) if state else None)
-        svg = badge_svg(label, message, color, style)  # type: ignore[arg-type]
+                     status: str | None = None, *, explicit: bool = True) -> tuple[str, Path | None]:
+        """Write ``badge.svg`` and ``badge.json`` into ``out`` (none without). A run's automatic badge
+        (``explicit=False``) takes the label, style and status of the run's latest render_badge call, if any."""
         if out is None:
-            return svg, None
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "badge.svg"
-        atomic_write_bytes(path, svg.encode(), mode=_OUTPUT_MODE)
-        atomic_write_bytes(out / "badge.json", shields_endpoint_json(label, message, color).encode(), mode=_OUTPUT_MODE)
+            return self._badge(state, label, style, status), None
+        with self._badge_lock:
+            if state is not None and explicit:
+                state.badge = (label, style, status)
+            elif state is not None and state.badge is not None:
+                label, style, status = state.badge
+            svg = self._badge(state, label, style, status)
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / "badge.svg"
+            atomic_write_bytes(path, svg.encode(), mode=_OUTPUT_MODE)
+            message, color = self._message(state, status)
+            atomic_write_bytes(out / "badge.json", shields_endpoint_json(label, message, color).encode(),
+                               mode=_OUTPUT_MODE)
         return svg, path
+
+    def _message(self, state: RunState | None, status: str | None) -> tuple[str, str]:
+        if status is not None:
+            return status, status
+        return run_badge_message(self.runs.view(state) if state else None)
+
+    def _badge(self, state: RunState | None, label: str, style: str, status: str | None) -> str:
+        message, color = self._message(state, status)
+        return badge_svg(label, message, color, style)  # type: ignore[arg-type]
 
     # --- methods --------------------------------------------------------------------------------
 

@@ -74,14 +74,18 @@ def test_render_report_formats_and_budget(daemon: DaemonProcess) -> None:
 
 
 def test_render_badge_for_a_run_and_a_status(daemon: DaemonProcess) -> None:
+    """A run's badge says running, then its final count; the badge written at completion keeps the caller's look."""
     c = daemon.client()
     rid = c.request("create_test_run", {"name": "badge"})["id"]
     c.request("report_results", {"test_run_id": rid, "results": [{"name": "a", "status": "failed"},
                                                                   {"name": "b", "status": "passed"}]})
-    running = c.request("render_badge", {"test_run_id": rid})
+    look = {"test_run_id": rid, "label": "unit", "style": "flat-square"}
+    running = c.request("render_badge", look)
     assert "running" in running["svg"]
-    c.request("complete_test_run", {"test_run_id": rid})
-    badge = c.request("render_badge", {"test_run_id": rid, "style": "flat-square"})
+    c.request("complete_test_run", {"test_run_id": rid, "wait": True})  # the reports (and badge) are written
+    written = Path(running["path"]).read_text()
+    badge = c.request("render_badge", look)
+    assert written == badge["svg"], "the completion's badge replaced the caller's label and style"
     assert badge["svg"].startswith("<svg") and 'role="img"' in badge["svg"] and "1 failed" in badge["svg"]
     assert Path(badge["path"]).read_text() == badge["svg"]
     assert (Path(badge["path"]).parent / "badge.json").exists()

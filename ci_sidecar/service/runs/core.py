@@ -65,6 +65,9 @@ class RunState:
     tally: Tally = field(default_factory=Tally)
     #: outbox entry of the latest publication per target provider
     publications: dict[str, str] = field(default_factory=dict)
+    #: (label, style, status) of the run's latest explicit render_badge: the badge written when the run's
+    #: reports are (re)written keeps them, so it never replaces the caller's badge with a different one
+    badge: tuple[str, str, str | None] | None = None
 
 
 class RunCore:
