@@ -14,17 +14,17 @@ matrix legs) never write the same file, and a retried write replaces its own fil
 
 Nothing is published by staging: the CI uploads the folder after the job, so a provider reports a staged
 file as available when the job ends, never as done.
-Every file appears whole: it is written to a temporary name in its folder and renamed. Names cannot leave
+Every file appears whole, and no temporary file is ever in the folder, even after a ``kill -9`` mid-write: it is
+written in the hidden folder beside it (``.ci-sidecar-staged.partial``, :func:`~ci_sidecar.atomic.partial_dir`)
+and renamed into place; leftovers of killed writers are cleared there. Names cannot leave
 the folder: ``..``, absolute names and symlinked folders that point elsewhere are refused, as is a
 configured folder outside the workspace. Files are readable by the CI's agent user (``0644``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import BinaryIO
 import msgspec
 import trio
 
+from ci_sidecar.atomic import atomic_write, ready_partial_dir
 from ci_sidecar.protocol.errors import ContentError
 from ci_sidecar.reports import write_junit
 
@@ -40,8 +41,7 @@ from ._render import report_data
 from ._results import collect
 from .base import ProviderEnv, RunSnapshot, UploadArtifact
 
-__all__ = ["DEFAULT_FOLDER", "Staged", "StagingArea", "StagingError", "repository_root", "staged_path", "stage_file",
-           "area_or_reason", "stage_in"]
+__all__ = ["DEFAULT_FOLDER", "Staged", "StagingArea", "StagingError", "repository_root", "area_or_reason", "stage_in"]
 
 DEFAULT_FOLDER = "ci-sidecar-staged"
 _MODE = 0o644
@@ -136,12 +136,19 @@ class StagingArea:
         if not self._inside(self.root) or (real_parent != real_area and real_area not in real_parent.parents):
             raise StagingError(f"{target.parent} resolves outside the staging folder {self.root}")
 
+    def _partial(self) -> Path | None:
+        """The folder for temporary files, outside the area (None, beside the target, if it cannot be had)."""
+        partial = ready_partial_dir(self.root if self.root != self.workspace else self.workspace / "ci-sidecar")
+        return partial if partial is not None and self._inside(partial) else None  # no byte outside the workspace
+
     def _place(self, kind: str, target: Path, write: Callable[[BinaryIO], None]) -> Staged:
         """Create the folders, write through a temporary file in the target's folder, rename it into place."""
         self._check(target)  # before mkdir, which would follow a symlink out of the area
         target.parent.mkdir(parents=True, exist_ok=True)
         self._check(target)
-        _write_atomically(target, write)
+        if target.is_dir() and not target.is_symlink():
+            raise StagingError(f"{target} is a folder")
+        atomic_write(target, write, mode=_MODE, tmp_dir=self._partial())
         return Staged(kind=kind, path=str(target), relative=target.relative_to(self.workspace).as_posix(),
                       size=target.stat().st_size)
 
@@ -152,26 +159,6 @@ def _copier(source: str | os.PathLike[str]) -> Callable[[BinaryIO], None]:
             shutil.copyfileobj(src, fh, 1024 * 1024)
 
     return write
-
-
-def _write_atomically(target: Path, write: Callable[[BinaryIO], None]) -> None:
-    """``write`` into a temporary file (unique: parallel writers never share one) next to ``target``, then
-    rename it over ``target``; the file is readable by the CI's agent user."""
-    if target.is_dir() and not target.is_symlink():
-        raise StagingError(f"{target} is a folder")
-    tmp = target.with_name(f".{target.name}{_TMP}{secrets.token_hex(6)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _MODE)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), _MODE)  # the umask must not hide the file from the CI's agent
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def area_or_reason(workspace: str | None, folder: str, missing: str) -> StagingArea | str:
@@ -194,28 +181,6 @@ async def stage_in(area: StagingArea | str, op: UploadArtifact) -> Staged:
     if isinstance(area, str):
         raise StagingError(area)
     return await area.stage_artifact(op)
-
-
-def staged_path(root: str, folder: str, relative: str) -> Path:
-    """``root/folder/relative``, refusing any part that would leave ``root/folder`` (``..``, absolute names).
-
-    Raises:
-        StagingError (a ``ValueError``): the folder or the name leaves the root.
-    """
-    area = StagingArea(root, folder)
-    return Path(root) / area.root.relative_to(area.workspace) / _relative_name(relative)
-
-
-async def stage_file(source: str | os.PathLike[str], target: Path) -> int:
-    """Copy ``source`` to ``target`` (from :func:`staged_path`) through a temporary name, so the CI never
-    collects half a file; returns its size."""
-
-    def copy() -> int:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(target, _copier(source))
-        return target.stat().st_size
-
-    return await trio.to_thread.run_sync(copy)
 
 
 class _TextSink:

@@ -3,14 +3,19 @@
 Layout under a run's output dir (default ``<cwd>/ci-sidecar-out/<run id>/``):
 ``run.json`` (the run as it stands), ``results.json`` (every test's latest result, at completion),
 ``build-status.json`` (one entry per context), ``comments/<key>.md`` (sticky by key),
-``artifacts/<name>``. Every write is atomic (temp file + rename), so a reader never sees half a file.
+``artifacts/<name>``. Every write is atomic (temp file + rename), so a reader never sees half a file, and the
+temporary files live beside the output root (``.ci-sidecar-out.partial``), so a pipeline archiving the output
+folder never picks one up, even after a ``kill -9`` mid-write.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +23,7 @@ from typing import Any, ClassVar
 import msgspec
 import trio
 
-from ci_sidecar.atomic import atomic_write_bytes, remove_stale_temps
+from ci_sidecar.atomic import atomic_write_bytes, ready_partial_dir, remove_stale_temps
 from ci_sidecar.protocol.records import ProviderCaps, Tier
 
 from ._render import utc_stamp
@@ -34,17 +39,28 @@ def file_url(path: str | os.PathLike[str]) -> str:
     return Path(path).resolve().as_uri()
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def output_partial(output_dir: str | os.PathLike[str], run_id: str | None) -> Path | None:
+    """Where writes into an output folder keep their temporary files: beside the output root (a run's folder is
+    ``<root>/<run id>``), outside anything a pipeline archives; None: beside each file."""
+    folder = Path(output_dir)
+    return ready_partial_dir(folder.parent if run_id and folder.name == run_id else folder)
+
+
+def _write_output(path: Path, data: bytes, run_id: str | None, output_dir: str | os.PathLike[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n", mode=_OUTPUT_MODE)
+    atomic_write_bytes(path, data, mode=_OUTPUT_MODE, tmp_dir=output_partial(output_dir, run_id))
 
 
-def _write_run_file(path: Path, obj: Any) -> None:
+def _write_json(path: Path, obj: Any, run_id: str | None, output_dir: str | os.PathLike[str]) -> None:
+    _write_output(path, json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n", run_id, output_dir)
+
+
+def _write_run_file(path: Path, obj: Any, run_id: str) -> None:
     """Write one of the run's own files (``run.json``, ``results.json``), first removing temporary files a
     crash left beside it: only the run's publication writes these, one attempt at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, path.name)
-    _write_json(path, obj)
+    _write_json(path, obj, run_id, path.parent)
 
 
 def _comment_name(key: str) -> str:
@@ -84,10 +100,11 @@ class LocalProvider:
         run = op.run
         out = Path(run.output_dir)
         doc = msgspec.to_builtins(run)
-        await trio.to_thread.run_sync(_write_run_file, out / "run.json", doc)
+        await trio.to_thread.run_sync(_write_run_file, out / "run.json", doc, run.id)
         if op.final and env.read_results is not None:
             results = [msgspec.to_builtins(result) async for result in iter_results(run, env)]
-            await trio.to_thread.run_sync(_write_run_file, out / "results.json", {"run": doc, "results": results})
+            await trio.to_thread.run_sync(_write_run_file, out / "results.json", {"run": doc, "results": results},
+                                       run.id)
             if env.render_reports is not None:
                 await trio.to_thread.run_sync(env.render_reports, run.id)
         return Outcome.delivered(url=file_url(out / "run.json"), tier="local")
@@ -103,7 +120,7 @@ class LocalProvider:
             "state": op.state, "description": op.description, "target_url": op.target_url, "sha": op.sha,
             "run_id": op.run_id, "updated_at": utc_stamp(),
         }
-        _write_json(path, current)
+        _write_json(path, current, op.run_id, out)
         return Outcome.delivered(url=file_url(path), remote={"path": str(path)}, tier="local")
 
     def _comment(self, op: PostComment, remote: dict[str, Any]) -> Outcome:
@@ -124,8 +141,7 @@ class LocalProvider:
             return Outcome.delivered(action="skipped", remote={}, tier="local")
         if op.mode == "create" and op.key and existed:
             return Outcome.delivered(action="skipped", url=file_url(path), remote={"path": str(path)}, tier="local")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, op.body.encode(), mode=_OUTPUT_MODE)
+        _write_output(path, op.body.encode(), op.run_id, op.output_dir or ".")
         url = file_url(path)
         return Outcome.delivered(action="updated" if existed else "created", url=url,
                                  remote={"path": str(path), "url": url}, tier="local")
@@ -143,16 +159,21 @@ class LocalProvider:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.is_dir() and not out.is_symlink():
             return Outcome.refused(f"{out} is a folder")
-        tmp = out.with_name(out.name + ".tmp-link")
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        try:
-            os.link(op.stored_path, tmp)  # same bytes, no copy
-        except OSError:  # another filesystem: copy instead
-            shutil.copyfile(op.stored_path, tmp)
-        os.replace(tmp, out)
+        partial = output_partial(op.output_dir or ".", op.run_id)
+        for folder in ([partial] if partial is not None else []) + [out.parent]:
+            tmp = folder / f"{os.getpid()}-{secrets.token_hex(8)}.partial"
+            try:
+                try:
+                    os.link(op.stored_path, tmp)  # same bytes, no copy
+                except OSError:  # another filesystem: copy instead
+                    shutil.copyfile(op.stored_path, tmp)
+                os.replace(tmp, out)
+                break
+            except BaseException as exc:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                if not (isinstance(exc, OSError) and exc.errno == errno.EXDEV and folder != out.parent):
+                    raise
         return Outcome.delivered(url=file_url(out), remote={"path": str(out)}, tier="local")
 
     async def lookup_artifact(self, op: UploadArtifact, env: ProviderEnv, remote: dict[str, Any]) -> Outcome | None:

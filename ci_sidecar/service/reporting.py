@@ -34,6 +34,7 @@ from ci_sidecar.reports import (
     write_report,
 )
 from ci_sidecar.atomic import atomic_write_bytes
+from ci_sidecar.providers.local import output_partial
 
 from .casstore import NotRegularFile, TooLarge, open_regular_file
 from .runs import RunService, RunState
@@ -63,6 +64,11 @@ def _not_readable(path: str, exc: BaseException) -> E.BadInput:
     if isinstance(exc, TooLarge):
         return E.LimitExceeded(exc.limit, exc.actual, f"JUnit file {path!r} is larger than {exc.limit} bytes")
     return E.PathNotAllowed(path, _why(exc))
+
+
+def _partial(run_output: Path) -> Path | None:
+    """Temporary files of report writes stay out of the output folder a pipeline may archive."""
+    return output_partial(run_output, run_output.name)
 
 
 class Reporting:
@@ -131,7 +137,7 @@ class Reporting:
         buf = io.StringIO()
         shortened = write_report(data, fmt, buf, max_bytes=max_bytes, junit_path=junit_path)  # type: ignore[arg-type]
         payload = buf.getvalue().encode("utf-8")
-        atomic_write_bytes(path, payload, mode=_OUTPUT_MODE)
+        atomic_write_bytes(path, payload, mode=_OUTPUT_MODE, tmp_dir=_partial(path.parent))
         return path, len(payload), shortened
 
     def _write_badge(self, state: RunState | None, out: Path | None, label: str, style: str,
@@ -148,10 +154,10 @@ class Reporting:
             svg = self._badge(state, label, style, status)
             out.mkdir(parents=True, exist_ok=True)
             path = out / "badge.svg"
-            atomic_write_bytes(path, svg.encode(), mode=_OUTPUT_MODE)
+            atomic_write_bytes(path, svg.encode(), mode=_OUTPUT_MODE, tmp_dir=_partial(out))
             message, color = self._message(state, status)
             atomic_write_bytes(out / "badge.json", shields_endpoint_json(label, message, color).encode(),
-                               mode=_OUTPUT_MODE)
+                               mode=_OUTPUT_MODE, tmp_dir=_partial(out))
         return svg, path
 
     def _message(self, state: RunState | None, status: str | None) -> tuple[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -124,3 +125,31 @@ async def test_a_vanished_stored_file_is_an_error_and_leaves_nothing(tmp_path: P
     with pytest.raises(StagingError, match="gone"):
         await area.stage_artifact(op)
     assert [p for p in (tmp_path / "ws").rglob("*") if p.is_file()] == []
+
+
+async def test_a_write_killed_at_any_instant_leaves_no_temporary_file_in_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a file is being staged (where a kill -9 would stop it) the collected folder holds only whole
+    files; what a killed writer left beside it is cleared by the next write."""
+    area = StagingArea(tmp_path / "ws")
+    seen: list[list[str]] = []
+    fsync = os.fsync
+
+    def kill_point(fd: int) -> None:  # the temporary file is complete but not yet renamed into place
+        seen.append(sorted(p.name for p in area.root.rglob("*") if p.is_file()))
+        fsync(fd)
+
+    first = await area.stage_artifact(_artifact(tmp_path, "shard-09.log"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    partial = tmp_path / "ws" / f".{DEFAULT_FOLDER}.partial"
+    partial.mkdir(exist_ok=True)
+    leftover = partial / f"{dead.pid}-0123456789abcdef.partial"
+    leftover.write_bytes(b"half a log")
+    os.utime(leftover, (1, 1))
+    monkeypatch.setattr(os, "fsync", kill_point)
+    await area.stage_junit(_run("5f2e"), _env(RESULTS))
+    await area.stage_artifact(_artifact(tmp_path, "shard-09.log", b"again"))
+    assert seen and all(names in ([], ["shard-09.log"], ["shard-09.log", "unit-tests-5f2e.xml"]) for names in seen)
+    assert _no_temp_files(area.root) and Path(first.path).read_bytes() == b"again"
+    assert [] == list(partial.iterdir())
