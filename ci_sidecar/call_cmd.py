@@ -19,7 +19,8 @@ __all__ = ["add_call_command", "add_wait_command", "start_in_background", "wait_
 
 
 def _say(prog: str, msg: str) -> None:
-    print(f"ci-sidecar {prog}: {msg}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"ci-sidecar {prog}: {msg}\n")
+    sys.stderr.flush()
 
 
 def add_call_command(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +81,7 @@ def _cmd_call(args: argparse.Namespace) -> int:
         err: dict[str, Any] = {"code": exc.code, "message": exc.message}
         if exc.data is not None:
             err["data"] = exc.data
-        print(json.dumps({"error": err}), file=sys.stderr)
+        sys.stderr.write(json.dumps({"error": err}) + "\n")
         return 1
     except (FutureTimeout, TimeoutError, socket.timeout):
         _say("call", f"timed out after {args.timeout:g} s {stage} (--timeout)")
@@ -98,9 +99,9 @@ def _cmd_call(args: argparse.Namespace) -> int:
         except KeyError:
             _say("call", f"the result of {args.method} has no field {args.get!r}")
             return 1
-        print(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        sys.stdout.write((value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)) + "\n")
         return 0
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 
@@ -167,7 +168,7 @@ def start_in_background(args: argparse.Namespace, argv: list[str]) -> int:
             proc.terminate()
         _say("serve", f"{why}; log: {log_file}" + _tail(log_file))
         return 1
-    print(f"ci-sidecar: serving on {path} (pid {proc.pid}, log {log_file})", file=sys.stderr)
+    sys.stderr.write(f"ci-sidecar: serving on {path} (pid {proc.pid}, log {log_file})\n")
     return 0
 
 

@@ -50,18 +50,18 @@ def main(argv: list[str]) -> int:
         body = ""
         try:
             fn()
-            print(f"PASS {suite}::{name}")
+            sys.stdout.write(f"PASS {suite}::{name}\n")
         except AssertionError as exc:
             failed += 1
             trace = traceback.format_exc()
             body = f"<failure message={quoteattr(str(exc))} type=\"AssertionError\">{escape(trace)}</failure>"
-            print(f"FAIL {suite}::{name}: {exc}")
+            sys.stdout.write(f"FAIL {suite}::{name}: {exc}\n")
         took = time.perf_counter() - start
         cases.append(f'<testcase classname="demo.{suite}" name="{name}" file="demo_suite.py" '
                      f'time="{took:.4f}">{body}</testcase>')
     cases.append('<testcase classname="demo.network" name="test_needs_network" time="0">'
                  '<skipped message="no network on this machine"/></testcase>')
-    print("SKIP network::test_needs_network: no network on this machine")
+    sys.stdout.write("SKIP network::test_needs_network: no network on this machine\n")
     xml = ('<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name="demo" tests="%d" failures="%d" '
            'skipped="1">%s</testsuite></testsuites>\n' % (len(cases), failed, "".join(cases)))
     with open(out, "w", encoding="utf-8") as fh:

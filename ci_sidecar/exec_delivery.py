@@ -26,7 +26,8 @@ _EXTRA_S = 30.0  # the shutdown answer itself, on top of the flush timeout
 
 def say(msg: str) -> None:
     """One line to the exec process's stderr (exec is a client: it never carries the protocol on its stdout)."""
-    print(f"ci-sidecar: {msg}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"ci-sidecar: {msg}\n")
+    sys.stderr.flush()
 
 
 class _Display:

@@ -97,16 +97,15 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
     db = Path(_state_root(args)) / HISTORY_FILE
     if not db.exists():
-        print(f"ci-sidecar history: no run history at {db} (the daemon records every finished run there)",
-              file=sys.stderr)
+        sys.stderr.write(f"ci-sidecar history: no run history at {db} (the daemon records every finished run there)\n")
         return 1
     try:
         found = history_rows(db, args.test, max(1, args.limit), args.branch)
     except (sqlite3.Error, OSError) as exc:  # damaged, not a database, unreadable, locked past the busy timeout
-        print(f"ci-sidecar history: cannot read the run history at {db}: {exc}", file=sys.stderr)
+        sys.stderr.write(f"ci-sidecar history: cannot read the run history at {db}: {exc}\n")
         return 2
     if args.json:
-        print(json.dumps(found, indent=2))
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
     else:
         sys.stdout.write(_format(found, args.test))
     return 0 if found["tests"] else 1

@@ -223,6 +223,17 @@ def test_ci_sidecar_starts_no_threads_of_its_own() -> None:
     assert [] == starts
 
 
+def test_only_the_cli_entry_point_calls_print() -> None:
+    """A daemon spawned over stdio carries the protocol on stdout: outside cli.py, output goes to a named stream.
+
+    The one exception is the debug method whose stray print() proves such output never reaches the protocol."""
+    calls = [path.relative_to(PACKAGE).as_posix()
+             for path in sorted(PACKAGE.rglob("*.py")) if path != PACKAGE / "cli.py"
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    assert ["rpc/lifecycle.py"] == calls
+
+
 def _write_package(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / "pkg" / rel
