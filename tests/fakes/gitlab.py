@@ -20,7 +20,7 @@ violation answers 400 and fails the test unless announced. GitLab's behaviour wh
   by hand from GitLab's documentation;
 * faults from the kit (502/503/resets before the change, lost answers after it) and GitLab's 429 with
   ``RateLimit-*`` and ``Retry-After`` headers, and ``held``: the change is made and its answer held back until
-  :meth:`FakeGitLab.release_held` (then dropped), so a test can kill the client between the two.
+  :meth:`FakeServer.release_held` (then dropped), so a test can kill the client between the two.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from ._server import Drop, FakeServer, Fault, Recorded, Reply, page_number_header
+from ._server import FakeServer, Fault, Recorded, Reply, page_number_header
 from .gitlab_packages_spec import with_packages_api
 from .spec import OpenApiSpec
 
@@ -115,10 +114,6 @@ class FakeGitLab(FakeServer):
         self.project.notes = {iid: [] for iid in merge_requests}
         self.rate_limited = 0  # 429s answered
         self._ids = itertools.count(1000)
-        #: requests whose change was made and whose answer is held back (the ``held`` fault)
-        self.held: list[Recorded] = []
-        self._to_hold: list[Recorded] = []
-        self._released = threading.Event()
 
     @property
     def api_url(self) -> str:
@@ -148,14 +143,6 @@ class FakeGitLab(FakeServer):
         """A note by somebody else, a system note, or a leftover of ours."""
         with self.lock:
             return self._new_note(iid, body, user_id, username, system)
-
-    def release_held(self) -> None:
-        """Let held answers go (dropped: the client that waited for them is usually dead by now)."""
-        self._released.set()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release_held()
-        super().__exit__(*exc)
 
     def add_package_file(self, name: str, version: str, file_name: str, data: bytes) -> None:
         """A generic package file somebody else (or an earlier job) stored."""
@@ -224,23 +211,6 @@ class FakeGitLab(FakeServer):
             headers["Retry-After"] = str(fault.retry_after)
         return Reply(429, {"message": {"error": "This endpoint has been requested too many times. Try again later."}},
                      headers)
-
-    def next_fault(self, rec: Recorded) -> Fault | None:
-        fault = super().next_fault(rec)
-        if fault is not None and fault.kind == "held":
-            self._to_hold.append(rec)
-            return Fault("lost")  # the change is made; dispatch then holds the answer back
-        return fault
-
-    def dispatch(self, rec: Recorded) -> Reply:
-        try:
-            return super().dispatch(rec)
-        except Drop:
-            if any(r is rec for r in self._to_hold):
-                with self.lock:
-                    self.held.append(rec)
-                self._released.wait(60)
-            raise
 
     def respond(self, rec: Recorded) -> Reply:
         _how, token = self._token(rec)
